@@ -1,0 +1,320 @@
+//! `verdict bench`: starts `verdict serve` as a child process on a fresh
+//! database, drives the scoring API over loopback, kills the server with
+//! SIGKILL and checks on restart that every acknowledged item survived.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use diesel::prelude::*;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::config::{DatabaseSettings, Synchronous};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchOptions {
+    /// Seconds each scenario runs.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Concurrency levels for single-item requests.
+    #[arg(long, value_delimiter = ',', default_value = "1,32")]
+    pub concurrency: Vec<usize>,
+    /// Items per request in the batch scenario.
+    #[arg(long, default_value_t = 100)]
+    pub batch_size: usize,
+    /// Concurrent requests in the batch scenario.
+    #[arg(long, default_value_t = 4)]
+    pub batch_concurrency: usize,
+    /// SQLite `synchronous`: normal (survives kill -9) or full (survives
+    /// power loss too).
+    #[arg(long, default_value = "normal")]
+    pub synchronous: String,
+    /// Benchmark this database instead of a fresh SQLite file (it must be
+    /// empty of `bench-` items).
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Data rows to send (CSV in scikit-learn's bundled format).
+    #[arg(long, default_value = "data/breast_cancer.csv")]
+    pub data: PathBuf,
+    #[arg(long, default_value = "data/breast_cancer.features.txt")]
+    pub feature_names: PathBuf,
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    token: Option<String>,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+async fn start_server(url: &str, synchronous: &str) -> anyhow::Result<Server> {
+    let port = free_port()?;
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new(exe)
+        .args(["serve", "--bind", "127.0.0.1", "--port", &port.to_string()])
+        .env("VERDICT_DATABASE_URL", url)
+        .env("VERDICT_DB_SYNCHRONOUS", synchronous)
+        .env("RUST_LOG", "warn")
+        .env("RAYON_NUM_THREADS", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot start verdict serve")?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(tokio::process::ChildStdout::from_std(stdout)?).lines();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut token = None;
+    loop {
+        if Instant::now() > deadline {
+            bail!("the server did not become ready in 60 s");
+        }
+        if let Ok(Ok(Some(line))) =
+            tokio::time::timeout(Duration::from_millis(50), lines.next_line()).await
+        {
+            if let Some(t) = line.trim().strip_prefix("vdt_") {
+                token = Some(format!("vdt_{t}"));
+            }
+            continue;
+        }
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
+            if r.status().is_success() {
+                break;
+            }
+        }
+    }
+    // Keep draining stdout so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(Server { child, base, token })
+}
+
+struct Report {
+    name: String,
+    requests: usize,
+    items: usize,
+    elapsed: Duration,
+    latencies_us: Vec<u64>,
+    errors: usize,
+}
+
+impl Report {
+    fn print(&mut self) {
+        self.latencies_us.sort_unstable();
+        let pct = |p: f64| {
+            if self.latencies_us.is_empty() {
+                return 0.0;
+            }
+            let i = ((self.latencies_us.len() as f64 * p).ceil() as usize)
+                .clamp(1, self.latencies_us.len())
+                - 1;
+            self.latencies_us[i] as f64 / 1000.0
+        };
+        let secs = self.elapsed.as_secs_f64();
+        println!(
+            "{:<28} {:>9.0} req/s {:>9.0} items/s   p50 {:>6.2} ms   p99 {:>6.2} ms   max {:>7.2} ms   errors {}",
+            self.name,
+            self.requests as f64 / secs,
+            self.items as f64 / secs,
+            pct(0.50),
+            pct(0.99),
+            pct(1.0),
+            self.errors
+        );
+    }
+}
+
+/// Sends requests from `concurrency` loops for `seconds`; every item id is
+/// new. Returns the report and the acknowledged ids.
+async fn scenario(
+    name: &str,
+    base: &str,
+    token: &str,
+    rows: Arc<Vec<String>>,
+    concurrency: usize,
+    per_request: usize,
+    seconds: u64,
+) -> (Report, Vec<String>) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .expect("http client");
+    let url = format!("{base}/api/v1/tasks/tumor-triage/items");
+    let started = Instant::now();
+    let stop = started + Duration::from_secs(seconds);
+    let mut handles = Vec::new();
+    for worker in 0..concurrency {
+        let (client, url, rows, token, tag) = (
+            client.clone(),
+            url.clone(),
+            rows.clone(),
+            token.to_string(),
+            name.replace(' ', "-"),
+        );
+        handles.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut acked = Vec::new();
+            let mut errors = 0;
+            let mut seq = 0usize;
+            while Instant::now() < stop {
+                let ids: Vec<String> = (0..per_request)
+                    .map(|k| format!("bench-{tag}-{worker}-{seq}-{k}"))
+                    .collect();
+                let body = if per_request == 1 {
+                    format!(
+                        r#"{{"id":"{}","input":{}}}"#,
+                        ids[0],
+                        rows[seq % rows.len()]
+                    )
+                } else {
+                    let items: Vec<String> = ids
+                        .iter()
+                        .enumerate()
+                        .map(|(k, id)| {
+                            format!(
+                                r#"{{"id":"{id}","input":{}}}"#,
+                                rows[(seq + k) % rows.len()]
+                            )
+                        })
+                        .collect();
+                    format!(r#"{{"items":[{}]}}"#, items.join(","))
+                };
+                seq += 1;
+                let sent = Instant::now();
+                let response = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await;
+                match response {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        latencies.push(sent.elapsed().as_micros() as u64);
+                        acked.extend(ids);
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (latencies, acked, errors)
+        }));
+    }
+    let mut report = Report {
+        name: name.to_string(),
+        requests: 0,
+        items: 0,
+        elapsed: Duration::ZERO,
+        latencies_us: Vec::new(),
+        errors: 0,
+    };
+    let mut acked = Vec::new();
+    for h in handles {
+        let (latencies, ids, errors) = h.await.expect("load loop");
+        report.requests += latencies.len();
+        report.latencies_us.extend(latencies);
+        report.errors += errors;
+        acked.extend(ids);
+    }
+    report.items = acked.len();
+    report.elapsed = started.elapsed();
+    (report, acked)
+}
+
+pub fn run(opts: BenchOptions) -> anyhow::Result<()> {
+    let dataset = crate::ml::train::read_dataset(&opts.data, Some(&opts.feature_names), "label")?;
+    let rows: Arc<Vec<String>> = Arc::new(
+        dataset
+            .x
+            .iter()
+            .map(|row| {
+                let map: serde_json::Map<String, serde_json::Value> = dataset
+                    .features
+                    .iter()
+                    .cloned()
+                    .zip(row.iter().map(|&v| serde_json::Value::from(v)))
+                    .collect();
+                serde_json::Value::Object(map).to_string()
+            })
+            .collect(),
+    );
+    let dir = tempfile::tempdir()?;
+    let url = opts
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
+    let synchronous = match opts.synchronous.as_str() {
+        "normal" => Synchronous::Normal,
+        "full" => Synchronous::Full,
+        other => bail!("--synchronous is normal or full, not {other:?}"),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut server = start_server(&url, &opts.synchronous).await?;
+        let token = server
+            .token
+            .clone()
+            .context("the server printed no API token: use an empty database")?;
+        println!(
+            "verdict bench: {} cores, database {url} (synchronous = {}), {} s per scenario, client and server on this machine\n",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            opts.synchronous,
+            opts.seconds
+        );
+        let mut acked = Vec::new();
+        for &c in &opts.concurrency {
+            let (mut report, ids) =
+                scenario(&format!("single c={c}"), &server.base, &token, rows.clone(), c, 1, opts.seconds).await;
+            report.print();
+            acked.extend(ids);
+        }
+        let (mut report, ids) = scenario(
+            &format!("batch {} c={}", opts.batch_size, opts.batch_concurrency),
+            &server.base,
+            &token,
+            rows.clone(),
+            opts.batch_concurrency,
+            opts.batch_size,
+            opts.seconds,
+        )
+        .await;
+        report.print();
+        acked.extend(ids);
+
+        // kill -9, then count what survived.
+        server.child.kill()?;
+        server.child.wait()?;
+        let settings = DatabaseSettings {
+            url: url.clone(),
+            synchronous,
+            ..DatabaseSettings::default()
+        };
+        let mut conn = crate::db::establish(&settings).map_err(anyhow::Error::msg)?;
+        use crate::db::schema::items;
+        let stored: std::collections::HashSet<String> = items::table
+            .filter(items::id.like("bench-%"))
+            .select(items::id)
+            .load::<String>(&mut conn)?
+            .into_iter()
+            .collect();
+        let lost = acked.iter().filter(|id| !stored.contains(*id)).count();
+        println!(
+            "\nafter kill -9: {} items acknowledged, {} stored, {lost} lost",
+            acked.len(),
+            stored.len()
+        );
+        if lost > 0 {
+            bail!("{lost} acknowledged items were lost");
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,202 @@
+//! The store: one diesel code base over SQLite (embedded default) and
+//! PostgreSQL, chosen by the URL scheme.
+//!
+//! Reads go through an r2d2 pool on the blocking thread pool. Writes go
+//! through [`Writer`]: one thread owns the only writing connection and commits
+//! the work of concurrent requests together (group commit), each request's
+//! work inside its own savepoint so one failure never spoils another's.
+
+pub mod schema;
+mod writer;
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::sqlite::SqliteConnection;
+use diesel::Connection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::config::{DatabaseSettings, Synchronous};
+use crate::error::AppError;
+pub use writer::Writer;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// A connection to either backend. Queries written against it run on both.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Pg(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Which backend a database URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// A path to an SQLite file.
+    Sqlite(String),
+    /// A PostgreSQL connection URL.
+    Postgres(String),
+}
+
+impl Backend {
+    /// `postgres://…` and `postgresql://…` are PostgreSQL; `sqlite://PATH`,
+    /// `sqlite:PATH` or a bare path are an SQLite file.
+    pub fn from_url(url: &str) -> Result<Self, String> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Backend::Postgres(url.to_string()));
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        if path.is_empty() || path.contains("://") {
+            return Err(format!(
+                "unsupported database URL {url:?}: use sqlite://PATH or postgres://…"
+            ));
+        }
+        if path == ":memory:" {
+            return Err("an in-memory SQLite database cannot be shared by the pool and the writer: use a file".into());
+        }
+        Ok(Backend::Sqlite(path.to_string()))
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self, Backend::Sqlite(_))
+    }
+}
+
+/// Opens one connection and applies the per-connection settings.
+pub fn establish(settings: &DatabaseSettings) -> Result<DbConnection, String> {
+    let backend = Backend::from_url(&settings.url)?;
+    match backend {
+        Backend::Postgres(url) => PgConnection::establish(&url)
+            .map(DbConnection::Pg)
+            .map_err(|e| format!("cannot connect to PostgreSQL: {e}")),
+        Backend::Sqlite(path) => {
+            let mut conn = SqliteConnection::establish(&path)
+                .map_err(|e| format!("cannot open SQLite database {path}: {e}"))?;
+            let synchronous = match settings.synchronous {
+                Synchronous::Normal => "NORMAL",
+                Synchronous::Full => "FULL",
+            };
+            conn.batch_execute(&format!(
+                "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;",
+                settings.busy_timeout_ms
+            ))
+            .map_err(|e| format!("cannot configure SQLite database {path}: {e}"))?;
+            Ok(DbConnection::Sqlite(conn))
+        }
+    }
+}
+
+/// Runs the embedded migrations of the connection's backend; returns the
+/// versions applied.
+pub fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, String> {
+    let applied = match conn {
+        DbConnection::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
+        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+    }
+    .map_err(|e| format!("migrations failed: {e}"))?;
+    Ok(applied.iter().map(|v| v.to_string()).collect())
+}
+
+pub struct Manager {
+    settings: DatabaseSettings,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConnectError(String);
+
+impl diesel::r2d2::ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = ConnectError;
+
+    fn connect(&self) -> Result<DbConnection, ConnectError> {
+        establish(&self.settings).map_err(ConnectError)
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectError> {
+        conn.batch_execute("SELECT 1")
+            .map_err(|e| ConnectError(e.to_string()))
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        use diesel::r2d2::R2D2Connection;
+        conn.is_broken()
+    }
+}
+
+pub type Pool = diesel::r2d2::Pool<Manager>;
+
+/// The database as the rest of the service sees it.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+    writer: Writer,
+    backend: Backend,
+}
+
+impl Db {
+    /// Connects, runs migrations and starts the writer thread.
+    pub fn open(settings: &DatabaseSettings) -> Result<Db, String> {
+        let backend = Backend::from_url(&settings.url)?;
+        let mut conn = establish(settings)?;
+        run_migrations(&mut conn)?;
+        let pool = diesel::r2d2::Pool::builder()
+            .max_size(settings.pool_size)
+            .connection_timeout(Duration::from_secs(10))
+            .build(Manager {
+                settings: settings.clone(),
+            })
+            .map_err(|e| format!("cannot open the connection pool: {e}"))?;
+        let writer = Writer::start(conn, settings.clone(), settings.max_batch_jobs);
+        Ok(Db {
+            pool,
+            writer,
+            backend,
+        })
+    }
+
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// Runs `f` on a pooled connection on the blocking thread pool.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, AppError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let mut conn = pool
+                .get()
+                .map_err(|e| AppError::Unavailable(e.to_string()))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| AppError::Internal(format!("blocking read failed: {e}")))?
+    }
+
+    /// Runs `f` in its own savepoint inside the writer's next group commit;
+    /// returns once the commit is durable.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, AppError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.writer.write(f).await
+    }
+
+    /// A pooled connection for synchronous callers (CLI, start-up).
+    pub fn get(&self) -> Result<diesel::r2d2::PooledConnection<Manager>, AppError> {
+        self.pool
+            .get()
+            .map_err(|e| AppError::Unavailable(e.to_string()))
+    }
+}

@@ -1,0 +1,116 @@
+//! The tables, written by hand with portable types only so that one schema
+//! serves SQLite and PostgreSQL.
+
+diesel::table! {
+    tasks (name) {
+        name -> Text,
+        automation -> Text,
+        config -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    model_versions (task, version) {
+        task -> Text,
+        version -> Text,
+        card -> Text,
+        data_sha256 -> Text,
+        registered_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    deployments (task) {
+        task -> Text,
+        live_version -> Nullable<Text>,
+        candidate_version -> Nullable<Text>,
+        candidate_mode -> Nullable<Text>,
+        canary_percent -> Nullable<Integer>,
+        previous_version -> Nullable<Text>,
+        updated_at -> Timestamp,
+        updated_by -> Text,
+    }
+}
+
+diesel::table! {
+    items (task, id) {
+        task -> Text,
+        id -> Text,
+        input -> Text,
+        input_sha256 -> Text,
+        status -> Text,
+        reason -> Nullable<Text>,
+        review_state -> Text,
+        blind -> Bool,
+        audit -> Bool,
+        model_version -> Nullable<Text>,
+        margin -> Nullable<Double>,
+        sla_deadline -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        decided_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    predictions (task, item_id, model_version) {
+        task -> Text,
+        item_id -> Text,
+        model_version -> Text,
+        label -> Nullable<Text>,
+        confidence -> Nullable<Double>,
+        probabilities -> Nullable<Text>,
+        error -> Nullable<Text>,
+        featurise_us -> BigInt,
+        forward_us -> BigInt,
+        policy_us -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    verdicts (task, item_id) {
+        task -> Text,
+        item_id -> Text,
+        label -> Text,
+        source -> Text,
+        confidence -> Nullable<Double>,
+        model_version -> Nullable<Text>,
+        decided_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Text,
+        name -> Text,
+        secret_sha256 -> Text,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> BigInt,
+        at -> Timestamp,
+        actor -> Text,
+        action -> Text,
+        task -> Nullable<Text>,
+        subject -> Nullable<Text>,
+        detail -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    tasks,
+    model_versions,
+    deployments,
+    items,
+    predictions,
+    verdicts,
+    api_tokens,
+    audit_log,
+);

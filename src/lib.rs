@@ -1,0 +1,15 @@
+pub mod api;
+pub mod audit;
+pub mod bench;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod items;
+pub mod ml;
+pub mod policy;
+pub mod scoring;
+pub mod startup;
+pub mod tasks;
+pub mod telemetry;
+pub mod tokens;

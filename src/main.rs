@@ -1,0 +1,252 @@
+//! The `verdict` command line: parses arguments, sets up tracing and calls
+//! into the library.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use verdict::config::Settings;
+use verdict::ml::train::{train, TrainOptions};
+use verdict::startup::Application;
+
+#[derive(Parser)]
+#[command(
+    name = "verdict",
+    version,
+    about = "Run a machine-learning model in production with a human in the loop"
+)]
+struct Cli {
+    /// Configuration file (default: ./verdict.toml when it exists, else the
+    /// built-in demo configuration).
+    #[arg(long, global = true, env = "VERDICT_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service (the default command).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "VERDICT_BIND")]
+        bind: Option<String>,
+        /// Port to listen on (0 picks a free one).
+        #[arg(long, env = "VERDICT_PORT")]
+        port: Option<u16>,
+    },
+    /// Run the database migrations and exit.
+    Migrate,
+    /// Train a model version from a CSV file.
+    Train {
+        #[arg(long)]
+        task: String,
+        /// CSV with a header of feature names and a label column, or
+        /// scikit-learn's bundled format with --feature-names.
+        #[arg(long)]
+        data: PathBuf,
+        /// One feature name per line, for data files without a header.
+        #[arg(long)]
+        feature_names: Option<PathBuf>,
+        #[arg(long, default_value = "label")]
+        label_column: String,
+        /// Version name (default: v<UTC date>-<time>).
+        #[arg(long)]
+        version: Option<String>,
+        /// Hidden layer sizes.
+        #[arg(long, value_delimiter = ',', default_value = "64,64")]
+        hidden: Vec<usize>,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, default_value_t = 1e-3)]
+        learning_rate: f64,
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        #[arg(long, default_value_t = 500)]
+        max_epochs: usize,
+        /// Stop after this many epochs without a better validation loss.
+        #[arg(long, default_value_t = 30)]
+        patience: usize,
+        /// Every feature is non-negative: the API refuses values below 0.
+        #[arg(long)]
+        nonnegative: bool,
+        /// Make the new version live at once.
+        #[arg(long)]
+        deploy: bool,
+    },
+    /// Make a model version live (the old one becomes `previous`).
+    Deploy {
+        #[arg(long)]
+        task: String,
+        #[arg(long)]
+        version: String,
+        /// Why, for the audit log.
+        #[arg(long, default_value = "deployed from the command line")]
+        why: String,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Measure throughput and latency of the scoring API (see BENCHMARKS.md).
+    Bench(verdict::bench::BenchOptions),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it (shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// Revoke a token by name.
+    Revoke {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    // candle's matrix products use rayon; at batch 1 a thread pool costs far
+    // more than it saves (≈84 µs against ≈2.4 µs per forward pass).
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+    }
+    let cli = Cli::parse();
+    let settings = Settings::load(cli.config.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    verdict::telemetry::init(settings.server.log_format);
+    match cli.command.unwrap_or(Command::Serve {
+        bind: None,
+        port: None,
+    }) {
+        Command::Serve { bind, port } => serve(settings, bind, port),
+        Command::Migrate => {
+            let mut conn =
+                verdict::db::establish(&settings.database).map_err(anyhow::Error::msg)?;
+            let applied = verdict::db::run_migrations(&mut conn).map_err(anyhow::Error::msg)?;
+            if applied.is_empty() {
+                println!("the database is up to date");
+            }
+            for version in applied {
+                println!("applied {version}");
+            }
+            Ok(())
+        }
+        Command::Train {
+            task,
+            data,
+            feature_names,
+            label_column,
+            version,
+            hidden,
+            seed,
+            learning_rate,
+            batch_size,
+            max_epochs,
+            patience,
+            nonnegative,
+            deploy,
+        } => {
+            let version =
+                version.unwrap_or_else(|| chrono::Utc::now().format("v%Y%m%d-%H%M%S").to_string());
+            let opts = TrainOptions {
+                task: task.clone(),
+                data,
+                feature_names,
+                label_column,
+                models_dir: settings.models.dir.clone(),
+                version: version.clone(),
+                hidden,
+                seed,
+                learning_rate,
+                batch_size,
+                max_epochs,
+                patience,
+                nonnegative,
+            };
+            train(&opts, &mut |line| println!("{line}"))?;
+            if deploy {
+                deploy_version(
+                    &settings,
+                    &task,
+                    &version,
+                    "trained and deployed from the command line",
+                )?;
+            } else {
+                println!("make it live with: verdict deploy --task {task} --version {version}");
+            }
+            Ok(())
+        }
+        Command::Deploy { task, version, why } => deploy_version(&settings, &task, &version, &why),
+        Command::Token { command } => {
+            let mut conn =
+                verdict::db::establish(&settings.database).map_err(anyhow::Error::msg)?;
+            verdict::db::run_migrations(&mut conn).map_err(anyhow::Error::msg)?;
+            match command {
+                TokenCommand::Create { name } => {
+                    let token = verdict::tokens::create(&mut conn, &name, "cli")?;
+                    println!("{token}");
+                    eprintln!("API token {name:?} created; it is shown only this once.");
+                }
+                TokenCommand::Revoke { name } => {
+                    verdict::tokens::revoke(&mut conn, &name, "cli")?;
+                    println!(
+                        "token {name:?} revoked (running servers stop accepting it within 30 s)"
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Bench(opts) => verdict::bench::run(opts),
+    }
+}
+
+fn deploy_version(settings: &Settings, task: &str, version: &str, why: &str) -> anyhow::Result<()> {
+    if settings.task(task).is_none() {
+        anyhow::bail!("no task named {task:?} in the configuration");
+    }
+    let dir = settings.models.dir.join(task).join(version);
+    verdict::ml::LoadedModel::load(&dir)
+        .with_context(|| format!("cannot deploy {}", dir.display()))?;
+    let mut conn = verdict::db::establish(&settings.database).map_err(anyhow::Error::msg)?;
+    verdict::db::run_migrations(&mut conn).map_err(anyhow::Error::msg)?;
+    verdict::tasks::deploy(&mut conn, task, version, "cli", why)?;
+    println!("{task}: {version} is live (running servers pick it up at restart)");
+    Ok(())
+}
+
+fn serve(mut settings: Settings, bind: Option<String>, port: Option<u16>) -> anyhow::Result<()> {
+    if let Some(bind) = bind {
+        settings.server.bind = bind;
+    }
+    if let Some(port) = port {
+        settings.server.port = port;
+    }
+    actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(settings.clone()).await?;
+        let base = format!("http://{}:{}", settings.server.bind, app.port());
+        println!("verdict is listening on {base} (database: {})", settings.database.url);
+        for task in app.state().tasks.all() {
+            println!(
+                "  task {:<16} automation {:<10} live model {}",
+                task.name(),
+                task.config.automation.as_str(),
+                task.live().map(|m| m.version().to_string()).unwrap_or_else(|| "none".into())
+            );
+        }
+        match &app.initial_token {
+            Some(token) => {
+                println!("\nAn API token was created for this new database. It is shown only this once:\n\n  {token}\n");
+                println!("Try it:\n");
+                println!("  curl -s -H 'Authorization: Bearer {token}' {base}/api/v1/tasks\n");
+                println!("  curl -s -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\");
+                println!("       -d @examples/case-0001.json {base}/api/v1/tasks/tumor-triage/items\n");
+            }
+            None => println!("\nUse your API token (create another with: verdict token create --name NAME)."),
+        }
+        app.run_until_stopped().await?;
+        Ok(())
+    })
+}

@@ -1,0 +1,206 @@
+//! The model card: everything needed to use, judge and monitor a version.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModelCard {
+    pub task: String,
+    pub version: String,
+    pub created_at: String,
+    pub architecture: Architecture,
+    /// Input features in the order the model reads them.
+    pub features: Vec<FeatureSpec>,
+    /// Output labels in the order of the model's outputs.
+    pub labels: Vec<String>,
+    pub training: TrainingInfo,
+    /// Measured on the held-out test split.
+    pub metrics: Metrics,
+    /// Reference distributions of the outputs on the held-out split.
+    pub output_reference: OutputReference,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Architecture {
+    /// Only `mlp` so far.
+    pub kind: String,
+    pub inputs: usize,
+    pub hidden: Vec<usize>,
+    pub outputs: usize,
+    /// Only `relu` so far.
+    pub activation: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FeatureSpec {
+    pub name: String,
+    /// Normalisation: the model reads `(x - mean) / std`.
+    pub mean: f64,
+    pub std: f64,
+    /// Values outside the valid range are refused with a 400.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_max: Option<f64>,
+    /// The training distribution, for drift checks and the review page.
+    pub reference: Histogram,
+}
+
+/// Counts of values in bins; `edges` has one more entry than `counts`. The
+/// first and last bins are closed at the training minimum and maximum.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Histogram {
+    pub edges: Vec<f64>,
+    pub counts: Vec<u64>,
+}
+
+impl Histogram {
+    /// Equal-width bins spanning the values.
+    pub fn of(values: &[f64], bins: usize) -> Histogram {
+        let (lo, hi) = values
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            });
+        Self::over(values, lo, hi, bins)
+    }
+
+    /// Equal-width bins over `[lo, hi]`.
+    pub fn over(values: &[f64], lo: f64, hi: f64, bins: usize) -> Histogram {
+        let width = if hi > lo {
+            (hi - lo) / bins as f64
+        } else {
+            1.0
+        };
+        let edges = (0..=bins)
+            .map(|i| lo + width * i as f64)
+            .collect::<Vec<_>>();
+        let mut counts = vec![0u64; bins];
+        for &v in values {
+            let i = (((v - lo) / width).floor() as isize).clamp(0, bins as isize - 1) as usize;
+            counts[i] += 1;
+        }
+        Histogram { edges, counts }
+    }
+
+    pub fn min(&self) -> f64 {
+        self.edges[0]
+    }
+
+    pub fn max(&self) -> f64 {
+        self.edges[self.edges.len() - 1]
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrainingInfo {
+    pub data_file: String,
+    pub data_sha256: String,
+    pub rows: usize,
+    pub train_rows: usize,
+    pub validation_rows: usize,
+    pub test_rows: usize,
+    pub seed: u64,
+    pub learning_rate: f64,
+    pub batch_size: usize,
+    pub epochs_run: usize,
+    pub best_epoch: usize,
+    pub class_weights: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Metrics {
+    pub accuracy: f64,
+    pub log_loss: f64,
+    /// Mean one-vs-rest ROC AUC over the labels.
+    pub roc_auc: f64,
+    pub per_label: BTreeMap<String, LabelMetrics>,
+    /// `confusion[true][predicted]`, in label order.
+    pub confusion: Vec<Vec<u64>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LabelMetrics {
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub support: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OutputReference {
+    /// Confidence (largest probability) of each held-out prediction.
+    pub confidence: Histogram,
+    /// Share of each predicted label.
+    pub label_mix: BTreeMap<String, f64>,
+}
+
+impl ModelCard {
+    pub fn read(path: &Path) -> anyhow::Result<ModelCard> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        let card: ModelCard = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{} is not a valid model card: {e}", path.display()))?;
+        card.check()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(card)
+    }
+
+    /// Internal consistency: sizes agree, names are unique, numbers finite.
+    pub fn check(&self) -> Result<(), String> {
+        let a = &self.architecture;
+        if a.kind != "mlp" || a.activation != "relu" {
+            return Err(format!(
+                "unsupported architecture {} / {}",
+                a.kind, a.activation
+            ));
+        }
+        if a.inputs != self.features.len() {
+            return Err(format!(
+                "architecture.inputs is {} but there are {} features",
+                a.inputs,
+                self.features.len()
+            ));
+        }
+        if a.outputs != self.labels.len() || a.outputs < 2 {
+            return Err(format!(
+                "architecture.outputs is {} but there are {} labels",
+                a.outputs,
+                self.labels.len()
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for f in &self.features {
+            if !names.insert(f.name.as_str()) {
+                return Err(format!("feature {:?} appears twice", f.name));
+            }
+            if !f.mean.is_finite() || !f.std.is_finite() || f.std <= 0.0 {
+                return Err(format!("feature {:?} has an invalid normalisation", f.name));
+            }
+        }
+        let mut labels = std::collections::HashSet::new();
+        for l in &self.labels {
+            if !labels.insert(l.as_str()) {
+                return Err(format!("label {l:?} appears twice"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_counts_every_value_once_including_the_ends() {
+        let h = Histogram::of(&[0.0, 0.5, 1.0, 1.0, 2.0], 4);
+        assert_eq!(h.edges, vec![0.0, 0.5, 1.0, 1.5, 2.0]);
+        assert_eq!(h.counts, vec![1, 1, 2, 1]);
+        assert_eq!(h.counts.iter().sum::<u64>(), 5);
+        let flat = Histogram::of(&[3.0, 3.0], 2);
+        assert_eq!(flat.counts.iter().sum::<u64>(), 2);
+    }
+}

@@ -1,0 +1,100 @@
+//! Building and running the application: the listener is bound first so
+//! tests can start the real app on port 0.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use tracing_actix_web::TracingLogger;
+
+use crate::config::Settings;
+use crate::db::Db;
+use crate::tasks::Registry;
+use crate::tokens::{self, TokenCache};
+
+/// Everything a request handler may use.
+pub struct AppState {
+    pub db: Db,
+    pub tasks: Registry,
+    pub tokens: TokenCache,
+    pub settings: Settings,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+    /// The API token created at the first start of an empty database; shown
+    /// once.
+    pub initial_token: Option<String>,
+}
+
+impl Application {
+    /// Opens the database (running migrations), loads tasks and models,
+    /// binds the listener and builds the server; does not run it yet.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let open_settings = settings.clone();
+        let (db, tasks, initial_token) =
+            tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let db = Db::open(&open_settings.database).map_err(anyhow::Error::msg)?;
+                let mut conn = db.get()?;
+                let tasks = Registry::load(&open_settings, &mut conn)?;
+                let initial_token = if tokens::count(&mut conn)? == 0 {
+                    Some(tokens::create(&mut conn, "default", "verdict")?)
+                } else {
+                    None
+                };
+                Ok((db, tasks, initial_token))
+            })
+            .await??;
+
+        let listener = TcpListener::bind((settings.server.bind.as_str(), settings.server.port))
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot listen on {}:{}: {e}",
+                    settings.server.bind,
+                    settings.server.port
+                )
+            })?;
+        let port = listener.local_addr()?.port();
+        let workers = settings
+            .server
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let state = web::Data::new(AppState {
+            db,
+            tasks,
+            tokens: TokenCache::default(),
+            settings,
+        });
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(TracingLogger::default())
+                .app_data(app_state.clone())
+                .configure(crate::api::routes)
+                .default_service(web::to(crate::api::not_found))
+        })
+        .workers(workers)
+        .listen(listener)?
+        .run();
+        Ok(Application {
+            port,
+            server,
+            state,
+            initial_token,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,278 @@
+//! Tasks at run time: each task's configuration, policy and live model.
+//! At start-up the configured tasks and the model versions on disk are
+//! written to the database, and each task's deployment decides which version
+//! is live, so that every instance agrees.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use diesel::prelude::*;
+
+use crate::config::{Settings, TaskConfig};
+use crate::db::schema::{deployments, model_versions, tasks};
+use crate::db::DbConnection;
+use crate::domain::now;
+use crate::ml::{self, LoadedModel};
+use crate::policy::Policy;
+
+pub struct TaskRuntime {
+    pub config: TaskConfig,
+    pub policy: Policy,
+    live: RwLock<Option<Arc<LoadedModel>>>,
+}
+
+impl TaskRuntime {
+    pub fn name(&self) -> &str {
+        self.config.name.as_str()
+    }
+
+    /// The live model version, if one is loaded.
+    pub fn live(&self) -> Option<Arc<LoadedModel>> {
+        self.live.read().expect("live model lock").clone()
+    }
+
+    pub fn set_live(&self, model: Option<Arc<LoadedModel>>) {
+        *self.live.write().expect("live model lock") = model;
+    }
+
+    /// Ready when the task has the model its automation level needs.
+    pub fn ready(&self) -> bool {
+        !self.config.automation.runs_model() || self.live().is_some()
+    }
+}
+
+/// Every configured task, by name.
+pub struct Registry {
+    tasks: HashMap<String, Arc<TaskRuntime>>,
+    order: Vec<String>,
+}
+
+impl Registry {
+    pub fn get(&self, name: &str) -> Option<&Arc<TaskRuntime>> {
+        self.tasks.get(name)
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Arc<TaskRuntime>> {
+        self.order.iter().map(|n| &self.tasks[n])
+    }
+
+    /// Loads the tasks: registers them and their model versions in the
+    /// database, creates a deployment where none exists, and loads each live
+    /// version. A version that cannot be loaded leaves the task without a
+    /// model: its items go to the queue (fail safe) and `/readyz` says so.
+    pub fn load(settings: &Settings, conn: &mut DbConnection) -> anyhow::Result<Registry> {
+        let mut tasks = HashMap::new();
+        let mut order = Vec::new();
+        for (i, config) in settings.tasks.iter().enumerate() {
+            let runtime = load_task(i, config, &settings.models.dir, conn)?;
+            order.push(config.name.as_str().to_string());
+            tasks.insert(config.name.as_str().to_string(), Arc::new(runtime));
+        }
+        Ok(Registry { tasks, order })
+    }
+}
+
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = tasks)]
+struct TaskRow<'a> {
+    name: &'a str,
+    automation: &'a str,
+    config: String,
+    created_at: crate::domain::Timestamp,
+    updated_at: crate::domain::Timestamp,
+}
+
+fn load_task(
+    index: usize,
+    config: &TaskConfig,
+    models_dir: &Path,
+    conn: &mut DbConnection,
+) -> anyhow::Result<TaskRuntime> {
+    let name = config.name.as_str();
+    let at = now();
+    let config_json = serde_json::json!({
+        "threshold": config.threshold,
+        "label_thresholds": config.label_thresholds,
+        "audit_rate": config.audit_rate,
+        "sla_minutes": config.sla_minutes,
+        "reviews_required": config.reviews_required,
+        "description": config.description,
+    })
+    .to_string();
+
+    // Versions on disk.
+    let mut loaded: HashMap<String, Arc<LoadedModel>> = HashMap::new();
+    let mut newest: Option<String> = None;
+    for dir in ml::versions_on_disk(models_dir, name) {
+        match LoadedModel::load(&dir) {
+            Ok(model) if model.card.task == name => {
+                newest = Some(model.version().to_string());
+                loaded.insert(model.version().to_string(), Arc::new(model));
+            }
+            Ok(model) => tracing::error!(
+                dir = %dir.display(),
+                card_task = %model.card.task,
+                "model card names another task; skipped"
+            ),
+            Err(e) => {
+                tracing::error!(dir = %dir.display(), error = %e, "cannot load model version")
+            }
+        }
+    }
+
+    conn.transaction::<_, anyhow::Error, _>(|conn| {
+        let row = TaskRow {
+            name,
+            automation: config.automation.as_str(),
+            config: config_json.clone(),
+            created_at: at,
+            updated_at: at,
+        };
+        let existing: Option<String> = tasks::table
+            .select(tasks::name)
+            .find(name)
+            .first(conn)
+            .optional()?;
+        if existing.is_some() {
+            diesel::update(tasks::table.find(name))
+                .set((
+                    tasks::automation.eq(config.automation.as_str()),
+                    tasks::config.eq(&config_json),
+                    tasks::updated_at.eq(at),
+                ))
+                .execute(conn)?;
+        } else {
+            diesel::insert_into(tasks::table)
+                .values(&row)
+                .execute(conn)?;
+        }
+        for model in loaded.values() {
+            let known: Option<String> = model_versions::table
+                .select(model_versions::version)
+                .find((name, model.version()))
+                .first(conn)
+                .optional()?;
+            if known.is_none() {
+                diesel::insert_into(model_versions::table)
+                    .values((
+                        model_versions::task.eq(name),
+                        model_versions::version.eq(model.version()),
+                        model_versions::card.eq(serde_json::to_string(&model.card)?),
+                        model_versions::data_sha256.eq(&model.card.training.data_sha256),
+                        model_versions::registered_at.eq(at),
+                    ))
+                    .execute(conn)?;
+            }
+        }
+        Ok(())
+    })?;
+
+    let live_version = match current_live(conn, name)? {
+        Some(version) => Some(version),
+        None => {
+            let initial = config.model_version.clone().or(newest);
+            if let Some(version) = &initial {
+                deploy(
+                    conn,
+                    name,
+                    version,
+                    "verdict",
+                    "initial deployment at first start",
+                )?;
+            }
+            initial
+        }
+    };
+    let live = match &live_version {
+        Some(version) => {
+            match loaded.get(version) {
+                Some(model) => Some(model.clone()),
+                None => {
+                    tracing::error!(task = name, version, "the live model version is not in the models directory; items will be queued");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    if let Some(model) = &live {
+        for label in config.label_thresholds.keys() {
+            if !model.card.labels.contains(label) {
+                anyhow::bail!(
+                    "invalid configuration: tasks[{index}].label_thresholds.{label}: the model of task {name} has no label {label:?} (labels: {:?})",
+                    model.card.labels
+                );
+            }
+        }
+    }
+    tracing::info!(task = name, live = ?live_version, versions = loaded.len(), "task loaded");
+    Ok(TaskRuntime {
+        policy: Policy {
+            level: config.automation,
+            threshold: config.threshold,
+            label_thresholds: config.label_thresholds.clone(),
+            audit_rate: config.audit_rate,
+        },
+        config: config.clone(),
+        live: RwLock::new(live),
+    })
+}
+
+/// The live version of a task's deployment.
+pub fn current_live(conn: &mut DbConnection, task: &str) -> QueryResult<Option<String>> {
+    Ok(deployments::table
+        .select(deployments::live_version)
+        .find(task)
+        .first::<Option<String>>(conn)
+        .optional()?
+        .flatten())
+}
+
+/// Makes `version` live; the old live version becomes `previous`. Written to
+/// the audit log with who and why.
+pub fn deploy(
+    conn: &mut DbConnection,
+    task: &str,
+    version: &str,
+    actor: &str,
+    why: &str,
+) -> QueryResult<()> {
+    conn.transaction(|conn| {
+        let previous = current_live(conn, task)?;
+        let at = now();
+        let exists = deployments::table
+            .select(deployments::task)
+            .find(task)
+            .first::<String>(conn)
+            .optional()?
+            .is_some();
+        if exists {
+            diesel::update(deployments::table.find(task))
+                .set((
+                    deployments::live_version.eq(version),
+                    deployments::previous_version.eq(&previous),
+                    deployments::updated_at.eq(at),
+                    deployments::updated_by.eq(actor),
+                ))
+                .execute(conn)?;
+        } else {
+            diesel::insert_into(deployments::table)
+                .values((
+                    deployments::task.eq(task),
+                    deployments::live_version.eq(version),
+                    deployments::updated_at.eq(at),
+                    deployments::updated_by.eq(actor),
+                ))
+                .execute(conn)?;
+        }
+        crate::audit::record(
+            conn,
+            actor,
+            "deploy",
+            Some(task),
+            Some(version),
+            serde_json::json!({"live": version, "previous": previous, "why": why}),
+        )
+    })
+}

@@ -1,0 +1,268 @@
+//! `spawn_app`: the real application on port 0 with its own database.
+
+use std::path::{Path, PathBuf};
+
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+use serde_json::{json, Value};
+
+use verdict::config::{Settings, TaskConfig};
+use verdict::db::{self, DbConnection};
+use verdict::domain::TaskName;
+use verdict::policy::AutomationLevel;
+use verdict::startup::Application;
+
+pub const TASK: &str = "tumor-triage";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The PostgreSQL server tests use (`VERDICT_TEST_POSTGRES_URL`, default
+/// `postgres://127.0.0.1:5432/test`).
+pub fn postgres_admin_url() -> String {
+    std::env::var("VERDICT_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://127.0.0.1:5432/test".into())
+}
+
+/// A database of the test's own: a temporary SQLite file, or a fresh
+/// PostgreSQL schema dropped at the end. `None` when PostgreSQL is not
+/// reachable outside CI (with `CI` set that is a failure).
+pub struct TestDb {
+    pub url: String,
+    schema: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestDb {
+    pub fn new(backend: Backend) -> Option<TestDb> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match backend {
+            Backend::Sqlite => Some(TestDb {
+                url: format!("sqlite://{}", dir.path().join("verdict.db").display()),
+                schema: None,
+                _dir: dir,
+            }),
+            Backend::Postgres => {
+                let admin = postgres_admin_url();
+                let mut conn = match diesel::PgConnection::establish(&admin) {
+                    Ok(conn) => conn,
+                    Err(e) if std::env::var_os("CI").is_some() => {
+                        panic!("CI is set and PostgreSQL at {admin} is unreachable: {e}")
+                    }
+                    Err(e) => {
+                        eprintln!("skipping a PostgreSQL test: {admin} is unreachable ({e}); set CI to make this fail");
+                        return None;
+                    }
+                };
+                let schema = format!("t_{}", hex_id());
+                conn.batch_execute(&format!("CREATE SCHEMA {schema}"))
+                    .expect("create schema");
+                let sep = if admin.contains('?') { '&' } else { '?' };
+                Some(TestDb {
+                    url: format!("{admin}{sep}options=-csearch_path%3D{schema}"),
+                    schema: Some(schema),
+                    _dir: dir,
+                })
+            }
+        }
+    }
+
+    pub fn connect(&self) -> DbConnection {
+        db::establish(&verdict::config::DatabaseSettings {
+            url: self.url.clone(),
+            ..Default::default()
+        })
+        .expect("connect to the test database")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(schema) = &self.schema {
+            if let Ok(mut conn) = diesel::PgConnection::establish(&postgres_admin_url()) {
+                let _ = conn.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
+            }
+        }
+    }
+}
+
+pub fn hex_id() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 8];
+    rand::rng().fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub fn task(automation: AutomationLevel) -> TaskConfig {
+    TaskConfig {
+        name: TaskName::parse(TASK).unwrap(),
+        description: String::new(),
+        automation,
+        threshold: Some(0.95),
+        label_thresholds: Default::default(),
+        audit_rate: 0.0,
+        sla_minutes: 60,
+        reviews_required: 1,
+        model_version: None,
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub token: String,
+    pub db: TestDb,
+}
+
+/// Starts the app with `task` on `backend`, models from `models_dir`
+/// (default: the repository's `models/`).
+pub async fn spawn_with(
+    backend: Backend,
+    task: TaskConfig,
+    models_dir: Option<&Path>,
+) -> Option<TestApp> {
+    let db = TestDb::new(backend)?;
+    let mut settings = Settings::default();
+    settings.server.port = 0;
+    settings.server.workers = Some(2);
+    settings.database.url = db.url.clone();
+    settings.database.pool_size = 4;
+    settings.models.dir = models_dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| repo().join("models"));
+    settings.tasks = vec![task];
+    settings.validate().expect("valid test settings");
+    let app = Application::build(settings).await.expect("the app starts");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let token = app
+        .initial_token
+        .clone()
+        .expect("a first token on a new database");
+    actix_web::rt::spawn(app.run_until_stopped());
+    Some(TestApp {
+        base,
+        client: reqwest::Client::new(),
+        token,
+        db,
+    })
+}
+
+pub async fn spawn(backend: Backend, automation: AutomationLevel) -> Option<TestApp> {
+    spawn_with(backend, task(automation), None).await
+}
+
+/// The demo data set's rows as API inputs.
+pub fn rows() -> Vec<Value> {
+    let data = verdict::ml::train::read_dataset(
+        &repo().join("data/breast_cancer.csv"),
+        Some(&repo().join("data/breast_cancer.features.txt")),
+        "label",
+    )
+    .expect("demo data");
+    data.x
+        .iter()
+        .map(|row| {
+            Value::Object(
+                data.features
+                    .iter()
+                    .cloned()
+                    .zip(row.iter().map(|&v| json!(v)))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+pub fn row(i: usize) -> Value {
+    rows().swap_remove(i)
+}
+
+impl TestApp {
+    pub fn items_url(&self) -> String {
+        format!("{}/api/v1/tasks/{TASK}/items", self.base)
+    }
+
+    pub async fn post_raw(&self, url: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let r = self
+            .client
+            .post(url)
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        let text = r.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn post(&self, body: &Value) -> (u16, Value) {
+        self.post_raw(&self.items_url(), body.to_string()).await
+    }
+
+    pub async fn submit(&self, id: &str, input: Value) -> (u16, Value) {
+        self.post(&json!({"id": id, "input": input})).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Counts rows of `table` in the database, read directly.
+    pub fn count(&self, table: &str) -> i64 {
+        use diesel::prelude::*;
+        use diesel::sql_types::BigInt;
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        let mut conn = self.db.connect();
+        diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
+            .get_result::<Count>(&mut conn)
+            .expect("count")
+            .n
+    }
+}
+
+/// Runs each listed test on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
