@@ -96,6 +96,80 @@ async fn start_server(url: &str, synchronous: &str) -> anyhow::Result<Server> {
     Ok(Server { child, base, token })
 }
 
+/// A lean HTTP/1.1 keep-alive client: the load generator shares this
+/// machine's two cores with the server, so it must cost as little as
+/// possible (reqwest cost about as much CPU as the server it measured).
+struct Connection {
+    stream: tokio::io::BufReader<tokio::net::TcpStream>,
+    buffer: Vec<u8>,
+}
+
+impl Connection {
+    async fn open(url: &str) -> std::io::Result<Connection> {
+        let authority = url
+            .strip_prefix("http://")
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or("127.0.0.1:8080");
+        let stream = tokio::net::TcpStream::connect(authority).await?;
+        stream.set_nodelay(true)?;
+        Ok(Connection {
+            stream: tokio::io::BufReader::new(stream),
+            buffer: Vec::with_capacity(64 * 1024),
+        })
+    }
+
+    /// Sends one POST and reads the answer: status and body.
+    async fn post(&mut self, url: &str, token: &str, body: &str) -> std::io::Result<(u16, String)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let path = url
+            .strip_prefix("http://")
+            .and_then(|rest| rest.find('/').map(|i| &rest[i..]))
+            .unwrap_or("/");
+        self.buffer.clear();
+        self.buffer.extend_from_slice(
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        self.buffer.extend_from_slice(body.as_bytes());
+        self.stream.get_mut().write_all(&self.buffer).await?;
+        let bad =
+            |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+        let mut status = 0u16;
+        let mut length = 0usize;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if self.stream.read_line(&mut line).await? == 0 {
+                return Err(bad("connection closed"));
+            }
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if status == 0 {
+                status = header
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| bad("no status"))?;
+            } else if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value
+                        .trim()
+                        .parse()
+                        .map_err(|_| bad("bad content-length"))?;
+                }
+            }
+        }
+        let mut reply = vec![0u8; length];
+        self.stream.read_exact(&mut reply).await?;
+        Ok((status, String::from_utf8_lossy(&reply).into_owned()))
+    }
+}
+
 struct Report {
     name: String,
     requests: usize,
@@ -142,27 +216,29 @@ async fn scenario(
     per_request: usize,
     seconds: u64,
 ) -> (Report, Vec<String>) {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()
-        .expect("http client");
     let url = format!("{base}/api/v1/tasks/tumor-triage/items");
     let started = Instant::now();
     let stop = started + Duration::from_secs(seconds);
     let mut handles = Vec::new();
     for worker in 0..concurrency {
-        let (client, url, rows, token, tag) = (
-            client.clone(),
+        let (url, rows, token, tag) = (
             url.clone(),
             rows.clone(),
             token.to_string(),
-            name.replace(' ', "-"),
+            name.replace(|c: char| !c.is_ascii_alphanumeric(), "-"),
         );
         handles.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut acked = Vec::new();
             let mut errors = 0;
             let mut seq = 0usize;
+            let mut conn = match Connection::open(&url).await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    eprintln!("cannot connect: {e}");
+                    return (latencies, acked, 1);
+                }
+            };
             while Instant::now() < stop {
                 let ids: Vec<String> = (0..per_request)
                     .map(|k| format!("bench-{tag}-{worker}-{seq}-{k}"))
@@ -188,20 +264,27 @@ async fn scenario(
                 };
                 seq += 1;
                 let sent = Instant::now();
-                let response = client
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await;
-                match response {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
+                match conn.post(&url, &token, &body).await {
+                    Ok((status, _)) if (200..300).contains(&status) => {
                         latencies.push(sent.elapsed().as_micros() as u64);
                         acked.extend(ids);
                     }
-                    _ => errors += 1,
+                    Ok((status, reply)) => {
+                        if errors == 0 {
+                            eprintln!("first error: {status} {reply}");
+                        }
+                        errors += 1;
+                    }
+                    Err(e) => {
+                        if errors == 0 {
+                            eprintln!("first error: {e}");
+                        }
+                        errors += 1;
+                        match Connection::open(&url).await {
+                            Ok(fresh) => conn = fresh,
+                            Err(_) => break,
+                        }
+                    }
                 }
             }
             (latencies, acked, errors)

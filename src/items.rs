@@ -151,6 +151,18 @@ pub fn find_items(
     ids: &[&str],
 ) -> QueryResult<HashMap<String, ItemRow>> {
     let mut found = HashMap::with_capacity(ids.len());
+    if let [id] = ids {
+        // The common case, one item: a statement diesel keeps prepared.
+        let row = crate::on_backend!(conn, c => items::table
+            .find((task, *id))
+            .select(ItemRow::as_select())
+            .first::<ItemRow>(c)
+            .optional())?;
+        if let Some(row) = row {
+            found.insert(row.id.clone(), row);
+        }
+        return Ok(found);
+    }
     // Bounded IN lists keep every backend's parameter limit happy.
     for chunk in ids.chunks(500) {
         let rows: Vec<ItemRow> = items::table
@@ -233,30 +245,23 @@ pub fn insert_all(
     prediction_rows: &[PredictionRow],
     verdict_rows: &[VerdictRow],
 ) -> QueryResult<()> {
-    // Multi-row inserts are per backend (diesel's multi-connection has no
-    // batch insert); chunked to stay under SQLite's parameter limit.
-    macro_rules! insert_chunks {
-        ($conn:expr) => {{
-            for chunk in item_rows.chunks(200) {
-                diesel::insert_into(items::table)
-                    .values(chunk)
-                    .execute($conn)?;
-            }
-            for chunk in prediction_rows.chunks(200) {
-                diesel::insert_into(predictions::table)
-                    .values(chunk)
-                    .execute($conn)?;
-            }
-            for chunk in verdict_rows.chunks(200) {
-                diesel::insert_into(verdicts::table)
-                    .values(chunk)
-                    .execute($conn)?;
+    // One row: a statement diesel keeps prepared. More: multi-row inserts,
+    // chunked to stay under SQLite's parameter limit.
+    macro_rules! insert {
+        ($conn:expr, $table:expr, $rows:expr) => {{
+            if let [row] = $rows {
+                diesel::insert_into($table).values(row).execute($conn)?;
+            } else {
+                for chunk in $rows.chunks(200) {
+                    diesel::insert_into($table).values(chunk).execute($conn)?;
+                }
             }
         }};
     }
-    match conn {
-        DbConnection::Sqlite(c) => insert_chunks!(c),
-        DbConnection::Pg(c) => insert_chunks!(c),
-    }
+    crate::on_backend!(conn, c => {
+        insert!(c, items::table, item_rows);
+        insert!(c, predictions::table, prediction_rows);
+        insert!(c, verdicts::table, verdict_rows);
+    });
     Ok(())
 }

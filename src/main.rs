@@ -213,7 +213,7 @@ fn deploy_version(settings: &Settings, task: &str, version: &str, why: &str) -> 
     let mut conn = verdict::db::establish(&settings.database).map_err(anyhow::Error::msg)?;
     verdict::db::run_migrations(&mut conn).map_err(anyhow::Error::msg)?;
     verdict::tasks::deploy(&mut conn, task, version, "cli", why)?;
-    println!("{task}: {version} is live (running servers pick it up at restart)");
+    println!("{task}: {version} is live (running servers switch within 5 s)");
     Ok(())
 }
 

@@ -321,7 +321,11 @@ pub async fn submit(
             blind,
             audit,
             model_version: prediction.as_ref().map(|p| p.model_version.clone()),
-            margin: summary.as_ref().map(|s| s.margin).filter(|m| m.is_finite()),
+            // Only the queue orders by it; decided items keep it in the prediction.
+            margin: summary
+                .as_ref()
+                .map(|s| s.margin)
+                .filter(|m| m.is_finite() && review_state == REVIEW_PENDING),
             sla_deadline: (review_state == REVIEW_PENDING).then_some(sla_deadline),
             created_at,
             decided_at: verdict.as_ref().map(|v| v.created_at),

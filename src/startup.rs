@@ -9,8 +9,12 @@ use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
 use crate::db::Db;
+use crate::error::AppError;
 use crate::tasks::Registry;
 use crate::tokens::{self, TokenCache};
+
+/// How often each instance looks for deployment changes.
+const DEPLOYMENT_POLL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Everything a request handler may use.
 pub struct AppState {
@@ -66,6 +70,22 @@ impl Application {
             tasks,
             tokens: TokenCache::default(),
             settings,
+        });
+        let follower = state.clone();
+        actix_web::rt::spawn(async move {
+            let mut every = tokio::time::interval(DEPLOYMENT_POLL);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let state = follower.clone();
+                let polled = follower
+                    .db
+                    .read(move |conn| state.tasks.follow_deployments(conn).map_err(AppError::from))
+                    .await;
+                if let Err(e) = polled {
+                    tracing::warn!(error = %e, "cannot read deployments");
+                }
+            }
         });
         let app_state = state.clone();
         let server = HttpServer::new(move || {

@@ -46,6 +46,7 @@ impl TaskRuntime {
 pub struct Registry {
     tasks: HashMap<String, Arc<TaskRuntime>>,
     order: Vec<String>,
+    models_dir: std::path::PathBuf,
 }
 
 impl Registry {
@@ -69,7 +70,63 @@ impl Registry {
             order.push(config.name.as_str().to_string());
             tasks.insert(config.name.as_str().to_string(), Arc::new(runtime));
         }
-        Ok(Registry { tasks, order })
+        Ok(Registry {
+            tasks,
+            order,
+            models_dir: settings.models.dir.clone(),
+        })
+    }
+
+    /// Follows deployment changes made by any instance or the CLI: a task
+    /// whose live version in the database differs from the loaded one loads
+    /// the new version. On failure the loaded version stays live.
+    pub fn follow_deployments(&self, conn: &mut DbConnection) -> QueryResult<()> {
+        let rows: Vec<(String, Option<String>)> = deployments::table
+            .select((deployments::task, deployments::live_version))
+            .load(conn)?;
+        for (task, version) in rows {
+            let (Some(runtime), Some(version)) = (self.tasks.get(&task), version) else {
+                continue;
+            };
+            if runtime.live().is_some_and(|m| m.version() == version) {
+                continue;
+            }
+            let dir = self.models_dir.join(&task).join(&version);
+            match LoadedModel::load(&dir) {
+                Ok(model) if model.card.task != task => {
+                    tracing::error!(
+                        task,
+                        version,
+                        "the deployed model card names another task; not loaded"
+                    )
+                }
+                Ok(model) => match runtime
+                    .config
+                    .label_thresholds
+                    .keys()
+                    .find(|l| !model.card.labels.contains(l))
+                {
+                    Some(label) => tracing::error!(
+                        task,
+                        version,
+                        label,
+                        "the deployed model lacks a label the task's thresholds name; not loaded"
+                    ),
+                    None => {
+                        tracing::info!(
+                            task,
+                            version,
+                            "deployment changed: new live model version loaded"
+                        );
+                        runtime.set_live(Some(Arc::new(model)));
+                    }
+                },
+                Err(e) => {
+                    tracing::error!(task, version, error = %e, "cannot load the deployed model version")
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -31,6 +31,19 @@ pub enum DbConnection {
     Sqlite(SqliteConnection),
 }
 
+/// Runs `$body` with `$c` bound to the concrete connection. Diesel's
+/// multi-connection re-prepares every statement it forwards; hot paths and
+/// multi-row inserts (which it lacks) go to the backend directly.
+#[macro_export]
+macro_rules! on_backend {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Sqlite($c) => $body,
+            $crate::db::DbConnection::Pg($c) => $body,
+        }
+    };
+}
+
 /// Which backend a database URL names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backend {
@@ -82,7 +95,7 @@ pub fn establish(settings: &DatabaseSettings) -> Result<DbConnection, String> {
                 Synchronous::Full => "FULL",
             };
             conn.batch_execute(&format!(
-                "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;",
+                "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; PRAGMA journal_size_limit = 67108864;",
                 settings.busy_timeout_ms
             ))
             .map_err(|e| format!("cannot configure SQLite database {path}: {e}"))?;

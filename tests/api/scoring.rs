@@ -308,3 +308,49 @@ async fn task_list_shows_level_live_version_and_queue_depth(backend: Backend) {
     assert_eq!(t["live_model_version"], "v1");
     assert_eq!(t["queue_depth"], 3);
 }
+
+#[actix_web::test]
+async fn a_deployment_made_with_the_cli_goes_live_on_the_running_server() {
+    // A models directory with v1 and a copy of it named v2.
+    let dir = tempfile::tempdir().unwrap();
+    let source = crate::helpers::repo().join("models").join(TASK).join("v1");
+    for version in ["v1", "v2"] {
+        let target = dir.path().join(TASK).join(version);
+        std::fs::create_dir_all(&target).unwrap();
+        std::fs::copy(
+            source.join("model.safetensors"),
+            target.join("model.safetensors"),
+        )
+        .unwrap();
+        let mut card: Value =
+            serde_json::from_str(&std::fs::read_to_string(source.join("card.json")).unwrap())
+                .unwrap();
+        card["version"] = json!(version);
+        std::fs::write(target.join("card.json"), card.to_string()).unwrap();
+    }
+    let mut config = task(AutomationLevel::Full);
+    config.model_version = Some("v1".into());
+    let Some(app) = spawn_with(Backend::Sqlite, config, Some(dir.path())).await else {
+        return;
+    };
+    let (_, doc) = app.submit("before", row(0)).await;
+    assert_eq!(doc["verdict"]["model_version"], "v1");
+
+    verdict::tasks::deploy(&mut app.db.connect(), TASK, "v2", "test", "a newer model").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, tasks) = app.get("/api/v1/tasks").await;
+        if tasks["tasks"][0]["live_model_version"] == "v2" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "v2 never went live");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (_, doc) = app.submit("after", row(0)).await;
+    assert_eq!(doc["verdict"]["model_version"], "v2");
+    assert_eq!(
+        app.count("audit_log"),
+        3,
+        "token, first deployment and the new one are audited"
+    );
+}

@@ -41,12 +41,17 @@ CREATE TABLE items (
     blind          BOOLEAN NOT NULL,
     audit          BOOLEAN NOT NULL,
     model_version  TEXT,
+    -- top-two probability gap, kept while the item waits for a human
     margin         DOUBLE,
     sla_deadline   TIMESTAMP,
     created_at     TIMESTAMP NOT NULL,
     decided_at     TIMESTAMP,
     PRIMARY KEY (task, id)
 );
+-- The review queue: pending items by deadline, then by uncertainty. Decided
+-- items have no deadline and no margin, so they append at the end of their
+-- section instead of dirtying random pages. (No partial index: SQLite would
+-- re-prepare every items statement whose bound values change.)
 CREATE INDEX items_review_queue ON items (task, review_state, sla_deadline, margin);
 CREATE INDEX items_by_created ON items (task, created_at);
 
