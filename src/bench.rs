@@ -24,6 +24,14 @@ pub struct BenchOptions {
     /// Items per request in the batch scenario.
     #[arg(long, default_value_t = 100)]
     pub batch_size: usize,
+    /// Also run single-item scenarios paced at this many requests per
+    /// second in all (latency counted from each request's scheduled time, so
+    /// a stall is not hidden by the requests it delayed).
+    #[arg(long, value_delimiter = ',', default_value = "5000")]
+    pub rate: Vec<u32>,
+    /// Concurrency of the paced scenarios.
+    #[arg(long, default_value_t = 32)]
+    pub rate_concurrency: usize,
     /// Concurrent requests in the batch scenario.
     #[arg(long, default_value_t = 4)]
     pub batch_concurrency: usize,
@@ -46,6 +54,14 @@ struct Server {
     child: Child,
     base: String,
     token: Option<String>,
+}
+
+impl Drop for Server {
+    /// A bench that stops early must not leave its server running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -89,6 +105,17 @@ async fn start_server(url: &str, synchronous: &str) -> anyhow::Result<Server> {
             if r.status().is_success() {
                 break;
             }
+        }
+    }
+    // The token may still sit in the pipe when readiness answers first.
+    while token.is_none() {
+        match tokio::time::timeout(Duration::from_secs(2), lines.next_line()).await {
+            Ok(Ok(Some(line))) => {
+                if let Some(t) = line.trim().strip_prefix("vdt_") {
+                    token = Some(format!("vdt_{t}"));
+                }
+            }
+            _ => break,
         }
     }
     // Keep draining stdout so the child never blocks on a full pipe.
@@ -207,15 +234,31 @@ impl Report {
 
 /// Sends requests from `concurrency` loops for `seconds`; every item id is
 /// new. Returns the report and the acknowledged ids.
+/// The shape of one scenario's load.
+#[derive(Clone, Copy)]
+struct Load {
+    /// Concurrent request loops.
+    concurrency: usize,
+    /// Items per request (1: the single-item form).
+    per_request: usize,
+    seconds: u64,
+    /// Requests per second in all, paced; `None`: as fast as answers come.
+    rate: Option<u32>,
+}
+
 async fn scenario(
     name: &str,
     base: &str,
     token: &str,
     rows: Arc<Vec<String>>,
-    concurrency: usize,
-    per_request: usize,
-    seconds: u64,
+    load: Load,
 ) -> (Report, Vec<String>) {
+    let Load {
+        concurrency,
+        per_request,
+        seconds,
+        rate,
+    } = load;
     let url = format!("{base}/api/v1/tasks/tumor-triage/items");
     let started = Instant::now();
     let stop = started + Duration::from_secs(seconds);
@@ -239,7 +282,17 @@ async fn scenario(
                     return (latencies, acked, 1);
                 }
             };
+            // With a rate, each loop sends on a fixed schedule.
+            let interval =
+                rate.map(|r| Duration::from_secs_f64(concurrency as f64 / f64::from(r.max(1))));
+            let mut next = Instant::now()
+                + interval.map_or(Duration::ZERO, |i| {
+                    i.mul_f64(worker as f64 / concurrency as f64)
+                });
             while Instant::now() < stop {
+                if interval.is_some() {
+                    tokio::time::sleep_until(next.into()).await;
+                }
                 let ids: Vec<String> = (0..per_request)
                     .map(|k| format!("bench-{tag}-{worker}-{seq}-{k}"))
                     .collect();
@@ -263,7 +316,14 @@ async fn scenario(
                     format!(r#"{{"items":[{}]}}"#, items.join(","))
                 };
                 seq += 1;
-                let sent = Instant::now();
+                let sent = if interval.is_some() {
+                    next
+                } else {
+                    Instant::now()
+                };
+                if let Some(interval) = interval {
+                    next += interval;
+                }
                 match conn.post(&url, &token, &body).await {
                     Ok((status, _)) if (200..300).contains(&status) => {
                         latencies.push(sent.elapsed().as_micros() as u64);
@@ -356,7 +416,31 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<()> {
         let mut acked = Vec::new();
         for &c in &opts.concurrency {
             let (mut report, ids) =
-                scenario(&format!("single c={c}"), &server.base, &token, rows.clone(), c, 1, opts.seconds).await;
+                scenario(&format!("single c={c}"), &server.base, &token, rows.clone(), Load {
+                    concurrency: c,
+                    per_request: 1,
+                    seconds: opts.seconds,
+                    rate: None,
+                })
+                .await;
+            report.print();
+            acked.extend(ids);
+        }
+        for &rate in &opts.rate {
+            let c = opts.rate_concurrency;
+            let (mut report, ids) = scenario(
+                &format!("single c={c} at {rate}/s"),
+                &server.base,
+                &token,
+                rows.clone(),
+                Load {
+                    concurrency: c,
+                    per_request: 1,
+                    seconds: opts.seconds,
+                    rate: Some(rate),
+                },
+            )
+            .await;
             report.print();
             acked.extend(ids);
         }
@@ -365,9 +449,12 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<()> {
             &server.base,
             &token,
             rows.clone(),
-            opts.batch_concurrency,
-            opts.batch_size,
-            opts.seconds,
+            Load {
+                concurrency: opts.batch_concurrency,
+                per_request: opts.batch_size,
+                seconds: opts.seconds,
+                rate: None,
+            },
         )
         .await;
         report.print();

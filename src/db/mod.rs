@@ -1,10 +1,13 @@
 //! The store: one diesel code base over SQLite (embedded default) and
 //! PostgreSQL, chosen by the URL scheme.
 //!
-//! Reads go through an r2d2 pool on the blocking thread pool. Writes go
-//! through [`Writer`]: one thread owns the only writing connection and commits
-//! the work of concurrent requests together (group commit), each request's
-//! work inside its own savepoint so one failure never spoils another's.
+//! Reads go through an r2d2 pool on the blocking thread pool. Writes:
+//! - SQLite allows one writer: [`Writer`], one thread owning the only
+//!   writing connection, commits the work of concurrent requests together
+//!   (group commit), each request's work in its own savepoint so one failure
+//!   never spoils another's.
+//! - PostgreSQL takes concurrent writers and groups their commits itself:
+//!   each write is its own transaction on a pooled connection.
 
 pub mod schema;
 mod writer;
@@ -148,7 +151,8 @@ pub type Pool = diesel::r2d2::Pool<Manager>;
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
-    writer: Writer,
+    /// SQLite's single writer; `None` on PostgreSQL.
+    writer: Option<Writer>,
     backend: Backend,
 }
 
@@ -165,7 +169,9 @@ impl Db {
                 settings: settings.clone(),
             })
             .map_err(|e| format!("cannot open the connection pool: {e}"))?;
-        let writer = Writer::start(conn, settings.clone(), settings.max_batch_jobs);
+        let writer = backend
+            .is_sqlite()
+            .then(|| Writer::start(conn, settings.clone(), settings.max_batch_jobs));
         Ok(Db {
             pool,
             writer,
@@ -196,14 +202,23 @@ impl Db {
         .map_err(|e| AppError::Internal(format!("blocking read failed: {e}")))?
     }
 
-    /// Runs `f` in its own savepoint inside the writer's next group commit;
-    /// returns once the commit is durable.
+    /// Runs `f` in a write transaction (on SQLite a savepoint inside the
+    /// writer's next group commit); returns once the commit is durable.
     pub async fn write<T, F>(&self, f: F) -> Result<T, AppError>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
         T: Send + 'static,
     {
-        self.writer.write(f).await
+        match &self.writer {
+            Some(writer) => writer.write(f).await,
+            None => {
+                self.read(move |conn| {
+                    use diesel::Connection;
+                    conn.transaction(f)
+                })
+                .await
+            }
+        }
     }
 
     /// A pooled connection for synchronous callers (CLI, start-up).

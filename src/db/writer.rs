@@ -79,6 +79,8 @@ fn run(
     max_batch: usize,
 ) {
     while let Ok(first) = queue.recv() {
+        // Everything waiting joins this commit: under concurrency groups
+        // grow by themselves; a lone writer never waits.
         let mut batch = vec![first];
         while batch.len() < max_batch {
             match queue.try_recv() {
@@ -117,6 +119,11 @@ fn run(
             }
         };
         let commit = DbConnection::commit_transaction_status(&mut conn);
+        tracing::trace!(
+            jobs = completions.len(),
+            ok = commit.is_ok(),
+            "group commit"
+        );
         for completion in completions {
             completion(commit.clone());
         }

@@ -55,6 +55,9 @@ CREATE TABLE items (
 CREATE INDEX items_review_queue ON items (task, review_state, sla_deadline, margin);
 CREATE INDEX items_by_created ON items (task, created_at);
 
+-- Predictions and verdicts are small rows read by key: stored in their
+-- primary key (WITHOUT ROWID), one B-tree each instead of two, so a commit
+-- dirties fewer pages.
 CREATE TABLE predictions (
     task           TEXT NOT NULL,
     item_id        TEXT NOT NULL,
@@ -68,7 +71,7 @@ CREATE TABLE predictions (
     policy_us      BIGINT NOT NULL,
     created_at     TIMESTAMP NOT NULL,
     PRIMARY KEY (task, item_id, model_version)
-);
+) WITHOUT ROWID;
 
 CREATE TABLE verdicts (
     task           TEXT NOT NULL,
@@ -80,7 +83,7 @@ CREATE TABLE verdicts (
     decided_by     TEXT,
     created_at     TIMESTAMP NOT NULL,
     PRIMARY KEY (task, item_id)
-);
+) WITHOUT ROWID;
 
 CREATE TABLE api_tokens (
     id             TEXT PRIMARY KEY NOT NULL,
