@@ -1,0 +1,210 @@
+//! The `verdict` command line as a user runs it: training, configuration
+//! errors, migrations and tokens.
+
+use std::process::Command;
+
+use crate::helpers::repo;
+
+fn verdict() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_verdict"));
+    command.current_dir(repo()).env_remove("VERDICT_CONFIG");
+    command
+}
+
+fn train(models: &std::path::Path, version: &str) -> std::process::Output {
+    verdict()
+        .args([
+            "train",
+            "--task",
+            "tumor-triage",
+            "--version",
+            version,
+            "--nonnegative",
+            "--max-epochs",
+            "60",
+        ])
+        .args([
+            "--data",
+            "data/breast_cancer.csv",
+            "--feature-names",
+            "data/breast_cancer.features.txt",
+        ])
+        .env("VERDICT_MODELS_DIR", models)
+        .output()
+        .expect("run verdict train")
+}
+
+#[test]
+fn train_writes_a_reproducible_version_with_its_card() {
+    let models = tempfile::tempdir().unwrap();
+    let first = train(models.path(), "a");
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        stdout.contains("epoch") && stdout.contains("held-out test"),
+        "progress is printed: {stdout}"
+    );
+
+    let dir = models.path().join("tumor-triage/a");
+    let card = verdict::ml::ModelCard::read(&dir.join("card.json")).unwrap();
+    assert_eq!(card.features.len(), 30);
+    assert_eq!(card.features[0].name, "mean_radius");
+    assert_eq!(card.labels, ["malignant", "benign"]);
+    assert_eq!(card.training.rows, 569);
+    assert_eq!(
+        card.training.train_rows + card.training.validation_rows + card.training.test_rows,
+        569
+    );
+    assert!(
+        card.metrics.accuracy > 0.9,
+        "held-out accuracy {}",
+        card.metrics.accuracy
+    );
+    assert!(card.metrics.roc_auc > 0.95);
+    assert!(
+        card.training.class_weights["malignant"] > card.training.class_weights["benign"],
+        "the rarer class weighs more"
+    );
+    let reference_total: u64 = card.features[0].reference.counts.iter().sum();
+    assert_eq!(reference_total as usize, card.training.train_rows);
+    assert_eq!(
+        card.output_reference.confidence.counts.iter().sum::<u64>() as usize,
+        card.training.test_rows
+    );
+    let data = std::fs::read(repo().join("data/breast_cancer.csv")).unwrap();
+    use sha2::Digest;
+    assert_eq!(
+        card.training.data_sha256,
+        hex::encode(sha2::Sha256::digest(&data))
+    );
+    verdict::ml::LoadedModel::load(&dir).expect("the version loads");
+
+    // Same data, same seed: the same weights.
+    assert!(train(models.path(), "b").status.success());
+    let weights = |v: &str| {
+        std::fs::read(
+            models
+                .path()
+                .join("tumor-triage")
+                .join(v)
+                .join("model.safetensors"),
+        )
+        .unwrap()
+    };
+    assert_eq!(weights("a"), weights("b"));
+
+    // A version is never overwritten.
+    let again = train(models.path(), "a");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+}
+
+#[test]
+fn train_reads_a_csv_with_a_header_and_a_label_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("labels.csv");
+    let mut text = String::from("x,y,label\n");
+    for i in 0..60 {
+        let (x, label) = if i % 2 == 0 {
+            (i as f64, "low")
+        } else {
+            (100.0 + i as f64, "high")
+        };
+        text.push_str(&format!("{x},{},{label}\n", i % 7));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let out = verdict()
+        .args([
+            "train",
+            "--task",
+            "toy",
+            "--version",
+            "v1",
+            "--hidden",
+            "8",
+            "--data",
+        ])
+        .arg(&csv)
+        .env("VERDICT_MODELS_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let card = verdict::ml::ModelCard::read(&dir.path().join("toy/v1/card.json")).unwrap();
+    assert_eq!(card.labels, ["high", "low"]);
+    assert_eq!(card.architecture.hidden, [8]);
+    assert!(card.metrics.accuracy > 0.9);
+}
+
+#[test]
+fn invalid_configuration_stops_start_up_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("verdict.toml");
+    std::fs::write(
+        &config,
+        "[[tasks]]\nname = \"tumor-triage\"\nautomation = \"partial\"\nthreshold = 1.5\n",
+    )
+    .unwrap();
+    let out = verdict()
+        .args(["serve", "--port", "0"])
+        .env("VERDICT_CONFIG", &config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("tasks[0].threshold"), "{stderr}");
+
+    std::fs::write(&config, "[database]\nurl = \"sqlite://x.db\"\npool = 3\n").unwrap();
+    let out = verdict()
+        .args(["migrate"])
+        .env("VERDICT_CONFIG", &config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pool"));
+}
+
+#[test]
+fn migrate_and_token_create_work_on_a_new_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("v.db").display());
+    let out = verdict()
+        .arg("migrate")
+        .env("VERDICT_DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("applied"));
+    let again = verdict()
+        .arg("migrate")
+        .env("VERDICT_DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&again.stdout).contains("up to date"));
+
+    let out = verdict()
+        .args(["token", "create", "--name", "ci"])
+        .env("VERDICT_DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(token.starts_with("vdt_") && token.len() > 70, "{token}");
+    let twice = verdict()
+        .args(["token", "create", "--name", "ci"])
+        .env("VERDICT_DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(!twice.status.success(), "names are unique");
+}
