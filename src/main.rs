@@ -40,37 +40,8 @@ enum Command {
     Migrate,
     /// Train a model version from a CSV file.
     Train {
-        #[arg(long)]
-        task: String,
-        /// CSV with a header of feature names and a label column, or
-        /// scikit-learn's bundled format with --feature-names.
-        #[arg(long)]
-        data: PathBuf,
-        /// One feature name per line, for data files without a header.
-        #[arg(long)]
-        feature_names: Option<PathBuf>,
-        #[arg(long, default_value = "label")]
-        label_column: String,
-        /// Version name (default: v<UTC date>-<time>).
-        #[arg(long)]
-        version: Option<String>,
-        /// Hidden layer sizes.
-        #[arg(long, value_delimiter = ',', default_value = "64,64")]
-        hidden: Vec<usize>,
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        #[arg(long, default_value_t = 1e-3)]
-        learning_rate: f64,
-        #[arg(long, default_value_t = 32)]
-        batch_size: usize,
-        #[arg(long, default_value_t = 500)]
-        max_epochs: usize,
-        /// Stop after this many epochs without a better validation loss.
-        #[arg(long, default_value_t = 30)]
-        patience: usize,
-        /// Every feature is non-negative: the API refuses values below 0.
-        #[arg(long)]
-        nonnegative: bool,
+        #[command(flatten)]
+        options: TrainOptions,
         /// Make the new version live at once.
         #[arg(long)]
         deploy: bool,
@@ -135,38 +106,12 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Train {
-            task,
-            data,
-            feature_names,
-            label_column,
-            version,
-            hidden,
-            seed,
-            learning_rate,
-            batch_size,
-            max_epochs,
-            patience,
-            nonnegative,
+            mut options,
             deploy,
         } => {
-            let version =
-                version.unwrap_or_else(|| chrono::Utc::now().format("v%Y%m%d-%H%M%S").to_string());
-            let opts = TrainOptions {
-                task: task.clone(),
-                data,
-                feature_names,
-                label_column,
-                models_dir: settings.models.dir.clone(),
-                version: version.clone(),
-                hidden,
-                seed,
-                learning_rate,
-                batch_size,
-                max_epochs,
-                patience,
-                nonnegative,
-            };
-            train(&opts, &mut |line| println!("{line}"))?;
+            options.models_dir = settings.models.dir.clone();
+            let (task, version) = (options.task.clone(), options.version.clone());
+            train(&options, &mut |line| println!("{line}"))?;
             if deploy {
                 deploy_version(
                     &settings,

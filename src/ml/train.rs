@@ -21,26 +21,50 @@ use super::{Mlp, CARD_FILE, WEIGHTS_FILE};
 
 const REFERENCE_BINS: usize = 20;
 
-/// What to train and how.
-#[derive(Debug, Clone)]
+/// What to train and how (the options of `verdict train`).
+#[derive(Debug, Clone, clap::Args)]
 pub struct TrainOptions {
+    #[arg(long)]
     pub task: String,
+    /// CSV with a header of feature names and a label column, or
+    /// scikit-learn's bundled format (first line `rows,features,label0,…`)
+    /// with --feature-names.
+    #[arg(long)]
     pub data: PathBuf,
-    /// For files in scikit-learn's bundled format (first line
-    /// `rows,features,label0,label1,…`): one feature name per line.
+    /// One feature name per line, for data files without a header.
+    #[arg(long)]
     pub feature_names: Option<PathBuf>,
     /// The label column of a CSV with a header.
+    #[arg(long, default_value = "label")]
     pub label_column: String,
+    /// Where version directories go (from the configuration).
+    #[arg(skip)]
     pub models_dir: PathBuf,
+    /// Version name.
+    #[arg(long, default_value_t = default_version())]
     pub version: String,
+    /// Hidden layer sizes.
+    #[arg(long, value_delimiter = ',', default_value = "64,64")]
     pub hidden: Vec<usize>,
+    #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    #[arg(long, default_value_t = 1e-3)]
     pub learning_rate: f64,
+    #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
+    #[arg(long, default_value_t = 500)]
     pub max_epochs: usize,
+    /// Stop after this many epochs without a better validation loss.
+    #[arg(long, default_value_t = 30)]
     pub patience: usize,
-    /// Mark every feature as non-negative (values below 0 are refused).
+    /// Every feature is non-negative: the API refuses values below 0.
+    #[arg(long)]
     pub nonnegative: bool,
+}
+
+/// `v<UTC date>-<time>`, e.g. `v20261128-140512`.
+pub fn default_version() -> String {
+    chrono::Utc::now().format("v%Y%m%d-%H%M%S").to_string()
 }
 
 /// A labelled table.
