@@ -34,7 +34,8 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// Largest batch accepted by the scoring API.
     pub max_batch_items: usize,
-    /// HTTP worker threads; defaults to the number of cores.
+    /// HTTP worker threads; defaults to the number of cores (less one on
+    /// SQLite, whose writer thread needs a core).
     pub workers: Option<usize>,
     /// `text` or `json` log lines.
     pub log_format: LogFormat,

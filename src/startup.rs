@@ -24,6 +24,18 @@ pub struct AppState {
     pub settings: Settings,
 }
 
+/// HTTP workers when the configuration names none: one per core, less the
+/// core SQLite's writer thread needs (on two cores one HTTP worker gives
+/// twice the throughput of two, which starve the writer).
+fn default_workers(backend: &crate::db::Backend) -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    if backend.is_sqlite() {
+        cores.saturating_sub(1).max(1)
+    } else {
+        cores
+    }
+}
+
 pub struct Application {
     port: u16,
     server: Server,
@@ -64,7 +76,7 @@ impl Application {
         let workers = settings
             .server
             .workers
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            .unwrap_or_else(|| default_workers(db.backend()));
         let state = web::Data::new(AppState {
             db,
             tasks,
