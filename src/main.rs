@@ -61,8 +61,34 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Manage the people who use the web UI.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Measure throughput and latency of the scoring API (see BENCHMARKS.md).
     Bench(verdict::bench::BenchOptions),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user. The password is read from standard input (prompted for
+    /// without echo on a terminal).
+    Add {
+        name: String,
+        /// reviewer or admin.
+        #[arg(long, default_value = "reviewer")]
+        role: String,
+        /// A task the reviewer may work (repeat for several).
+        #[arg(long = "task")]
+        tasks: Vec<String>,
+    },
+    /// Stop a user from signing in.
+    Disable { name: String },
+    /// Let a disabled user sign in again.
+    Enable { name: String },
+    /// List users.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -144,7 +170,61 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::User { command } => user_command(&settings, command),
         Command::Bench(opts) => verdict::bench::run(opts),
+    }
+}
+
+fn user_command(settings: &Settings, command: UserCommand) -> anyhow::Result<()> {
+    use verdict::accounts::{self, Role};
+    let mut conn = verdict::db::establish(&settings.database).map_err(anyhow::Error::msg)?;
+    verdict::db::run_migrations(&mut conn).map_err(anyhow::Error::msg)?;
+    match command {
+        UserCommand::Add { name, role, tasks } => {
+            let role = Role::parse(&role).map_err(anyhow::Error::msg)?;
+            for task in &tasks {
+                if settings.task(task).is_none() {
+                    anyhow::bail!("no task named {task:?} in the configuration");
+                }
+            }
+            let password = read_password()?;
+            accounts::add_user(&mut conn, &name, &password, role, &tasks, "cli")?;
+            println!("user {name:?} added ({})", role.as_str());
+        }
+        UserCommand::Disable { name } => {
+            accounts::set_disabled(&mut conn, &name, true, "cli")?;
+            println!("user {name:?} disabled");
+        }
+        UserCommand::Enable { name } => {
+            accounts::set_disabled(&mut conn, &name, false, "cli")?;
+            println!("user {name:?} enabled");
+        }
+        UserCommand::List => {
+            for (name, role, disabled) in accounts::list(&mut conn)? {
+                println!(
+                    "{name:<24} {role:<9}{}",
+                    if disabled { " disabled" } else { "" }
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// From the terminal without echo, or the first line of standard input.
+fn read_password() -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        let again = rpassword::prompt_password("Again: ")?;
+        if first != again {
+            anyhow::bail!("the passwords differ");
+        }
+        Ok(first)
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
     }
 }
 
@@ -190,6 +270,10 @@ fn serve(mut settings: Settings, bind: Option<String>, port: Option<u16>) -> any
                 println!("       -d @examples/case-0001.json {base}/api/v1/tasks/tumor-triage/items\n");
             }
             None => println!("\nUse your API token (create another with: verdict token create --name NAME)."),
+        }
+        if let Some(password) = &app.initial_admin_password {
+            println!("An admin account was created for the web UI: admin / {password}");
+            println!("(shown only this once; add people with: verdict user add NAME --role reviewer --task TASK)\n");
         }
         app.run_until_stopped().await?;
         Ok(())

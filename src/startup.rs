@@ -43,6 +43,9 @@ pub struct Application {
     /// The API token created at the first start of an empty database; shown
     /// once.
     pub initial_token: Option<String>,
+    /// The password of the `admin` user created at the first start of an
+    /// empty database; shown once.
+    pub initial_admin_password: Option<String>,
 }
 
 impl Application {
@@ -50,7 +53,7 @@ impl Application {
     /// binds the listener and builds the server; does not run it yet.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let open_settings = settings.clone();
-        let (db, tasks, initial_token) =
+        let (db, tasks, initial_token, initial_admin_password) =
             tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
                 let db = Db::open(&open_settings.database).map_err(anyhow::Error::msg)?;
                 let mut conn = db.get()?;
@@ -60,7 +63,8 @@ impl Application {
                 } else {
                     None
                 };
-                Ok((db, tasks, initial_token))
+                let initial_admin_password = crate::accounts::ensure_first_admin(&mut conn)?;
+                Ok((db, tasks, initial_token, initial_admin_password))
             })
             .await??;
 
@@ -115,6 +119,7 @@ impl Application {
             server,
             state,
             initial_token,
+            initial_admin_password,
         })
     }
 

@@ -114,3 +114,23 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_tokens,
     audit_log,
 );
+
+diesel::table! {
+    users (name) {
+        name -> Text,
+        password_hash -> Text,
+        role -> Text,
+        disabled -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    user_tasks (user_name, task) {
+        user_name -> Text,
+        task -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(users, user_tasks);

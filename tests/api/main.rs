@@ -1,6 +1,7 @@
 //! Every integration test in one binary: the real application on port 0
 //! against a real SQLite file and a real PostgreSQL server.
 
+mod accounts;
 mod cli;
 mod durability;
 mod helpers;

@@ -348,9 +348,17 @@ async fn a_deployment_made_with_the_cli_goes_live_on_the_running_server() {
     }
     let (_, doc) = app.submit("after", row(0)).await;
     assert_eq!(doc["verdict"]["model_version"], "v2");
+    use diesel::prelude::*;
+    use verdict::db::schema::audit_log;
+    let deployed: Vec<Option<String>> = audit_log::table
+        .filter(audit_log::action.eq("deploy"))
+        .order(audit_log::id)
+        .select(audit_log::subject)
+        .load(&mut app.db.connect())
+        .unwrap();
     assert_eq!(
-        app.count("audit_log"),
-        3,
-        "token, first deployment and the new one are audited"
+        deployed,
+        [Some("v1".to_string()), Some("v2".to_string())],
+        "both deployments are audited"
     );
 }

@@ -1,0 +1,2 @@
+DROP TABLE user_tasks;
+DROP TABLE users;
