@@ -190,9 +190,30 @@ pub fn authenticate(
         let _ = verify_password(password, &DUMMY_HASH);
         return Ok(None);
     };
-    if !verify_password(password, &hash) || disabled {
+    if !verify_password(password, &hash) || disabled || Role::parse(&role).is_err() {
         return Ok(None);
     }
+    load(conn, name)
+}
+
+/// A hash of a password nobody knows, for equal-time failures.
+static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let unknown: String = (0..32)
+        .map(|_| rand::rng().random_range('a'..='z'))
+        .collect();
+    hash_password(&unknown).expect("argon2 hashes")
+});
+
+/// An enabled user by name, with their tasks.
+pub fn load(conn: &mut DbConnection, name: &str) -> QueryResult<Option<User>> {
+    let row: Option<(String, bool)> = users::table
+        .select((users::role, users::disabled))
+        .find(name)
+        .first(conn)
+        .optional()?;
+    let Some((role, false)) = row else {
+        return Ok(None);
+    };
     let Ok(role) = Role::parse(&role) else {
         return Ok(None);
     };
@@ -207,14 +228,6 @@ pub fn authenticate(
         tasks,
     }))
 }
-
-/// A hash of a password nobody knows, for equal-time failures.
-static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let unknown: String = (0..32)
-        .map(|_| rand::rng().random_range('a'..='z'))
-        .collect();
-    hash_password(&unknown).expect("argon2 hashes")
-});
 
 /// On a database with no users, creates `admin` with a random password and
 /// returns the password (to be shown once).

@@ -14,3 +14,4 @@ pub mod startup;
 pub mod tasks;
 pub mod telemetry;
 pub mod tokens;
+pub mod web;

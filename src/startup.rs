@@ -21,6 +21,7 @@ pub struct AppState {
     pub db: Db,
     pub tasks: Registry,
     pub tokens: TokenCache,
+    pub sign_in_limiter: crate::web::ratelimit::SignInLimiter,
     pub settings: Settings,
 }
 
@@ -85,6 +86,7 @@ impl Application {
             db,
             tasks,
             tokens: TokenCache::default(),
+            sign_in_limiter: Default::default(),
             settings,
         });
         let follower = state.clone();
@@ -109,6 +111,7 @@ impl Application {
                 .wrap(TracingLogger::default())
                 .app_data(app_state.clone())
                 .configure(crate::api::routes)
+                .configure(crate::web::routes)
                 .default_service(web::to(crate::api::not_found))
         })
         .workers(workers)

@@ -133,4 +133,14 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(users, user_tasks);
+diesel::table! {
+    sessions (id_sha256) {
+        id_sha256 -> Text,
+        user_name -> Text,
+        csrf_token -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(users, user_tasks, sessions);

@@ -7,3 +7,4 @@ mod durability;
 mod helpers;
 mod scoring;
 mod validation;
+mod web;

@@ -1,2 +1,3 @@
+DROP TABLE sessions;
 DROP TABLE user_tasks;
 DROP TABLE users;

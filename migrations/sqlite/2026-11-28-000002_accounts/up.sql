@@ -16,3 +16,14 @@ CREATE TABLE user_tasks (
     task       TEXT NOT NULL,
     PRIMARY KEY (user_name, task)
 );
+
+-- Signed-in sessions. The cookie holds a random id; only its SHA-256 is
+-- stored. Each session has its own CSRF token for the forms it posts.
+CREATE TABLE sessions (
+    id_sha256   TEXT PRIMARY KEY NOT NULL,
+    user_name   TEXT NOT NULL,
+    csrf_token  TEXT NOT NULL,
+    created_at  TIMESTAMP NOT NULL,
+    expires_at  TIMESTAMP NOT NULL
+);
+CREATE INDEX sessions_by_user ON sessions (user_name);

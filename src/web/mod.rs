@@ -1,0 +1,110 @@
+//! The web UI: server-rendered askama pages, sessions, CSRF on every form.
+
+mod home;
+pub mod ratelimit;
+pub mod session;
+mod signin;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpResponse, ResponseError};
+use askama::Template;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(home::page))
+        .route("/sign-in", web::get().to(signin::form))
+        .route("/sign-in", web::post().to(signin::submit))
+        .route("/sign-out", web::post().to(signin::sign_out))
+        .route("/static/{file}", web::get().to(asset));
+}
+
+/// Renders a template into a response with `status`.
+pub fn render<T: Template>(status: StatusCode, template: &T) -> HttpResponse {
+    match template.render() {
+        Ok(html) => HttpResponse::build(status)
+            .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header(("x-frame-options", "DENY"))
+            .insert_header((
+                "content-security-policy",
+                "default-src 'self'; frame-ancestors 'none'",
+            ))
+            .body(html),
+        Err(e) => {
+            tracing::error!(error = %e, "template failed");
+            WebError::Internal.error_response()
+        }
+    }
+}
+
+pub fn redirect(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to))
+        .finish()
+}
+
+/// Errors of the web UI, answered with HTML pages (or a redirect to sign in).
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("sign in first")]
+    SignInRequired,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("too many attempts")]
+    TooManyAttempts { minutes: u64 },
+    #[error("internal error")]
+    Internal,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: String,
+}
+
+impl ResponseError for WebError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            WebError::SignInRequired => StatusCode::SEE_OTHER,
+            WebError::Forbidden(_) => StatusCode::FORBIDDEN,
+            WebError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            WebError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (title, message) = match self {
+            WebError::SignInRequired => return redirect("/sign-in"),
+            WebError::Forbidden(why) => ("Not allowed", why.to_string()),
+            WebError::TooManyAttempts { minutes } => (
+                "Too many attempts",
+                format!("Too many failed sign-ins. Try again in {minutes} minutes."),
+            ),
+            WebError::Internal => (
+                "Something went wrong",
+                "The details are in the server log.".to_string(),
+            ),
+        };
+        render(self.status_code(), &ErrorPage { title, message })
+    }
+}
+
+impl From<crate::error::AppError> for WebError {
+    fn from(e: crate::error::AppError) -> Self {
+        tracing::error!(error = %e, "web request failed");
+        WebError::Internal
+    }
+}
+
+const CSS: &str = include_str!("../../static/verdict.css");
+
+/// Assets are built into the binary: one file to deploy, no CDN.
+async fn asset(path: web::Path<String>) -> HttpResponse {
+    match path.as_str() {
+        "verdict.css" => HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, "text/css; charset=utf-8"))
+            .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+            .body(CSS),
+        _ => HttpResponse::NotFound().finish(),
+    }
+}

@@ -1,0 +1,279 @@
+//! The web UI's sign-in, sessions and CSRF, through real HTTP.
+
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::redirect::Policy;
+
+use crate::helpers::{spawn_with, task, Backend, TestApp};
+use verdict::accounts::{self, Role};
+use verdict::policy::AutomationLevel;
+
+crate::on_both_backends!(
+    signing_in_starts_a_fresh_session_that_shows_the_queues,
+    sign_out_needs_the_session_csrf_token_and_ends_the_session,
+);
+
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    cookies: Vec<(String, String)>,
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .redirect(Policy::none())
+                .build()
+                .unwrap(),
+            base: app.base.clone(),
+            cookies: Vec::new(),
+        }
+    }
+
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn remember(&mut self, response: &reqwest::Response) -> Vec<String> {
+        let mut raw = Vec::new();
+        for header in response.headers().get_all(SET_COOKIE) {
+            let text = header.to_str().unwrap().to_string();
+            let pair = text.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(n, _)| n != name);
+            if !value.is_empty() {
+                self.cookies.push((name.to_string(), value.to_string()));
+            }
+            raw.push(text);
+        }
+        raw
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn get(&mut self, path: &str) -> (u16, String, Option<String>) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(COOKIE, self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.remember(&r);
+        let location = r
+            .headers()
+            .get(LOCATION)
+            .map(|l| l.to_str().unwrap().to_string());
+        (r.status().as_u16(), r.text().await.unwrap(), location)
+    }
+
+    async fn post(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (u16, String, Option<String>, Vec<String>) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(COOKIE, self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let raw = self.remember(&r);
+        let location = r
+            .headers()
+            .get(LOCATION)
+            .map(|l| l.to_str().unwrap().to_string());
+        (r.status().as_u16(), r.text().await.unwrap(), location, raw)
+    }
+
+    /// The CSRF token of the form on a page.
+    fn csrf(html: &str) -> String {
+        let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+        html[at..at + 64].to_string()
+    }
+
+    async fn sign_in(
+        &mut self,
+        name: &str,
+        password: &str,
+    ) -> (u16, String, Option<String>, Vec<String>) {
+        let (_, page, _) = self.get("/sign-in").await;
+        let csrf = Browser::csrf(&page);
+        self.post(
+            "/sign-in",
+            &[("name", name), ("password", password), ("csrf", &csrf)],
+        )
+        .await
+    }
+}
+
+fn add_user(app: &TestApp, name: &str, role: Role, tasks: &[&str]) {
+    let tasks: Vec<String> = tasks.iter().map(|t| t.to_string()).collect();
+    accounts::add_user(
+        &mut app.db.connect(),
+        name,
+        "a long passphrase",
+        role,
+        &tasks,
+        "test",
+    )
+    .unwrap();
+}
+
+async fn signing_in_starts_a_fresh_session_that_shows_the_queues(backend: Backend) {
+    let Some(app) = spawn_with(backend, task(AutomationLevel::Assist), None).await else {
+        return;
+    };
+    add_user(&app, "rita", Role::Reviewer, &["tumor-triage"]);
+    for i in 0..3 {
+        app.submit(&format!("q{i}"), crate::helpers::row(i)).await;
+    }
+    let mut browser = Browser::new(&app);
+    let (status, _, location) = browser.get("/").await;
+    assert_eq!(
+        (status, location.as_deref()),
+        (303, Some("/sign-in")),
+        "signed-out visitors go to sign in"
+    );
+
+    // A session id planted before sign-in is never adopted.
+    browser
+        .cookies
+        .push(("verdict_session".into(), "f".repeat(64)));
+    let (status, page, _, _) = browser.sign_in("rita", "wrong password!").await;
+    assert_eq!(status, 401);
+    assert!(page.contains("Wrong name or password."));
+    let (status, _, location, raw) = browser.sign_in("rita", "a long passphrase").await;
+    assert_eq!((status, location.as_deref()), (303, Some("/")));
+    let session = raw
+        .iter()
+        .find(|c| c.starts_with("verdict_session="))
+        .expect("a session cookie");
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Lax"),
+        "{session}"
+    );
+    let id = browser.cookie("verdict_session").unwrap();
+    assert_ne!(id, "f".repeat(64));
+    assert_eq!(id.len(), 64);
+
+    let (status, home, _) = browser.get("/").await;
+    assert_eq!(status, 200);
+    assert!(
+        home.contains("rita") && home.contains("tumor-triage"),
+        "{home}"
+    );
+    assert!(home.contains(r#"<td class="num queued">3</td>"#), "{home}");
+    // The id is stored hashed only.
+    use diesel::prelude::*;
+    let stored: Vec<String> = verdict::db::schema::sessions::table
+        .select(verdict::db::schema::sessions::id_sha256)
+        .load(&mut app.db.connect())
+        .unwrap();
+    assert!(!stored.contains(&id));
+
+    // A reviewer without the task does not see it.
+    add_user(&app, "otto", Role::Reviewer, &[]);
+    let mut other = Browser::new(&app);
+    other.sign_in("otto", "a long passphrase").await;
+    let (_, home, _) = other.get("/").await;
+    assert!(
+        !home.contains("tumor-triage") && home.contains("no tasks"),
+        "{home}"
+    );
+}
+
+async fn sign_out_needs_the_session_csrf_token_and_ends_the_session(backend: Backend) {
+    let Some(app) = spawn_with(backend, task(AutomationLevel::Partial), None).await else {
+        return;
+    };
+    add_user(&app, "ana", Role::Admin, &[]);
+    let mut browser = Browser::new(&app);
+    browser.sign_in("ana", "a long passphrase").await;
+    let (_, home, _) = browser.get("/").await;
+    let csrf = Browser::csrf(&home);
+
+    let (status, _, _, _) = browser
+        .post("/sign-out", &[("csrf", &"0".repeat(64))])
+        .await;
+    assert_eq!(status, 403, "a forged form is refused");
+    assert_eq!(browser.get("/").await.0, 200, "and the session lives on");
+
+    let kept = browser.cookie("verdict_session").unwrap();
+    let (status, _, location, _) = browser.post("/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!((status, location.as_deref()), (303, Some("/sign-in")));
+    // Replaying the old cookie gets nothing: the session is gone server-side.
+    browser.cookies.push(("verdict_session".into(), kept));
+    assert_eq!(browser.get("/").await.0, 303);
+}
+
+#[actix_web::test]
+async fn sign_in_without_its_csrf_token_is_refused() {
+    let Some(app) = spawn_with(Backend::Sqlite, task(AutomationLevel::Partial), None).await else {
+        return;
+    };
+    add_user(&app, "ana", Role::Admin, &[]);
+    let mut browser = Browser::new(&app);
+    let (status, _, _, raw) = browser
+        .post(
+            "/sign-in",
+            &[
+                ("name", "ana"),
+                ("password", "a long passphrase"),
+                ("csrf", &"a".repeat(64)),
+            ],
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert!(raw.iter().all(|c| !c.starts_with("verdict_session=")));
+}
+
+#[actix_web::test]
+async fn repeated_failures_lock_the_account_even_for_the_right_password() {
+    let Some(app) = spawn_with(Backend::Sqlite, task(AutomationLevel::Partial), None).await else {
+        return;
+    };
+    add_user(&app, "ana", Role::Admin, &[]);
+    let mut browser = Browser::new(&app);
+    for _ in 0..verdict::web::ratelimit::PER_ACCOUNT {
+        assert_eq!(browser.sign_in("ana", "not the password").await.0, 401);
+    }
+    let (status, page, _, raw) = browser.sign_in("ana", "a long passphrase").await;
+    assert_eq!(status, 429, "{page}");
+    assert!(page.contains("Try again in"));
+    assert!(raw.iter().all(|c| !c.starts_with("verdict_session=")));
+    // Another account is not affected.
+    add_user(&app, "bo", Role::Reviewer, &[]);
+    assert_eq!(browser.sign_in("bo", "a long passphrase").await.0, 303);
+}
+
+#[actix_web::test]
+async fn a_disabled_user_cannot_sign_in_and_loses_open_sessions() {
+    let Some(app) = spawn_with(Backend::Sqlite, task(AutomationLevel::Partial), None).await else {
+        return;
+    };
+    add_user(&app, "ana", Role::Admin, &[]);
+    let mut browser = Browser::new(&app);
+    browser.sign_in("ana", "a long passphrase").await;
+    assert_eq!(browser.get("/").await.0, 200);
+    accounts::set_disabled(&mut app.db.connect(), "ana", true, "test").unwrap();
+    assert_eq!(browser.get("/").await.0, 303);
+    assert_eq!(
+        Browser::new(&app)
+            .sign_in("ana", "a long passphrase")
+            .await
+            .0,
+        401
+    );
+}
