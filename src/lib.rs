@@ -9,6 +9,7 @@ pub mod error;
 pub mod items;
 pub mod ml;
 pub mod policy;
+pub mod queue;
 pub mod scoring;
 pub mod startup;
 pub mod tasks;

@@ -50,6 +50,8 @@ diesel::table! {
         sla_deadline -> Nullable<Timestamp>,
         created_at -> Timestamp,
         decided_at -> Nullable<Timestamp>,
+        lease_owner -> Nullable<Text>,
+        lease_expires_at -> Nullable<Timestamp>,
     }
 }
 
@@ -104,7 +106,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    reviews (task, item_id, reviewer) {
+        task -> Text,
+        item_id -> Text,
+        reviewer -> Text,
+        label -> Text,
+        comment -> Nullable<Text>,
+        seconds_spent -> Double,
+        blind -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    reviews,
     tasks,
     model_versions,
     deployments,

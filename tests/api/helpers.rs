@@ -66,7 +66,10 @@ impl TestDb {
                     .expect("create schema");
                 let sep = if admin.contains('?') { '&' } else { '?' };
                 Some(TestDb {
-                    url: format!("{admin}{sep}options=-csearch_path%3D{schema}"),
+                    // Commits need not wait for the disk in tests.
+                    url: format!(
+                        "{admin}{sep}options=-csearch_path%3D{schema}%20-csynchronous_commit%3Doff"
+                    ),
                     schema: Some(schema),
                     _dir: dir,
                 })

@@ -5,6 +5,7 @@ mod accounts;
 mod cli;
 mod durability;
 mod helpers;
+mod queue;
 mod scoring;
 mod validation;
 mod web;

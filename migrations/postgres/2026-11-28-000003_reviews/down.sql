@@ -1,0 +1,3 @@
+DROP TABLE reviews;
+ALTER TABLE items DROP COLUMN lease_expires_at;
+ALTER TABLE items DROP COLUMN lease_owner;

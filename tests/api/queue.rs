@@ -1,0 +1,181 @@
+//! The review queue: atomic claims, leases, labels that become verdicts.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use serde_json::{json, Value};
+
+use crate::helpers::{rows, spawn, Backend, TestApp, TASK};
+use verdict::db::Db;
+use verdict::policy::AutomationLevel;
+use verdict::queue::{self, Label};
+
+crate::on_both_backends!(
+    claimers_never_share_an_item_and_every_item_is_labelled_once,
+    an_expired_lease_frees_the_item_and_its_late_label_is_refused,
+    a_human_label_becomes_the_verdict_the_api_returns,
+);
+
+fn labels() -> Vec<String> {
+    vec!["malignant".into(), "benign".into()]
+}
+
+fn label(l: &str) -> Label {
+    Label {
+        label: l.into(),
+        comment: None,
+        seconds_spent: 2.5,
+    }
+}
+
+async fn queue_items(app: &TestApp, n: usize) {
+    let data = rows();
+    let all: Vec<Value> = (0..n)
+        .map(|i| json!({"id": format!("q{i:05}"), "input": data[i % data.len()]}))
+        .collect();
+    for chunk in all.chunks(1000) {
+        let (status, body) = app.post(&json!({ "items": chunk })).await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+fn open(app: &TestApp) -> Db {
+    Db::open(&verdict::config::DatabaseSettings {
+        url: app.db.url.clone(),
+        pool_size: 8,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+async fn claimers_never_share_an_item_and_every_item_is_labelled_once(backend: Backend) {
+    let Some(app) = spawn(backend, AutomationLevel::HumanOnly).await else {
+        return;
+    };
+    queue_items(&app, 2000).await;
+    let db = Arc::new(open(&app));
+    let mut workers = Vec::new();
+    for r in 0..32 {
+        let db = db.clone();
+        workers.push(tokio::spawn(async move {
+            let reviewer = format!("reviewer-{r}");
+            let mut done = 0;
+            loop {
+                let who = reviewer.clone();
+                let claim = db
+                    .write(move |conn| queue::claim_next(conn, TASK, &who, queue::DEFAULT_LEASE))
+                    .await
+                    .unwrap();
+                let Some(claim) = claim else { break };
+                let (who, id) = (reviewer.clone(), claim.item.id.clone());
+                db.write(move |conn| {
+                    queue::submit(conn, TASK, &labels(), &id, &who, &label("benign"))
+                })
+                .await
+                .unwrap();
+                done += 1;
+            }
+            done
+        }));
+    }
+    let mut total = 0;
+    for w in workers {
+        total += w.await.unwrap();
+    }
+    assert_eq!(total, 2000, "every item labelled, none twice");
+    assert_eq!(app.count("reviews"), 2000);
+    assert_eq!(app.count("verdicts"), 2000);
+    let depth = db.read(|conn| Ok(queue::depth(conn, TASK)?)).await.unwrap();
+    assert_eq!(depth, queue::Depth::default(), "nothing left waiting");
+}
+
+async fn an_expired_lease_frees_the_item_and_its_late_label_is_refused(backend: Backend) {
+    let Some(app) = spawn(backend, AutomationLevel::HumanOnly).await else {
+        return;
+    };
+    queue_items(&app, 2).await;
+    let db = open(&app);
+    let first = db
+        .write(|conn| queue::claim_next(conn, TASK, "ana", Duration::milliseconds(200)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.item.id, "q00000", "earliest deadline first");
+    let second = db
+        .write(|conn| queue::claim_next(conn, TASK, "bo", queue::DEFAULT_LEASE))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        second.item.id, "q00001",
+        "a held item is not handed out twice"
+    );
+    let depth = db.read(|conn| Ok(queue::depth(conn, TASK)?)).await.unwrap();
+    assert_eq!((depth.queued, depth.in_review), (2, 2));
+    assert!(db
+        .write(|conn| queue::claim_next(conn, TASK, "cy", queue::DEFAULT_LEASE))
+        .await
+        .unwrap()
+        .is_none());
+
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let again = db
+        .write(|conn| queue::claim_next(conn, TASK, "cy", queue::DEFAULT_LEASE))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.item.id, "q00000", "the expired lease put it back");
+    let late = db
+        .write(|conn| queue::submit(conn, TASK, &labels(), "q00000", "ana", &label("benign")))
+        .await
+        .unwrap_err();
+    assert_eq!(late.code(), "stale_lease");
+    // Someone else's item and unknown labels are refused too.
+    let theirs = db
+        .write(|conn| queue::submit(conn, TASK, &labels(), "q00001", "cy", &label("benign")))
+        .await
+        .unwrap_err();
+    assert_eq!(theirs.code(), "stale_lease");
+    let unknown = db
+        .write(|conn| queue::submit(conn, TASK, &labels(), "q00000", "cy", &label("maybe")))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), "unknown_label");
+    // Skip gives it back at once.
+    db.write(|conn| queue::skip(conn, TASK, "q00000", "cy"))
+        .await
+        .unwrap();
+    let taken = db
+        .write(|conn| queue::claim_next(conn, TASK, "dee", queue::DEFAULT_LEASE))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.item.id, "q00000");
+    assert_eq!(app.count("reviews"), 0);
+}
+
+async fn a_human_label_becomes_the_verdict_the_api_returns(backend: Backend) {
+    let Some(app) = spawn(backend, AutomationLevel::Assist).await else {
+        return;
+    };
+    queue_items(&app, 1).await;
+    let db = open(&app);
+    let claim = db
+        .write(|conn| queue::claim_next(conn, TASK, "ana", queue::DEFAULT_LEASE))
+        .await
+        .unwrap()
+        .unwrap();
+    let id = claim.item.id.clone();
+    db.write(move |conn| queue::submit(conn, TASK, &labels(), &id, "ana", &label("malignant")))
+        .await
+        .unwrap();
+    let (status, doc) = app.get(&format!("/api/v1/tasks/{TASK}/items/q00000")).await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["status"], "decided");
+    assert_eq!(doc["verdict"]["source"], "human");
+    assert_eq!(doc["verdict"]["label"], "malignant");
+    assert!(
+        doc["prediction"]["label"].is_string(),
+        "the model's suggestion stays on record"
+    );
+}
