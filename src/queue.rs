@@ -83,6 +83,25 @@ pub fn claim_next(
     }))
 }
 
+/// The item `reviewer` holds a live lease on in `task`, if any (a reload of
+/// the review page resumes it rather than claiming another).
+pub fn held_by(conn: &mut DbConnection, task: &str, reviewer: &str) -> QueryResult<Option<Claim>> {
+    let row: Option<(ItemRow, Option<Timestamp>)> = items::table
+        .filter(items::task.eq(task))
+        .filter(items::review_state.eq(REVIEW_PENDING))
+        .filter(items::lease_owner.eq(reviewer))
+        .filter(items::lease_expires_at.gt(Some(now())))
+        .select((ItemRow::as_select(), items::lease_expires_at))
+        .first(conn)
+        .optional()?;
+    Ok(row.and_then(|(item, expires)| {
+        expires.map(|lease_expires_at| Claim {
+            item,
+            lease_expires_at,
+        })
+    }))
+}
+
 /// The lease `reviewer` holds on an item, or why they hold none.
 fn held_lease(
     conn: &mut DbConnection,

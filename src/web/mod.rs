@@ -2,6 +2,7 @@
 
 mod home;
 pub mod ratelimit;
+mod review;
 pub mod session;
 mod signin;
 
@@ -14,6 +15,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/sign-in", web::get().to(signin::form))
         .route("/sign-in", web::post().to(signin::submit))
         .route("/sign-out", web::post().to(signin::sign_out))
+        .route("/review/{task}", web::get().to(review::next))
+        .route("/review/{task}/{item}/label", web::post().to(review::label))
+        .route("/review/{task}/{item}/skip", web::post().to(review::skip))
         .route("/static/{file}", web::get().to(asset));
 }
 

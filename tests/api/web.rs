@@ -10,6 +10,7 @@ use verdict::policy::AutomationLevel;
 crate::on_both_backends!(
     signing_in_starts_a_fresh_session_that_shows_the_queues,
     sign_out_needs_the_session_csrf_token_and_ends_the_session,
+    review_page_labels_an_item_into_a_human_verdict,
 );
 
 struct Browser {
@@ -275,5 +276,146 @@ async fn a_disabled_user_cannot_sign_in_and_loses_open_sessions() {
             .await
             .0,
         401
+    );
+}
+
+fn input_with(field: &str, value: f64) -> serde_json::Value {
+    let mut input = crate::helpers::row(5);
+    input[field] = serde_json::json!(value);
+    input
+}
+
+async fn review_page_labels_an_item_into_a_human_verdict(backend: Backend) {
+    let Some(app) = spawn_with(backend, task(AutomationLevel::Assist), None).await else {
+        return;
+    };
+    add_user(&app, "rita", Role::Reviewer, &["tumor-triage"]);
+    // Far outside the training range: the page must flag it.
+    app.submit("odd-1", input_with("mean_radius", 40.0)).await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in("rita", "a long passphrase").await;
+
+    let (status, page, _) = browser.get("/review/tumor-triage").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("odd-1"));
+    assert!(
+        page.contains("Model suggests"),
+        "assist shows the suggestion"
+    );
+    assert!(page.contains("mean_radius") && page.contains("worst_fractal_dimension"));
+    assert!(
+        page.contains(r#"<span class="flag""#),
+        "the out-of-range value is flagged"
+    );
+    assert!(
+        page.len() < 50_000,
+        "the page stays light: {} bytes",
+        page.len()
+    );
+    // A reload resumes the same claim.
+    let (_, again, _) = browser.get("/review/tumor-triage").await;
+    assert!(again.contains("odd-1"));
+
+    let csrf = Browser::csrf(&page);
+    let forged = browser
+        .post(
+            "/review/tumor-triage/odd-1/label",
+            &[
+                ("csrf", &"0".repeat(64)),
+                ("label", "benign"),
+                ("shown_at", "0"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.0, 403);
+    let (_, doc) = app.get("/api/v1/tasks/tumor-triage/items/odd-1").await;
+    assert_eq!(doc["status"], "queued", "a forged form changes nothing");
+
+    let shown_at = (chrono::Utc::now().timestamp_millis() - 4000).to_string();
+    let (status, _, location, _) = browser
+        .post(
+            "/review/tumor-triage/odd-1/label",
+            &[
+                ("csrf", &csrf),
+                ("label", "malignant"),
+                ("comment", "huge nuclei"),
+                ("shown_at", &shown_at),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (status, location.as_deref()),
+        (303, Some("/review/tumor-triage"))
+    );
+    let (_, doc) = app.get("/api/v1/tasks/tumor-triage/items/odd-1").await;
+    assert_eq!(doc["verdict"]["source"], "human");
+    assert_eq!(doc["verdict"]["label"], "malignant");
+    use diesel::prelude::*;
+    use verdict::db::schema::reviews;
+    let (comment, seconds): (Option<String>, f64) = reviews::table
+        .select((reviews::comment, reviews::seconds_spent))
+        .first(&mut app.db.connect())
+        .unwrap();
+    assert_eq!(comment.as_deref(), Some("huge nuclei"));
+    assert!(
+        (3.0..60.0).contains(&seconds),
+        "time spent is recorded: {seconds}"
+    );
+
+    // Labelling it again is refused with a notice; the queue is now empty.
+    let (_, _, location, _) = browser
+        .post(
+            "/review/tumor-triage/odd-1/label",
+            &[
+                ("csrf", &csrf),
+                ("label", "benign"),
+                ("shown_at", &shown_at),
+            ],
+        )
+        .await;
+    assert_eq!(
+        location.as_deref(),
+        Some("/review/tumor-triage?notice=stale")
+    );
+    let (_, page, _) = browser.get("/review/tumor-triage?notice=stale").await;
+    assert!(
+        page.contains("queue is empty") && page.contains("was not saved"),
+        "{page}"
+    );
+}
+
+#[actix_web::test]
+async fn blind_items_hide_the_model_and_others_tasks_are_closed() {
+    let Some(app) = spawn_with(Backend::Sqlite, task(AutomationLevel::Shadow), None).await else {
+        return;
+    };
+    add_user(&app, "rita", Role::Reviewer, &["tumor-triage"]);
+    add_user(&app, "otto", Role::Reviewer, &[]);
+    app.submit("s-1", crate::helpers::row(0)).await;
+    let mut rita = Browser::new(&app);
+    rita.sign_in("rita", "a long passphrase").await;
+    let (status, page, _) = rita.get("/review/tumor-triage").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("s-1") && !page.contains("Model suggests"),
+        "shadow items are blind"
+    );
+    let mut otto = Browser::new(&app);
+    otto.sign_in("otto", "a long passphrase").await;
+    assert_eq!(
+        otto.get("/review/tumor-triage").await.0,
+        403,
+        "no permission for the task"
+    );
+    let csrf = Browser::csrf(&otto.get("/").await.1);
+    let (status, _, _, _) = otto
+        .post(
+            "/review/tumor-triage/s-1/label",
+            &[("csrf", &csrf), ("label", "benign"), ("shown_at", "0")],
+        )
+        .await;
+    assert_eq!(
+        status, 403,
+        "roles are enforced on the server, not just hidden"
     );
 }

@@ -1,0 +1,285 @@
+//! The review page: one item at a time, everything needed to decide, a label
+//! in one action. Works with plain form posts; the next item follows each
+//! label.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use super::session::SignedIn;
+use super::{redirect, render, WebError};
+use crate::error::AppError;
+use crate::items::{self, PredictionDoc};
+use crate::ml::LoadedModel;
+use crate::queue::{self, Claim, Label};
+use crate::startup::AppState;
+use crate::tasks::TaskRuntime;
+
+pub struct FeatureRow {
+    pub name: String,
+    pub value: String,
+    pub reference: String,
+    /// Outside the training data's range: the reviewer sees drift.
+    pub outside: bool,
+}
+
+pub struct LabelButton {
+    pub key: usize,
+    pub label: String,
+}
+
+pub struct Suggestion {
+    pub label: String,
+    pub confidence: String,
+    pub probabilities: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "review/item.html")]
+struct ReviewPage {
+    user: String,
+    csrf: String,
+    task: String,
+    item_id: String,
+    created_at: String,
+    deadline: String,
+    lease_seconds: i64,
+    features: Vec<FeatureRow>,
+    suggestion: Option<Suggestion>,
+    labels: Vec<LabelButton>,
+    shown_at: i64,
+    notice: Option<&'static str>,
+}
+
+#[derive(Template)]
+#[template(path = "review/empty.html")]
+struct EmptyPage {
+    user: String,
+    csrf: String,
+    task: String,
+    notice: Option<&'static str>,
+}
+
+fn task_for(
+    state: &AppState,
+    signed_in: &SignedIn,
+    name: &str,
+) -> Result<std::sync::Arc<TaskRuntime>, WebError> {
+    let task = state
+        .tasks
+        .get(name)
+        .cloned()
+        .ok_or(WebError::Forbidden("There is no such task."))?;
+    if !signed_in.user.may_work(task.name()) {
+        return Err(WebError::Forbidden("You may not work this task's queue."));
+    }
+    Ok(task)
+}
+
+fn features(model: Option<&LoadedModel>, input: &str) -> Vec<FeatureRow> {
+    let values: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(input).unwrap_or_default();
+    match model {
+        Some(model) => model
+            .card
+            .features
+            .iter()
+            .map(|spec| {
+                let value = values.get(&spec.name).and_then(|v| v.as_f64());
+                let (lo, hi) = (spec.reference.min(), spec.reference.max());
+                FeatureRow {
+                    name: spec.name.clone(),
+                    value: value.map_or("–".into(), |v| format!("{v}")),
+                    reference: format!("{} – {}", short(lo), short(hi)),
+                    outside: value.is_some_and(|v| v < lo || v > hi),
+                }
+            })
+            .collect(),
+        None => values
+            .iter()
+            .map(|(name, v)| FeatureRow {
+                name: name.clone(),
+                value: v.to_string(),
+                reference: "–".into(),
+                outside: false,
+            })
+            .collect(),
+    }
+}
+
+fn short(v: f64) -> String {
+    format!("{:.4}", v)
+        .trim_end_matches('0')
+        .trim_end_matches('.')
+        .to_string()
+}
+
+#[derive(Deserialize)]
+pub struct Notice {
+    notice: Option<String>,
+}
+
+fn notice_text(notice: &Notice) -> Option<&'static str> {
+    match notice.notice.as_deref() {
+        Some("stale") => Some("Your claim on the last item had expired or passed to someone else, so its label was not saved. Here is the next item."),
+        Some("skipped") => Some("Skipped: the item went back to the queue."),
+        _ => None,
+    }
+}
+
+/// Resumes the reviewer's claimed item or claims the next one.
+pub async fn next(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    path: web::Path<String>,
+    notice: web::Query<Notice>,
+) -> Result<HttpResponse, WebError> {
+    let task = task_for(&state, &signed_in, &path)?;
+    let (name, who) = (task.name().to_string(), signed_in.user.name.clone());
+    let claim: Option<Claim> = state
+        .db
+        .write(move |conn| match queue::held_by(conn, &name, &who)? {
+            Some(claim) => Ok(Some(claim)),
+            None => queue::claim_next(conn, &name, &who, queue::DEFAULT_LEASE),
+        })
+        .await?;
+    let notice = notice_text(&notice);
+    let Some(claim) = claim else {
+        return Ok(render(
+            StatusCode::OK,
+            &EmptyPage {
+                user: signed_in.user.name.clone(),
+                csrf: signed_in.csrf.clone(),
+                task: task.name().to_string(),
+                notice,
+            },
+        ));
+    };
+    let model = task.live();
+    let item = claim.item.clone();
+    // The model's view, unless the item is blind (shadow, audit, failures).
+    let suggestion = if item.blind {
+        None
+    } else {
+        let doc = state
+            .db
+            .read(move |conn| Ok(items::docs_for(conn, std::slice::from_ref(&item))?))
+            .await?
+            .pop();
+        doc.and_then(|d| d.prediction)
+            .map(|p: PredictionDoc| Suggestion {
+                label: p.label,
+                confidence: format!("{:.1} %", p.confidence * 100.0),
+                probabilities: p
+                    .probabilities
+                    .into_iter()
+                    .map(|(l, v)| (l, format!("{:.1} %", v * 100.0)))
+                    .collect(),
+            })
+    };
+    let labels = model
+        .as_ref()
+        .map(|m| m.card.labels.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, label)| LabelButton { key: i + 1, label })
+        .collect();
+    let at = crate::domain::now();
+    Ok(render(
+        StatusCode::OK,
+        &ReviewPage {
+            user: signed_in.user.name.clone(),
+            csrf: signed_in.csrf.clone(),
+            task: task.name().to_string(),
+            item_id: claim.item.id.clone(),
+            created_at: crate::domain::rfc3339(&claim.item.created_at),
+            deadline: claim
+                .item
+                .sla_deadline
+                .map(|d| crate::domain::rfc3339(&d))
+                .unwrap_or_else(|| "–".into()),
+            lease_seconds: (claim.lease_expires_at - at).num_seconds().max(0),
+            features: features(model.as_deref(), &claim.item.input),
+            suggestion,
+            labels,
+            shown_at: at.and_utc().timestamp_millis(),
+            notice,
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct LabelForm {
+    csrf: String,
+    label: String,
+    #[serde(default)]
+    comment: String,
+    shown_at: i64,
+}
+
+pub async fn label(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    path: web::Path<(String, String)>,
+    form: web::Form<LabelForm>,
+) -> Result<HttpResponse, WebError> {
+    signed_in.check_csrf(&form.csrf)?;
+    let (task_name, item_id) = path.into_inner();
+    let task = task_for(&state, &signed_in, &task_name)?;
+    let labels = task
+        .live()
+        .map(|m| m.card.labels.clone())
+        .unwrap_or_default();
+    let form = form.into_inner();
+    let now_ms = crate::domain::now().and_utc().timestamp_millis();
+    let label = Label {
+        label: form.label,
+        comment: Some(form.comment.trim().to_string()).filter(|c| !c.is_empty()),
+        seconds_spent: ((now_ms - form.shown_at).max(0) as f64 / 1000.0).min(86_400.0),
+    };
+    let (name, who) = (task.name().to_string(), signed_in.user.name.clone());
+    let result = state
+        .db
+        .write(move |conn| queue::submit(conn, &name, &labels, &item_id, &who, &label))
+        .await;
+    match result {
+        Ok(()) => Ok(redirect(&format!("/review/{}", task.name()))),
+        Err(AppError::InvalidInput {
+            code: "stale_lease",
+            ..
+        }) => Ok(redirect(&format!("/review/{}?notice=stale", task.name()))),
+        Err(AppError::InvalidInput {
+            code: "unknown_label",
+            ..
+        }) => Err(WebError::Forbidden("That is not a label of this task.")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+pub async fn skip(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    path: web::Path<(String, String)>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, WebError> {
+    signed_in.check_csrf(&form.csrf)?;
+    let (task_name, item_id) = path.into_inner();
+    let task = task_for(&state, &signed_in, &task_name)?;
+    let (name, who) = (task.name().to_string(), signed_in.user.name.clone());
+    let skipped = state
+        .db
+        .write(move |conn| queue::skip(conn, &name, &item_id, &who))
+        .await;
+    let notice = if skipped.is_ok() { "skipped" } else { "stale" };
+    Ok(redirect(&format!(
+        "/review/{}?notice={notice}",
+        task.name()
+    )))
+}
