@@ -18,6 +18,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/review/{task}", web::get().to(review::next))
         .route("/review/{task}/{item}/label", web::post().to(review::label))
         .route("/review/{task}/{item}/skip", web::post().to(review::skip))
+        .route("/review/{task}/{item}/renew", web::post().to(review::renew))
         .route("/static/{file}", web::get().to(asset));
 }
 
@@ -101,6 +102,7 @@ impl From<crate::error::AppError> for WebError {
 }
 
 const CSS: &str = include_str!("../../static/verdict.css");
+const REVIEW_JS: &str = include_str!("../../static/review.js");
 
 /// Assets are built into the binary: one file to deploy, no CDN.
 async fn asset(path: web::Path<String>) -> HttpResponse {
@@ -109,6 +111,10 @@ async fn asset(path: web::Path<String>) -> HttpResponse {
             .insert_header((header::CONTENT_TYPE, "text/css; charset=utf-8"))
             .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
             .body(CSS),
+        "review.js" => HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, "text/javascript; charset=utf-8"))
+            .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+            .body(REVIEW_JS),
         _ => HttpResponse::NotFound().finish(),
     }
 }

@@ -283,3 +283,27 @@ pub async fn skip(
         task.name()
     )))
 }
+
+/// Extends the reviewer's lease; answers JSON `{"seconds": left}` for the
+/// page's countdown, 409 when the claim is gone.
+pub async fn renew(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    path: web::Path<(String, String)>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, WebError> {
+    signed_in.check_csrf(&form.csrf)?;
+    let (task_name, item_id) = path.into_inner();
+    let task = task_for(&state, &signed_in, &task_name)?;
+    let (name, who) = (task.name().to_string(), signed_in.user.name.clone());
+    let renewed = state
+        .db
+        .write(move |conn| queue::renew(conn, &name, &item_id, &who, queue::DEFAULT_LEASE))
+        .await;
+    Ok(match renewed {
+        Ok(expires) => HttpResponse::Ok().json(serde_json::json!({
+            "seconds": (expires - crate::domain::now()).num_seconds().max(0)
+        })),
+        Err(_) => HttpResponse::Conflict().json(serde_json::json!({"seconds": 0})),
+    })
+}

@@ -1,0 +1,244 @@
+//! End to end in headless Chromium through chromedriver: sign in, label
+//! three items with the keyboard, see the counts change, sign out. With `CI`
+//! set a missing browser is a failure, not a skip.
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::{ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::helpers::{repo, row, spawn_with, task, Backend};
+use verdict::accounts::{self, Role};
+use verdict::policy::AutomationLevel;
+
+struct ChromeDriver {
+    child: Child,
+    port: u16,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn chromedriver() -> Option<ChromeDriver> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = match Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) if std::env::var_os("CI").is_some() => {
+            panic!("CI is set and chromedriver cannot start: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping the browser test: chromedriver cannot start ({e}); set CI to make this fail");
+            return None;
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(ChromeDriver {
+        child,
+        port,
+        _profile: tempfile::tempdir().unwrap(),
+    })
+}
+
+async fn press(client: &fantoccini::Client, key: char) {
+    let keys = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down { value: key })
+        .then(KeyAction::Up { value: key });
+    client.perform_actions(keys).await.unwrap();
+}
+
+async fn wait_for<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_reviewer_labels_three_items_with_the_keyboard_in_chromium() {
+    let Some(driver) = chromedriver() else { return };
+    let app = spawn_with(Backend::Sqlite, task(AutomationLevel::Assist), None)
+        .await
+        .unwrap();
+    let tasks = vec!["tumor-triage".to_string()];
+    accounts::add_user(
+        &mut app.db.connect(),
+        "rita",
+        "a long passphrase",
+        Role::Reviewer,
+        &tasks,
+        "test",
+    )
+    .unwrap();
+    for i in 0..4 {
+        app.submit(&format!("case-{i}"), row(i)).await;
+    }
+
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"args": [
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--no-first-run", "--window-size=1200,1100",
+            format!("--user-data-dir={}", driver._profile.path().display()),
+        ]}),
+    );
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .expect("a Chromium session");
+
+    client.goto(&format!("{}/", app.base)).await.unwrap();
+    assert!(client
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .ends_with("/sign-in"));
+    client
+        .find(Locator::Css("input[name=name]"))
+        .await
+        .unwrap()
+        .send_keys("rita")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys("a long passphrase")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("form.sign-in button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let queued = client
+        .find(Locator::Css("td.queued"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(queued, "4");
+
+    client
+        .find(Locator::Css("a.start"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .execute("window.notReloaded = true; return null;", vec![])
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let id = client
+            .find(Locator::Css("h1 .mono"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(!seen.contains(&id), "a new item each time");
+        seen.push(id.clone());
+        press(&client, '2').await; // "benign"
+        wait_for("the next item", || {
+            let client = client.clone();
+            let id = id.clone();
+            async move {
+                match client.find(Locator::Css("h1")).await {
+                    Ok(h1) => !h1.text().await.unwrap_or_default().contains(&id),
+                    Err(_) => false,
+                }
+            }
+        })
+        .await;
+    }
+    let same_page = client
+        .execute("return window.notReloaded === true;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        same_page,
+        json!(true),
+        "the next item came without a full page load"
+    );
+
+    let out = repo().join("test-output");
+    std::fs::create_dir_all(&out).unwrap();
+    let png = client.screenshot().await.unwrap();
+    std::fs::write(out.join("review-page.png"), png).unwrap();
+
+    client.goto(&format!("{}/", app.base)).await.unwrap();
+    let queued = client
+        .find(Locator::Css("td.queued"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(queued, "1", "three of four labelled");
+    client
+        .find(Locator::Css("form.inline button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for("the sign-in page", || {
+        let client = client.clone();
+        async move {
+            client
+                .current_url()
+                .await
+                .is_ok_and(|u| u.path() == "/sign-in")
+        }
+    })
+    .await;
+    client.close().await.unwrap();
+
+    use diesel::prelude::*;
+    use verdict::db::schema::verdicts;
+    let by: Vec<(String, Option<String>, String)> = verdicts::table
+        .select((verdicts::item_id, verdicts::decided_by, verdicts::label))
+        .filter(verdicts::source.eq("human"))
+        .load(&mut app.db.connect())
+        .unwrap();
+    assert_eq!(by.len(), 3);
+    assert!(by.iter().all(|(id, who, label)| seen.contains(id)
+        && who.as_deref() == Some("rita")
+        && label == "benign"));
+}
