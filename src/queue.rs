@@ -245,6 +245,72 @@ pub fn submit(
     Ok(())
 }
 
+/// How long after labelling a reviewer may take the label back.
+pub const UNDO_WINDOW: Duration = Duration::seconds(30);
+
+/// Takes back the reviewer's last label in `task` if it is younger than
+/// [`UNDO_WINDOW`]: the review goes, a verdict it made goes, and the item is
+/// the reviewer's claimed item again. Returns its id, or `None`.
+pub fn undo_last(
+    conn: &mut DbConnection,
+    task: &str,
+    reviewer: &str,
+    lease: Duration,
+) -> Result<Option<String>, AppError> {
+    let at = now();
+    let last: Option<String> = reviews::table
+        .filter(reviews::task.eq(task))
+        .filter(reviews::reviewer.eq(reviewer))
+        .filter(reviews::created_at.gt(at - UNDO_WINDOW))
+        .order(reviews::created_at.desc())
+        .select(reviews::item_id)
+        .first(conn)
+        .optional()?;
+    let Some(item_id) = last else {
+        return Ok(None);
+    };
+    diesel::delete(reviews::table.find((task, item_id.as_str(), reviewer))).execute(conn)?;
+    let made_verdict = diesel::delete(
+        verdicts::table
+            .filter(verdicts::task.eq(task))
+            .filter(verdicts::item_id.eq(&item_id))
+            .filter(verdicts::source.eq(SOURCE_HUMAN))
+            .filter(verdicts::decided_by.eq(reviewer)),
+    )
+    .execute(conn)?;
+    if made_verdict > 0 {
+        diesel::update(items::table.find((task, item_id.as_str())))
+            .set((
+                items::status.eq(STATUS_QUEUED),
+                items::decided_at.eq(None::<Timestamp>),
+            ))
+            .execute(conn)?;
+    }
+    diesel::update(items::table.find((task, item_id.as_str())))
+        .set((
+            items::review_state.eq(REVIEW_PENDING),
+            items::lease_owner.eq(Some(reviewer)),
+            items::lease_expires_at.eq(Some(at + lease)),
+        ))
+        .execute(conn)?;
+    Ok(Some(item_id))
+}
+
+/// Labels `reviewer` gave in `task` since `since`.
+pub fn labelled_since(
+    conn: &mut DbConnection,
+    task: &str,
+    reviewer: &str,
+    since: Timestamp,
+) -> QueryResult<i64> {
+    reviews::table
+        .filter(reviews::task.eq(task))
+        .filter(reviews::reviewer.eq(reviewer))
+        .filter(reviews::created_at.ge(since))
+        .count()
+        .get_result(conn)
+}
+
 /// Queue figures of a task: waiting, claimed now, past their deadline.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Depth {

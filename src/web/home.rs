@@ -3,12 +3,10 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use askama::Template;
-use diesel::prelude::*;
 
 use super::session::SignedIn;
 use super::{render, WebError};
-use crate::db::schema::items;
-use crate::items::REVIEW_PENDING;
+use crate::queue;
 use crate::startup::AppState;
 
 pub struct QueueRow {
@@ -16,7 +14,10 @@ pub struct QueueRow {
     pub automation: &'static str,
     pub live_model: String,
     pub queued: i64,
+    pub in_review: i64,
     pub overdue: i64,
+    /// Labels the signed-in person gave today (UTC).
+    pub mine_today: i64,
 }
 
 #[derive(Template)]
@@ -32,44 +33,46 @@ pub async fn page(
     state: web::Data<AppState>,
     signed_in: SignedIn,
 ) -> Result<HttpResponse, WebError> {
-    let (queued, overdue) = state
-        .db
-        .read(|conn| {
-            let now = crate::domain::now();
-            let queued: Vec<(String, i64)> = items::table
-                .filter(items::review_state.eq(REVIEW_PENDING))
-                .group_by(items::task)
-                .select((items::task, diesel::dsl::count_star()))
-                .load(conn)?;
-            let overdue: Vec<(String, i64)> = items::table
-                .filter(items::review_state.eq(REVIEW_PENDING))
-                .filter(items::sla_deadline.lt(now))
-                .group_by(items::task)
-                .select((items::task, diesel::dsl::count_star()))
-                .load(conn)?;
-            Ok((
-                queued
-                    .into_iter()
-                    .collect::<std::collections::HashMap<_, _>>(),
-                overdue
-                    .into_iter()
-                    .collect::<std::collections::HashMap<_, _>>(),
-            ))
-        })
-        .await?;
-    let queues = state
+    let tasks: Vec<_> = state
         .tasks
         .all()
         .filter(|t| signed_in.user.may_work(t.name()))
-        .map(|t| QueueRow {
+        .cloned()
+        .collect();
+    let names: Vec<String> = tasks.iter().map(|t| t.name().to_string()).collect();
+    let who = signed_in.user.name.clone();
+    let figures = state
+        .db
+        .read(move |conn| {
+            let midnight = chrono::Utc::now()
+                .date_naive()
+                .and_hms_opt(0, 0, 0)
+                .expect("midnight exists");
+            names
+                .iter()
+                .map(|task| {
+                    Ok((
+                        queue::depth(conn, task)?,
+                        queue::labelled_since(conn, task, &who, midnight)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, crate::error::AppError>>()
+        })
+        .await?;
+    let queues = tasks
+        .iter()
+        .zip(figures)
+        .map(|(t, (depth, mine))| QueueRow {
             task: t.name().to_string(),
             automation: t.config.automation.as_str(),
             live_model: t
                 .live()
                 .map(|m| m.version().to_string())
                 .unwrap_or_else(|| "none".into()),
-            queued: queued.get(t.name()).copied().unwrap_or(0),
-            overdue: overdue.get(t.name()).copied().unwrap_or(0),
+            queued: depth.queued,
+            in_review: depth.in_review,
+            overdue: depth.overdue,
+            mine_today: mine,
         })
         .collect();
     Ok(render(

@@ -16,6 +16,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/sign-in", web::post().to(signin::submit))
         .route("/sign-out", web::post().to(signin::sign_out))
         .route("/review/{task}", web::get().to(review::next))
+        .route("/review/{task}/undo", web::post().to(review::undo))
         .route("/review/{task}/{item}/label", web::post().to(review::label))
         .route("/review/{task}/{item}/skip", web::post().to(review::skip))
         .route("/review/{task}/{item}/renew", web::post().to(review::renew))

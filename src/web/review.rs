@@ -124,6 +124,8 @@ fn notice_text(notice: &Notice) -> Option<&'static str> {
     match notice.notice.as_deref() {
         Some("stale") => Some("Your claim on the last item had expired or passed to someone else, so its label was not saved. Here is the next item."),
         Some("skipped") => Some("Skipped: the item went back to the queue."),
+        Some("undone") => Some("Your last label was taken back: label this item again."),
+        Some("nothing-to-undo") => Some("There is no label of yours from the last 30 seconds to take back."),
         _ => None,
     }
 }
@@ -306,4 +308,37 @@ pub async fn renew(
         })),
         Err(_) => HttpResponse::Conflict().json(serde_json::json!({"seconds": 0})),
     })
+}
+
+/// Takes back the reviewer's last label (within 30 seconds) and shows that
+/// item again.
+pub async fn undo(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, WebError> {
+    signed_in.check_csrf(&form.csrf)?;
+    let task = task_for(&state, &signed_in, &path)?;
+    let (name, who) = (task.name().to_string(), signed_in.user.name.clone());
+    let undone = state
+        .db
+        .write(move |conn| {
+            // The item now on screen goes back first, so the undone one is
+            // the reviewer's only claim.
+            if let Some(current) = queue::held_by(conn, &name, &who)? {
+                queue::skip(conn, &name, &current.item.id, &who)?;
+            }
+            queue::undo_last(conn, &name, &who, queue::DEFAULT_LEASE)
+        })
+        .await?;
+    let notice = if undone.is_some() {
+        "undone"
+    } else {
+        "nothing-to-undo"
+    };
+    Ok(redirect(&format!(
+        "/review/{}?notice={notice}",
+        task.name()
+    )))
 }

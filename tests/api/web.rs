@@ -419,3 +419,67 @@ async fn blind_items_hide_the_model_and_others_tasks_are_closed() {
         "roles are enforced on the server, not just hidden"
     );
 }
+
+#[actix_web::test]
+async fn undo_takes_back_the_last_label_and_shows_the_item_again() {
+    let Some(app) = spawn_with(Backend::Sqlite, task(AutomationLevel::Assist), None).await else {
+        return;
+    };
+    add_user(&app, "rita", Role::Reviewer, &["tumor-triage"]);
+    app.submit("u-1", crate::helpers::row(0)).await;
+    app.submit("u-2", crate::helpers::row(1)).await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in("rita", "a long passphrase").await;
+    let (_, page, _) = browser.get("/review/tumor-triage").await;
+    assert!(page.contains("u-1"));
+    let csrf = Browser::csrf(&page);
+    browser
+        .post(
+            "/review/tumor-triage/u-1/label",
+            &[("csrf", &csrf), ("label", "benign"), ("shown_at", "0")],
+        )
+        .await;
+    let (_, home, _) = browser.get("/").await;
+    assert!(home.contains(r#"<td class="num mine">1</td>"#), "{home}");
+    assert!(home.contains(r#"<td class="num queued">1</td>"#), "{home}");
+
+    // u-2 is on screen now; undo brings u-1 back and returns u-2 to the queue.
+    let (_, page, _) = browser.get("/review/tumor-triage").await;
+    assert!(page.contains("u-2"));
+    let (_, _, location, _) = browser
+        .post("/review/tumor-triage/undo", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(
+        location.as_deref(),
+        Some("/review/tumor-triage?notice=undone")
+    );
+    let (_, page, _) = browser.get("/review/tumor-triage?notice=undone").await;
+    assert!(
+        page.contains("u-1") && page.contains("taken back"),
+        "{page}"
+    );
+    let (_, doc) = app.get("/api/v1/tasks/tumor-triage/items/u-1").await;
+    assert_eq!(doc["status"], "queued");
+    assert!(doc["verdict"].is_null());
+    assert_eq!(app.count("reviews"), 0);
+
+    // Nothing more to take back.
+    browser
+        .post(
+            "/review/tumor-triage/u-1/label",
+            &[("csrf", &csrf), ("label", "malignant"), ("shown_at", "0")],
+        )
+        .await;
+    browser
+        .post("/review/tumor-triage/undo", &[("csrf", &csrf)])
+        .await;
+    let (_, location_page, _) = browser.get("/review/tumor-triage").await;
+    assert!(location_page.contains("u-1"));
+    let (_, _, location, _) = browser
+        .post("/review/tumor-triage/undo", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(
+        location.as_deref(),
+        Some("/review/tumor-triage?notice=nothing-to-undo")
+    );
+}
