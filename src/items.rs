@@ -65,6 +65,8 @@ pub struct VerdictRow {
     pub model_version: Option<String>,
     pub decided_by: Option<String>,
     pub created_at: Timestamp,
+    /// `model`, `single`, `consensus` or `adjudication`.
+    pub basis: Option<String>,
 }
 
 /// What a client sees of an item.

@@ -14,6 +14,8 @@ use crate::error::AppError;
 use crate::items::{ItemRow, REVIEW_PENDING, STATUS_DECIDED, STATUS_QUEUED};
 
 pub const REVIEW_DONE: &str = "done";
+/// Reviewers disagreed with no majority: an admin decides.
+pub const REVIEW_ADJUDICATION: &str = "adjudication";
 pub const SOURCE_HUMAN: &str = "human";
 /// How long a claim lasts unless renewed.
 pub const DEFAULT_LEASE: Duration = Duration::minutes(5);
@@ -31,6 +33,24 @@ struct ClaimedKey {
     id: String,
 }
 
+/// Which queue to claim from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueKind {
+    /// Items waiting for a reviewer.
+    Review,
+    /// Ties between reviewers, for admins.
+    Adjudication,
+}
+
+impl QueueKind {
+    fn state(self) -> &'static str {
+        match self {
+            QueueKind::Review => REVIEW_PENDING,
+            QueueKind::Adjudication => REVIEW_ADJUDICATION,
+        }
+    }
+}
+
 /// Claims the next item of `task` for `reviewer`: the earliest SLA deadline
 /// first, then the smallest model margin (most uncertain). Items this
 /// reviewer already labelled are passed over. `None` when the queue is empty.
@@ -40,6 +60,18 @@ pub fn claim_next(
     reviewer: &str,
     lease: Duration,
 ) -> Result<Option<Claim>, AppError> {
+    claim_from(conn, QueueKind::Review, task, reviewer, lease)
+}
+
+/// [`claim_next`] from either queue.
+pub fn claim_from(
+    conn: &mut DbConnection,
+    kind: QueueKind,
+    task: &str,
+    reviewer: &str,
+    lease: Duration,
+) -> Result<Option<Claim>, AppError> {
+    let state = kind.state();
     let at = now();
     let expires = at + lease;
     // One statement on both backends; PostgreSQL skips rows other claimers
@@ -56,7 +88,7 @@ pub fn claim_next(
         "UPDATE items SET lease_owner = $1, lease_expires_at = $2 \
          WHERE task = $3 AND id = ( \
            SELECT i.id FROM items i \
-           WHERE i.task = $3 AND i.review_state = '{REVIEW_PENDING}' \
+           WHERE i.task = $3 AND i.review_state = '{state}' \
              AND (i.lease_expires_at IS NULL OR i.lease_expires_at < $4) \
              AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.task = i.task AND r.item_id = i.id AND r.reviewer = $1) \
            ORDER BY i.sla_deadline, i.margin \
@@ -85,10 +117,15 @@ pub fn claim_next(
 
 /// The item `reviewer` holds a live lease on in `task`, if any (a reload of
 /// the review page resumes it rather than claiming another).
-pub fn held_by(conn: &mut DbConnection, task: &str, reviewer: &str) -> QueryResult<Option<Claim>> {
+pub fn held_by(
+    conn: &mut DbConnection,
+    kind: QueueKind,
+    task: &str,
+    reviewer: &str,
+) -> QueryResult<Option<Claim>> {
     let row: Option<(ItemRow, Option<Timestamp>)> = items::table
         .filter(items::task.eq(task))
-        .filter(items::review_state.eq(REVIEW_PENDING))
+        .filter(items::review_state.eq(kind.state()))
         .filter(items::lease_owner.eq(reviewer))
         .filter(items::lease_expires_at.gt(Some(now())))
         .select((ItemRow::as_select(), items::lease_expires_at))
@@ -125,7 +162,7 @@ fn held_lease(
         });
     };
     let live = owner.as_deref() == Some(reviewer) && expires.is_some_and(|e| e > now());
-    if !live || item.review_state != REVIEW_PENDING {
+    if !live || (item.review_state != REVIEW_PENDING && item.review_state != REVIEW_ADJUDICATION) {
         return Err(AppError::invalid(
             "stale_lease",
             "lease",
@@ -176,18 +213,54 @@ pub struct Label {
     pub seconds_spent: f64,
 }
 
-/// Records the label under the reviewer's live lease. A queued item gets
-/// its verdict from the human; a blind audit item keeps the model's
-/// verdict and the label measures it.
+/// What a task asks of its human labels.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub labels: Vec<String>,
+    /// Independent labels a queued item needs before the majority decides.
+    pub reviews_required: u32,
+}
+
+/// What became of an item after a label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The verdict is decided (`basis`: single, consensus or adjudication).
+    Decided { label: String, basis: &'static str },
+    /// More reviewers must label it.
+    NeedsMore,
+    /// The reviewers tied: an admin adjudicates.
+    Tied,
+    /// A blind audit label, recorded beside the model's verdict.
+    Audited,
+}
+
+/// The label most reviewers gave, if one has a strict majority of the votes
+/// cast over the others (a plurality without a tie).
+pub fn majority(votes: &[String]) -> Option<String> {
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for v in votes {
+        *counts.entry(v.as_str()).or_default() += 1;
+    }
+    let best = counts.values().copied().max()?;
+    let mut leaders = counts.iter().filter(|(_, &n)| n == best);
+    let (label, _) = leaders.next()?;
+    leaders.next().is_none().then(|| label.to_string())
+}
+
+/// Records the label under the reviewer's live lease. One required review:
+/// the label is the verdict. Several: the item waits for the others, then
+/// the majority decides and a tie goes to adjudication. An adjudicator's
+/// label decides. A blind audit item keeps the model's verdict; the label
+/// measures it.
 pub fn submit(
     conn: &mut DbConnection,
     task: &str,
-    labels: &[String],
+    rules: &Rules,
     item_id: &str,
     reviewer: &str,
     label: &Label,
-) -> Result<(), AppError> {
-    if !labels.contains(&label.label) {
+) -> Result<Outcome, AppError> {
+    if !rules.labels.contains(&label.label) {
         return Err(AppError::invalid(
             "unknown_label",
             "label",
@@ -215,24 +288,64 @@ pub fn submit(
             reviews::created_at.eq(at),
         ))
         .execute(conn)?;
+    let outcome = if item.status != STATUS_QUEUED {
+        Outcome::Audited
+    } else if item.review_state == REVIEW_ADJUDICATION {
+        Outcome::Decided {
+            label: label.label.clone(),
+            basis: "adjudication",
+        }
+    } else if rules.reviews_required <= 1 {
+        Outcome::Decided {
+            label: label.label.clone(),
+            basis: "single",
+        }
+    } else {
+        let votes: Vec<String> = reviews::table
+            .filter(reviews::task.eq(task))
+            .filter(reviews::item_id.eq(item_id))
+            .select(reviews::label)
+            .load(conn)?;
+        if (votes.len() as u32) < rules.reviews_required {
+            Outcome::NeedsMore
+        } else {
+            match majority(&votes) {
+                Some(label) => Outcome::Decided {
+                    label,
+                    basis: "consensus",
+                },
+                None => Outcome::Tied,
+            }
+        }
+    };
+    let next_state = match &outcome {
+        Outcome::NeedsMore => REVIEW_PENDING,
+        Outcome::Tied => REVIEW_ADJUDICATION,
+        Outcome::Decided { .. } | Outcome::Audited => REVIEW_DONE,
+    };
     diesel::update(items::table.find((task, item_id)))
         .set((
-            items::review_state.eq(REVIEW_DONE),
+            items::review_state.eq(next_state),
             items::lease_owner.eq(None::<String>),
             items::lease_expires_at.eq(None::<Timestamp>),
         ))
         .execute(conn)?;
-    if item.status == STATUS_QUEUED {
+    if let Outcome::Decided {
+        label: decided,
+        basis,
+    } = &outcome
+    {
         diesel::insert_into(verdicts::table)
             .values((
                 verdicts::task.eq(task),
                 verdicts::item_id.eq(item_id),
-                verdicts::label.eq(&label.label),
+                verdicts::label.eq(decided),
                 verdicts::source.eq(SOURCE_HUMAN),
                 verdicts::confidence.eq(None::<f64>),
                 verdicts::model_version.eq(None::<String>),
                 verdicts::decided_by.eq(Some(reviewer)),
                 verdicts::created_at.eq(at),
+                verdicts::basis.eq(Some(*basis)),
             ))
             .execute(conn)?;
         diesel::update(items::table.find((task, item_id)))
@@ -242,7 +355,7 @@ pub fn submit(
             ))
             .execute(conn)?;
     }
-    Ok(())
+    Ok(outcome)
 }
 
 /// How long after labelling a reviewer may take the label back.
@@ -278,6 +391,8 @@ pub fn undo_last(
             .filter(verdicts::decided_by.eq(reviewer)),
     )
     .execute(conn)?;
+    // (A label that completed a consensus or a tie is undone the same way:
+    // the item waits again for this reviewer's label.)
     if made_verdict > 0 {
         diesel::update(items::table.find((task, item_id.as_str())))
             .set((
@@ -317,6 +432,8 @@ pub struct Depth {
     pub queued: i64,
     pub in_review: i64,
     pub overdue: i64,
+    /// Tied items waiting for an admin.
+    pub adjudication: i64,
 }
 
 pub fn depth(conn: &mut DbConnection, task: &str) -> QueryResult<Depth> {
@@ -333,9 +450,35 @@ pub fn depth(conn: &mut DbConnection, task: &str) -> QueryResult<Depth> {
         .filter(items::sla_deadline.lt(Some(at)))
         .count()
         .get_result(conn)?;
+    let adjudication = items::table
+        .filter(items::task.eq(task))
+        .filter(items::review_state.eq(REVIEW_ADJUDICATION))
+        .count()
+        .get_result(conn)?;
     Ok(Depth {
         queued,
         in_review,
         overdue,
+        adjudication,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::majority;
+
+    fn votes(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_majority_decides_and_a_tie_does_not() {
+        assert_eq!(majority(&votes(&["a", "a"])), Some("a".into()));
+        assert_eq!(majority(&votes(&["a", "b", "a"])), Some("a".into()));
+        assert_eq!(majority(&votes(&["a", "b"])), None);
+        assert_eq!(majority(&votes(&["a", "b", "c"])), None);
+        assert_eq!(majority(&votes(&["a", "a", "b", "b", "c"])), None);
+        assert_eq!(majority(&votes(&["c", "a", "b", "c"])), Some("c".into()));
+        assert_eq!(majority(&[]), None);
+    }
 }

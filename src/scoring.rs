@@ -307,6 +307,7 @@ pub async fn submit(
                 model_version: version.clone(),
                 decided_by: None,
                 created_at,
+                basis: Some(SOURCE_MODEL.to_string()),
             }),
             _ => None,
         };

@@ -81,6 +81,7 @@ diesel::table! {
         model_version -> Nullable<Text>,
         decided_by -> Nullable<Text>,
         created_at -> Timestamp,
+        basis -> Nullable<Text>,
     }
 }
 

@@ -18,6 +18,8 @@ pub struct QueueRow {
     pub overdue: i64,
     /// Labels the signed-in person gave today (UTC).
     pub mine_today: i64,
+    /// Ties waiting for an admin.
+    pub adjudication: i64,
 }
 
 #[derive(Template)]
@@ -27,6 +29,7 @@ struct HomePage {
     role: &'static str,
     csrf: String,
     queues: Vec<QueueRow>,
+    is_admin: bool,
 }
 
 pub async fn page(
@@ -73,6 +76,7 @@ pub async fn page(
             in_review: depth.in_review,
             overdue: depth.overdue,
             mine_today: mine,
+            adjudication: depth.adjudication,
         })
         .collect();
     Ok(render(
@@ -82,6 +86,7 @@ pub async fn page(
             role: signed_in.user.role.as_str(),
             csrf: signed_in.csrf.clone(),
             queues,
+            is_admin: signed_in.user.role == crate::accounts::Role::Admin,
         },
     ))
 }

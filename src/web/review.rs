@@ -12,7 +12,7 @@ use super::{redirect, render, WebError};
 use crate::error::AppError;
 use crate::items::{self, PredictionDoc};
 use crate::ml::LoadedModel;
-use crate::queue::{self, Claim, Label};
+use crate::queue::{self, Claim, Label, QueueKind, Rules};
 use crate::startup::AppState;
 use crate::tasks::TaskRuntime;
 
@@ -118,6 +118,8 @@ fn short(v: f64) -> String {
 #[derive(Deserialize)]
 pub struct Notice {
     notice: Option<String>,
+    /// `adjudication` (admins): ties between reviewers.
+    queue: Option<String>,
 }
 
 fn notice_text(notice: &Notice) -> Option<&'static str> {
@@ -138,12 +140,19 @@ pub async fn next(
     notice: web::Query<Notice>,
 ) -> Result<HttpResponse, WebError> {
     let task = task_for(&state, &signed_in, &path)?;
+    let kind = match notice.queue.as_deref() {
+        Some("adjudication") if signed_in.user.role == crate::accounts::Role::Admin => {
+            QueueKind::Adjudication
+        }
+        Some("adjudication") => return Err(WebError::Forbidden("Only admins adjudicate.")),
+        _ => QueueKind::Review,
+    };
     let (name, who) = (task.name().to_string(), signed_in.user.name.clone());
     let claim: Option<Claim> = state
         .db
-        .write(move |conn| match queue::held_by(conn, &name, &who)? {
+        .write(move |conn| match queue::held_by(conn, kind, &name, &who)? {
             Some(claim) => Ok(Some(claim)),
-            None => queue::claim_next(conn, &name, &who, queue::DEFAULT_LEASE),
+            None => queue::claim_from(conn, kind, &name, &who, queue::DEFAULT_LEASE),
         })
         .await?;
     let notice = notice_text(&notice);
@@ -230,10 +239,13 @@ pub async fn label(
     signed_in.check_csrf(&form.csrf)?;
     let (task_name, item_id) = path.into_inner();
     let task = task_for(&state, &signed_in, &task_name)?;
-    let labels = task
-        .live()
-        .map(|m| m.card.labels.clone())
-        .unwrap_or_default();
+    let rules = Rules {
+        labels: task
+            .live()
+            .map(|m| m.card.labels.clone())
+            .unwrap_or_default(),
+        reviews_required: task.config.reviews_required,
+    };
     let form = form.into_inner();
     let now_ms = crate::domain::now().and_utc().timestamp_millis();
     let label = Label {
@@ -244,10 +256,18 @@ pub async fn label(
     let (name, who) = (task.name().to_string(), signed_in.user.name.clone());
     let result = state
         .db
-        .write(move |conn| queue::submit(conn, &name, &labels, &item_id, &who, &label))
+        .write(move |conn| {
+            let adjudicating = queue::held_by(conn, QueueKind::Adjudication, &name, &who)?
+                .is_some_and(|c| c.item.id == item_id);
+            queue::submit(conn, &name, &rules, &item_id, &who, &label).map(|_| adjudicating)
+        })
         .await;
     match result {
-        Ok(()) => Ok(redirect(&format!("/review/{}", task.name()))),
+        Ok(true) => Ok(redirect(&format!(
+            "/review/{}?queue=adjudication",
+            task.name()
+        ))),
+        Ok(false) => Ok(redirect(&format!("/review/{}", task.name()))),
         Err(AppError::InvalidInput {
             code: "stale_lease",
             ..
@@ -326,7 +346,7 @@ pub async fn undo(
         .write(move |conn| {
             // The item now on screen goes back first, so the undone one is
             // the reviewer's only claim.
-            if let Some(current) = queue::held_by(conn, &name, &who)? {
+            if let Some(current) = queue::held_by(conn, QueueKind::Review, &name, &who)? {
                 queue::skip(conn, &name, &current.item.id, &who)?;
             }
             queue::undo_last(conn, &name, &who, queue::DEFAULT_LEASE)

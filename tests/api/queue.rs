@@ -8,16 +8,20 @@ use serde_json::{json, Value};
 use crate::helpers::{rows, spawn, Backend, TestApp, TASK};
 use verdict::db::Db;
 use verdict::policy::AutomationLevel;
-use verdict::queue::{self, Label};
+use verdict::queue::{self, Label, Outcome, QueueKind, Rules};
 
 crate::on_both_backends!(
     claimers_never_share_an_item_and_every_item_is_labelled_once,
     an_expired_lease_frees_the_item_and_its_late_label_is_refused,
     a_human_label_becomes_the_verdict_the_api_returns,
+    two_reviewers_who_agree_decide_and_a_tie_goes_to_an_admin,
 );
 
-fn labels() -> Vec<String> {
-    vec!["malignant".into(), "benign".into()]
+fn rules(reviews_required: u32) -> Rules {
+    Rules {
+        labels: vec!["malignant".into(), "benign".into()],
+        reviews_required,
+    }
 }
 
 fn label(l: &str) -> Label {
@@ -69,7 +73,7 @@ async fn claimers_never_share_an_item_and_every_item_is_labelled_once(backend: B
                 let Some(claim) = claim else { break };
                 let (who, id) = (reviewer.clone(), claim.item.id.clone());
                 db.write(move |conn| {
-                    queue::submit(conn, TASK, &labels(), &id, &who, &label("benign"))
+                    queue::submit(conn, TASK, &rules(1), &id, &who, &label("benign"))
                 })
                 .await
                 .unwrap();
@@ -126,18 +130,18 @@ async fn an_expired_lease_frees_the_item_and_its_late_label_is_refused(backend: 
         .unwrap();
     assert_eq!(again.item.id, "q00000", "the expired lease put it back");
     let late = db
-        .write(|conn| queue::submit(conn, TASK, &labels(), "q00000", "ana", &label("benign")))
+        .write(|conn| queue::submit(conn, TASK, &rules(1), "q00000", "ana", &label("benign")))
         .await
         .unwrap_err();
     assert_eq!(late.code(), "stale_lease");
     // Someone else's item and unknown labels are refused too.
     let theirs = db
-        .write(|conn| queue::submit(conn, TASK, &labels(), "q00001", "cy", &label("benign")))
+        .write(|conn| queue::submit(conn, TASK, &rules(1), "q00001", "cy", &label("benign")))
         .await
         .unwrap_err();
     assert_eq!(theirs.code(), "stale_lease");
     let unknown = db
-        .write(|conn| queue::submit(conn, TASK, &labels(), "q00000", "cy", &label("maybe")))
+        .write(|conn| queue::submit(conn, TASK, &rules(1), "q00000", "cy", &label("maybe")))
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), "unknown_label");
@@ -166,7 +170,7 @@ async fn a_human_label_becomes_the_verdict_the_api_returns(backend: Backend) {
         .unwrap()
         .unwrap();
     let id = claim.item.id.clone();
-    db.write(move |conn| queue::submit(conn, TASK, &labels(), &id, "ana", &label("malignant")))
+    db.write(move |conn| queue::submit(conn, TASK, &rules(1), &id, "ana", &label("malignant")))
         .await
         .unwrap();
     let (status, doc) = app.get(&format!("/api/v1/tasks/{TASK}/items/q00000")).await;
@@ -178,4 +182,90 @@ async fn a_human_label_becomes_the_verdict_the_api_returns(backend: Backend) {
         doc["prediction"]["label"].is_string(),
         "the model's suggestion stays on record"
     );
+}
+
+async fn two_reviewers_who_agree_decide_and_a_tie_goes_to_an_admin(backend: Backend) {
+    let Some(app) = spawn(backend, AutomationLevel::HumanOnly).await else {
+        return;
+    };
+    queue_items(&app, 2).await;
+    let db = open(&app);
+    let claim = |who: &'static str, kind: QueueKind| {
+        let db = db.clone();
+        async move {
+            db.write(move |conn| queue::claim_from(conn, kind, TASK, who, queue::DEFAULT_LEASE))
+                .await
+                .unwrap()
+                .map(|c| c.item.id)
+        }
+    };
+    let submit = |who: &'static str, id: String, l: &'static str| {
+        let db = db.clone();
+        async move {
+            db.write(move |conn| queue::submit(conn, TASK, &rules(2), &id, who, &label(l)))
+                .await
+                .unwrap()
+        }
+    };
+    // Item 0: ana and bo agree.
+    let first = claim("ana", QueueKind::Review).await.unwrap();
+    assert_eq!(
+        submit("ana", first.clone(), "benign").await,
+        Outcome::NeedsMore
+    );
+    let (_, doc) = app
+        .get(&format!("/api/v1/tasks/{TASK}/items/{first}"))
+        .await;
+    assert_eq!(doc["status"], "queued", "one label of two decides nothing");
+    // ana is never handed an item she labelled; bo gets it.
+    let ana_next = claim("ana", QueueKind::Review).await.unwrap();
+    assert_ne!(ana_next, first);
+    let bo = claim("bo", QueueKind::Review).await.unwrap();
+    assert_eq!(bo, first);
+    assert_eq!(
+        submit("bo", bo, "benign").await,
+        Outcome::Decided {
+            label: "benign".into(),
+            basis: "consensus"
+        }
+    );
+    let (_, doc) = app
+        .get(&format!("/api/v1/tasks/{TASK}/items/{first}"))
+        .await;
+    assert_eq!(
+        (
+            doc["verdict"]["source"].as_str(),
+            doc["verdict"]["label"].as_str()
+        ),
+        (Some("human"), Some("benign"))
+    );
+
+    // Item 1: ana and cy disagree, a tie for an admin.
+    assert_eq!(
+        submit("ana", ana_next.clone(), "malignant").await,
+        Outcome::NeedsMore
+    );
+    let cy = claim("cy", QueueKind::Review).await.unwrap();
+    assert_eq!(submit("cy", cy, "benign").await, Outcome::Tied);
+    let depth = db.read(|conn| Ok(queue::depth(conn, TASK)?)).await.unwrap();
+    assert_eq!((depth.queued, depth.adjudication), (0, 1));
+    assert!(claim("dee", QueueKind::Review).await.is_none());
+    assert!(
+        claim("ana", QueueKind::Adjudication).await.is_none(),
+        "a reviewer of the item does not judge it"
+    );
+    let tied = claim("admin", QueueKind::Adjudication).await.unwrap();
+    assert_eq!(tied, ana_next);
+    assert_eq!(
+        submit("admin", tied, "malignant").await,
+        Outcome::Decided {
+            label: "malignant".into(),
+            basis: "adjudication"
+        }
+    );
+    let (_, doc) = app
+        .get(&format!("/api/v1/tasks/{TASK}/items/{ana_next}"))
+        .await;
+    assert_eq!(doc["verdict"]["label"], "malignant");
+    assert_eq!(app.count("reviews"), 5);
 }

@@ -5,6 +5,10 @@
 ALTER TABLE items ADD COLUMN lease_owner TEXT;
 ALTER TABLE items ADD COLUMN lease_expires_at TIMESTAMP;
 
+-- How a verdict was reached: model, single (one reviewer), consensus (the
+-- majority of several), adjudication (an admin broke a tie).
+ALTER TABLE verdicts ADD COLUMN basis TEXT;
+
 CREATE TABLE reviews (
     task            TEXT NOT NULL,
     item_id         TEXT NOT NULL,

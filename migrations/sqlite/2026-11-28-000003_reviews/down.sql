@@ -1,3 +1,4 @@
 DROP TABLE reviews;
+ALTER TABLE verdicts DROP COLUMN basis;
 ALTER TABLE items DROP COLUMN lease_expires_at;
 ALTER TABLE items DROP COLUMN lease_owner;
