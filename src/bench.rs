@@ -48,6 +48,16 @@ pub struct BenchOptions {
     pub data: PathBuf,
     #[arg(long, default_value = "data/breast_cancer.features.txt")]
     pub feature_names: PathBuf,
+    /// Measure the review queue instead: claim and label with this many
+    /// items queued (in-process, against the database directly).
+    #[arg(long)]
+    pub queue: Option<usize>,
+    /// Concurrent reviewers in the queue benchmark.
+    #[arg(long, default_value_t = 8)]
+    pub reviewers: usize,
+    /// Claim-and-label rounds in the queue benchmark.
+    #[arg(long, default_value_t = 4000)]
+    pub rounds: usize,
 }
 
 struct Server {
@@ -371,7 +381,142 @@ async fn scenario(
     (report, acked)
 }
 
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i] as f64 / 1000.0
+}
+
+/// The review queue under load: `queued` items waiting, `reviewers`
+/// concurrent claim → label loops; times each call as the web handlers make
+/// it (through the writer, on SQLite).
+fn run_queue(
+    opts: &BenchOptions,
+    queued: usize,
+    url: &str,
+    synchronous: Synchronous,
+) -> anyhow::Result<()> {
+    use crate::items::{ItemRow, REVIEW_PENDING, STATUS_QUEUED};
+    use crate::queue::{self, Label, Rules};
+    let settings = DatabaseSettings {
+        url: url.to_string(),
+        synchronous,
+        pool_size: (opts.reviewers as u32).max(2),
+        ..DatabaseSettings::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let db = crate::db::Db::open(&settings).map_err(anyhow::Error::msg)?;
+        let task = "bench-queue";
+        let started = Instant::now();
+        let at = crate::domain::now();
+        for chunk in (0..queued).collect::<Vec<_>>().chunks(1000) {
+            let rows: Vec<ItemRow> = chunk
+                .iter()
+                .map(|&i| ItemRow {
+                    task: task.into(),
+                    id: format!("item-{i:08}"),
+                    input: "{}".into(),
+                    input_sha256: String::new(),
+                    status: STATUS_QUEUED.into(),
+                    reason: Some("low_confidence".into()),
+                    review_state: REVIEW_PENDING.into(),
+                    blind: false,
+                    audit: false,
+                    model_version: None,
+                    margin: Some((i % 1000) as f64 / 1000.0),
+                    sla_deadline: Some(at + chrono::Duration::seconds((i % 3600) as i64)),
+                    created_at: at,
+                    decided_at: None,
+                })
+                .collect();
+            db.write(move |conn| Ok(crate::items::insert_all(conn, &rows, &[], &[])?)).await?;
+        }
+        println!(
+            "verdict bench --queue: {queued} items queued in {:.1} s on {url}; {} reviewers, {} claim + label rounds\n",
+            started.elapsed().as_secs_f64(),
+            opts.reviewers,
+            opts.rounds
+        );
+        let db = Arc::new(db);
+        let per_reviewer = opts.rounds / opts.reviewers.max(1);
+        let mut loops = Vec::new();
+        for r in 0..opts.reviewers {
+            let db = db.clone();
+            loops.push(tokio::spawn(async move {
+                let who = format!("reviewer-{r}");
+                let rules = Rules {
+                    labels: vec!["yes".into(), "no".into()],
+                    reviews_required: 1,
+                };
+                let (mut claims, mut labels) = (Vec::new(), Vec::new());
+                for _ in 0..per_reviewer {
+                    let (w, t) = (who.clone(), task);
+                    let sent = Instant::now();
+                    let claim = db
+                        .write(move |conn| queue::claim_next(conn, t, &w, queue::DEFAULT_LEASE))
+                        .await?;
+                    claims.push(sent.elapsed().as_micros() as u64);
+                    let Some(claim) = claim else { break };
+                    let (w, rules, id) = (who.clone(), rules.clone(), claim.item.id);
+                    let sent = Instant::now();
+                    db.write(move |conn| {
+                        let label = Label {
+                            label: "yes".into(),
+                            comment: None,
+                            seconds_spent: 3.0,
+                        };
+                        queue::submit(conn, t, &rules, &id, &w, &label)
+                    })
+                    .await?;
+                    labels.push(sent.elapsed().as_micros() as u64);
+                }
+                Ok::<_, crate::error::AppError>((claims, labels))
+            }));
+        }
+        let (mut claims, mut labels) = (Vec::new(), Vec::new());
+        let timed = Instant::now();
+        for l in loops {
+            let (c, s) = l.await??;
+            claims.extend(c);
+            labels.extend(s);
+        }
+        let secs = timed.elapsed().as_secs_f64();
+        claims.sort_unstable();
+        labels.sort_unstable();
+        for (name, times) in [("claim next", &claims), ("submit label", &labels)] {
+            println!(
+                "{name:<14} {:>7} calls   p50 {:>6.2} ms   p99 {:>6.2} ms   max {:>7.2} ms",
+                times.len(),
+                percentile(times, 0.5),
+                percentile(times, 0.99),
+                percentile(times, 1.0)
+            );
+        }
+        println!("\n{:.0} items labelled per second", labels.len() as f64 / secs);
+        Ok(())
+    })
+}
+
 pub fn run(opts: BenchOptions) -> anyhow::Result<()> {
+    if let Some(queued) = opts.queue {
+        let dir = tempfile::tempdir()?;
+        let url = opts
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("queue.db").display()));
+        let synchronous = if opts.synchronous == "full" {
+            Synchronous::Full
+        } else {
+            Synchronous::Normal
+        };
+        return run_queue(&opts, queued, &url, synchronous);
+    }
     let dataset = crate::ml::train::read_dataset(&opts.data, Some(&opts.feature_names), "label")?;
     let rows: Arc<Vec<String>> = Arc::new(
         dataset
