@@ -26,7 +26,6 @@ pub struct QueueRow {
 #[template(path = "home.html")]
 struct HomePage {
     user: String,
-    role: &'static str,
     csrf: String,
     queues: Vec<QueueRow>,
     is_admin: bool,
@@ -83,7 +82,6 @@ pub async fn page(
         StatusCode::OK,
         &HomePage {
             user: signed_in.user.name.clone(),
-            role: signed_in.user.role.as_str(),
             csrf: signed_in.csrf.clone(),
             queues,
             is_admin: signed_in.user.role == crate::accounts::Role::Admin,

@@ -77,6 +77,20 @@ fn task_for(
     Ok(task)
 }
 
+/// The common start of every review post: the CSRF token, the permission,
+/// and the task and reviewer names the write needs.
+fn posted(
+    state: &AppState,
+    signed_in: &SignedIn,
+    csrf: &str,
+    task_name: &str,
+) -> Result<(std::sync::Arc<TaskRuntime>, String, String), WebError> {
+    signed_in.check_csrf(csrf)?;
+    let task = task_for(state, signed_in, task_name)?;
+    let (name, who) = (task.name().to_string(), signed_in.user.name.clone());
+    Ok((task, name, who))
+}
+
 fn features(model: Option<&LoadedModel>, input: &str) -> Vec<FeatureRow> {
     let values: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(input).unwrap_or_default();
@@ -236,9 +250,8 @@ pub async fn label(
     path: web::Path<(String, String)>,
     form: web::Form<LabelForm>,
 ) -> Result<HttpResponse, WebError> {
-    signed_in.check_csrf(&form.csrf)?;
     let (task_name, item_id) = path.into_inner();
-    let task = task_for(&state, &signed_in, &task_name)?;
+    let (task, name, who) = posted(&state, &signed_in, &form.csrf, &task_name)?;
     let rules = Rules {
         labels: task
             .live()
@@ -253,7 +266,6 @@ pub async fn label(
         comment: Some(form.comment.trim().to_string()).filter(|c| !c.is_empty()),
         seconds_spent: ((now_ms - form.shown_at).max(0) as f64 / 1000.0).min(86_400.0),
     };
-    let (name, who) = (task.name().to_string(), signed_in.user.name.clone());
     let result = state
         .db
         .write(move |conn| {
@@ -291,10 +303,8 @@ pub async fn skip(
     path: web::Path<(String, String)>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
-    signed_in.check_csrf(&form.csrf)?;
     let (task_name, item_id) = path.into_inner();
-    let task = task_for(&state, &signed_in, &task_name)?;
-    let (name, who) = (task.name().to_string(), signed_in.user.name.clone());
+    let (task, name, who) = posted(&state, &signed_in, &form.csrf, &task_name)?;
     let skipped = state
         .db
         .write(move |conn| queue::skip(conn, &name, &item_id, &who))
@@ -314,10 +324,8 @@ pub async fn renew(
     path: web::Path<(String, String)>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
-    signed_in.check_csrf(&form.csrf)?;
     let (task_name, item_id) = path.into_inner();
-    let task = task_for(&state, &signed_in, &task_name)?;
-    let (name, who) = (task.name().to_string(), signed_in.user.name.clone());
+    let (_, name, who) = posted(&state, &signed_in, &form.csrf, &task_name)?;
     let renewed = state
         .db
         .write(move |conn| queue::renew(conn, &name, &item_id, &who, queue::DEFAULT_LEASE))
@@ -338,9 +346,7 @@ pub async fn undo(
     path: web::Path<String>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
-    signed_in.check_csrf(&form.csrf)?;
-    let task = task_for(&state, &signed_in, &path)?;
-    let (name, who) = (task.name().to_string(), signed_in.user.name.clone());
+    let (task, name, who) = posted(&state, &signed_in, &form.csrf, &path)?;
     let undone = state
         .db
         .write(move |conn| {
