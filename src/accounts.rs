@@ -166,6 +166,15 @@ pub fn set_disabled(
     })
 }
 
+/// The tasks a user is given.
+pub fn tasks_of(conn: &mut DbConnection, name: &str) -> QueryResult<Vec<String>> {
+    user_tasks::table
+        .select(user_tasks::task)
+        .filter(user_tasks::user_name.eq(name))
+        .order(user_tasks::task)
+        .load(conn)
+}
+
 /// Every user: name, role, disabled.
 pub fn list(conn: &mut DbConnection) -> QueryResult<Vec<(String, String, bool)>> {
     users::table

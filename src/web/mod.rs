@@ -1,5 +1,6 @@
 //! The web UI: server-rendered askama pages, sessions, CSRF on every form.
 
+mod admin;
 mod home;
 pub mod ratelimit;
 mod review;
@@ -20,6 +21,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/review/{task}/{item}/label", web::post().to(review::label))
         .route("/review/{task}/{item}/skip", web::post().to(review::skip))
         .route("/review/{task}/{item}/renew", web::post().to(review::renew))
+        .route("/admin/users", web::get().to(admin::users))
+        .route("/admin/users", web::post().to(admin::add_user))
+        .route(
+            "/admin/users/{name}/{action}",
+            web::post().to(admin::set_disabled),
+        )
         .route("/static/{file}", web::get().to(asset));
 }
 

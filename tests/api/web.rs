@@ -483,3 +483,109 @@ async fn undo_takes_back_the_last_label_and_shows_the_item_again() {
         Some("/review/tumor-triage?notice=nothing-to-undo")
     );
 }
+
+#[actix_web::test]
+async fn only_admins_manage_users_and_a_new_user_can_sign_in() {
+    let Some(app) = spawn_with(Backend::Sqlite, task(AutomationLevel::Partial), None).await else {
+        return;
+    };
+    add_user(&app, "ana", Role::Admin, &[]);
+    add_user(&app, "rita", Role::Reviewer, &["tumor-triage"]);
+
+    let mut rita = Browser::new(&app);
+    rita.sign_in("rita", "a long passphrase").await;
+    assert_eq!(
+        rita.get("/admin/users").await.0,
+        403,
+        "reviewers cannot open admin pages"
+    );
+    let csrf = Browser::csrf(&rita.get("/").await.1);
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("name", "mallory"),
+        ("role", "admin"),
+        ("password", "a long passphrase"),
+        ("tasks", ""),
+    ];
+    assert_eq!(
+        rita.post("/admin/users", &form).await.0,
+        403,
+        "nor post to them"
+    );
+    assert_eq!(
+        rita.post("/admin/users/ana/disable", &[("csrf", &csrf)])
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        Browser::new(&app)
+            .sign_in("mallory", "a long passphrase")
+            .await
+            .0,
+        401
+    );
+
+    let mut ana = Browser::new(&app);
+    ana.sign_in("ana", "a long passphrase").await;
+    let (status, page, _) = ana.get("/admin/users").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("rita") && page.contains("tumor-triage"));
+    let csrf = Browser::csrf(&page);
+    let short = [
+        ("csrf", csrf.as_str()),
+        ("name", "newbie"),
+        ("role", "reviewer"),
+        ("password", "short"),
+        ("tasks", "tumor-triage"),
+    ];
+    let (status, page, _, _) = ana.post("/admin/users", &short).await;
+    assert_eq!(status, 400);
+    assert!(page.contains("too short"), "{page}");
+    let unknown = [
+        ("csrf", csrf.as_str()),
+        ("name", "newbie"),
+        ("role", "reviewer"),
+        ("password", "a long passphrase"),
+        ("tasks", "nope"),
+    ];
+    assert_eq!(ana.post("/admin/users", &unknown).await.0, 400);
+    let good = [
+        ("csrf", csrf.as_str()),
+        ("name", "newbie"),
+        ("role", "reviewer"),
+        ("password", "a long passphrase"),
+        ("tasks", "tumor-triage"),
+    ];
+    let (status, _, location, _) = ana.post("/admin/users", &good).await;
+    assert_eq!((status, location.as_deref()), (303, Some("/admin/users")));
+    let mut newbie = Browser::new(&app);
+    assert_eq!(newbie.sign_in("newbie", "a long passphrase").await.0, 303);
+    assert_eq!(
+        newbie.get("/review/tumor-triage").await.0,
+        200,
+        "the new reviewer may work the task"
+    );
+
+    let (_, _, location, _) = ana
+        .post("/admin/users/newbie/disable", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(location.as_deref(), Some("/admin/users"));
+    assert_eq!(
+        newbie.get("/").await.0,
+        303,
+        "a disabled user is signed out"
+    );
+    assert_eq!(
+        Browser::new(&app)
+            .sign_in("newbie", "a long passphrase")
+            .await
+            .0,
+        401
+    );
+    let (status, page, _, _) = ana
+        .post("/admin/users/ana/disable", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, 400);
+    assert!(page.contains("cannot disable yourself"));
+}
