@@ -1,6 +1,7 @@
 //! The web UI: server-rendered askama pages, sessions, CSRF on every form.
 
 mod admin;
+mod browse;
 mod home;
 pub mod ratelimit;
 mod review;
@@ -21,6 +22,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/review/{task}/{item}/label", web::post().to(review::label))
         .route("/review/{task}/{item}/skip", web::post().to(review::skip))
         .route("/review/{task}/{item}/renew", web::post().to(review::renew))
+        .route("/admin/items", web::get().to(browse::list))
+        .route("/admin/items/{task}/{id}", web::get().to(browse::item))
         .route("/admin/users", web::get().to(admin::users))
         .route("/admin/users", web::post().to(admin::add_user))
         .route(

@@ -589,3 +589,103 @@ async fn only_admins_manage_users_and_a_new_user_can_sign_in() {
     assert_eq!(status, 400);
     assert!(page.contains("cannot disable yourself"));
 }
+
+#[actix_web::test]
+async fn admins_browse_items_with_filters_and_paging_and_open_one() {
+    let Some(app) = spawn_with(Backend::Sqlite, task(AutomationLevel::Partial), None).await else {
+        return;
+    };
+    add_user(&app, "ana", Role::Admin, &[]);
+    add_user(&app, "rita", Role::Reviewer, &["tumor-triage"]);
+    let data = crate::helpers::rows();
+    let items: Vec<serde_json::Value> = (0..120)
+        .map(|i| serde_json::json!({"id": format!("b{i:03}"), "input": data[i]}))
+        .collect();
+    let (_, body) = app.post(&serde_json::json!({ "items": items })).await;
+    let queued = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["status"] == "queued")
+        .count();
+    let decided = 120 - queued;
+
+    let mut rita = Browser::new(&app);
+    rita.sign_in("rita", "a long passphrase").await;
+    assert_eq!(rita.get("/admin/items").await.0, 403);
+    assert_eq!(rita.get("/admin/items/tumor-triage/b000").await.0, 403);
+
+    let mut ana = Browser::new(&app);
+    ana.sign_in("ana", "a long passphrase").await;
+    // Page through everything: 120 rows in pages of 50, none twice.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut url = "/admin/items?task=tumor-triage".to_string();
+    loop {
+        let (status, page, _) = ana.get(&url).await;
+        assert_eq!(status, 200);
+        let ids: Vec<String> = page
+            .match_indices("class=\"mono\" href=\"/admin/items/tumor-triage/")
+            .map(|(at, m)| page[at + m.len()..at + m.len() + 4].to_string())
+            .collect();
+        assert!(ids.len() <= 50);
+        for id in ids {
+            assert!(
+                seen.insert(id.clone()),
+                "a row repeated across pages: {id} at {url}"
+            );
+        }
+        let Some(at) = page.find("class=\"next\" href=\"") else {
+            break;
+        };
+        let rest = &page[at + 19..];
+        // The href is HTML: its & come escaped.
+        url = rest[..rest.find('"').unwrap()]
+            .replace("&amp;", "&")
+            .replace("&#38;", "&");
+    }
+    assert_eq!(seen.len(), 120);
+
+    let count = |page: &str| page.matches("class=\"mono\" href=\"/admin/items/").count();
+    let (_, page, _) = ana
+        .get("/admin/items?task=tumor-triage&status=queued")
+        .await;
+    assert_eq!(count(&page), queued.min(50));
+    let (_, page, _) = ana.get("/admin/items?task=tumor-triage&source=model").await;
+    assert_eq!(count(&page), decided.min(50));
+    let (_, page, _) = ana.get("/admin/items?task=tumor-triage&source=human").await;
+    assert_eq!(count(&page), 0);
+    let (_, page, _) = ana
+        .get("/admin/items?task=tumor-triage&from=2000-01-01&to=2000-01-02")
+        .await;
+    assert_eq!(count(&page), 0);
+
+    // A reviewed item: the browser finds it by reviewer, its page shows the review.
+    let (_, review, _) = rita.get("/review/tumor-triage").await;
+    let marker = "<span class=\"mono\">";
+    let at = review.find(marker).unwrap() + marker.len();
+    let id = review[at..at + 4].to_string();
+    let csrf = Browser::csrf(&review);
+    rita.post(
+        &format!("/review/tumor-triage/{id}/label"),
+        &[
+            ("csrf", &csrf),
+            ("label", "benign"),
+            ("comment", "clear case"),
+            ("shown_at", "0"),
+        ],
+    )
+    .await;
+    assert_eq!(app.count("reviews"), 1, "rita labelled {id}");
+    let (_, page, _) = ana
+        .get("/admin/items?task=tumor-triage&reviewer=rita")
+        .await;
+    assert_eq!(count(&page), 1, "{page}");
+    assert!(page.contains(&id));
+    let (status, page, _) = ana.get(&format!("/admin/items/tumor-triage/{id}")).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("clear case") && page.contains("rita") && page.contains("v1"),
+        "{page}"
+    );
+    assert!(page.contains("human") && page.contains("single"));
+}

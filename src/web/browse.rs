@@ -1,0 +1,340 @@
+//! Admin: the items browser (filters, keyset paging that stays fast however
+//! many items there are) and one item's whole story.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use askama::Template;
+use diesel::prelude::*;
+use serde::Deserialize;
+
+use super::session::SignedIn;
+use super::{render, WebError};
+use crate::accounts::Role;
+use crate::db::schema::{items, predictions, reviews, verdicts};
+use crate::domain::{rfc3339, Timestamp};
+use crate::items::{ItemRow, PredictionRow, VerdictRow};
+use crate::startup::AppState;
+
+const PAGE: i64 = 50;
+
+fn require_admin(signed_in: &SignedIn) -> Result<(), WebError> {
+    if signed_in.user.role == Role::Admin {
+        Ok(())
+    } else {
+        Err(WebError::Forbidden("Only admins may open this page."))
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Filters {
+    #[serde(default)]
+    pub task: String,
+    /// queued | decided
+    #[serde(default)]
+    pub status: String,
+    /// model | human
+    #[serde(default)]
+    pub source: String,
+    #[serde(default)]
+    pub label: String,
+    #[serde(default)]
+    pub reviewer: String,
+    /// YYYY-MM-DD, inclusive
+    #[serde(default)]
+    pub from: String,
+    /// YYYY-MM-DD, inclusive
+    #[serde(default)]
+    pub to: String,
+    /// Cursor: the last row of the previous page, `created_at|id`.
+    #[serde(default)]
+    pub after: String,
+}
+
+pub struct Row {
+    pub id: String,
+    pub created_at: String,
+    pub status: String,
+    pub label: String,
+    pub source: String,
+    pub decided_by: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/items.html")]
+struct ItemsPage {
+    user: String,
+    csrf: String,
+    tasks: Vec<String>,
+    filters: Filters,
+    rows: Vec<Row>,
+    next: Option<String>,
+    query_without_cursor: String,
+}
+
+fn day(s: &str, end: bool) -> Option<Timestamp> {
+    let date = chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok()?;
+    Some(if end {
+        date.and_hms_opt(23, 59, 59)?
+    } else {
+        date.and_hms_opt(0, 0, 0)?
+    })
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    query: web::Query<Filters>,
+) -> Result<HttpResponse, WebError> {
+    require_admin(&signed_in)?;
+    let mut filters = query.into_inner();
+    let tasks: Vec<String> = state.tasks.all().map(|t| t.name().to_string()).collect();
+    if !tasks.contains(&filters.task) {
+        filters.task = tasks.first().cloned().unwrap_or_default();
+    }
+    let f = filters.clone();
+    let found: Vec<(ItemRow, Option<VerdictRow>)> = state
+        .db
+        .read(move |conn| {
+            let mut q = items::table
+                .left_join(
+                    verdicts::table.on(verdicts::task
+                        .eq(items::task)
+                        .and(verdicts::item_id.eq(items::id))),
+                )
+                .filter(items::task.eq(f.task.clone()))
+                .select((ItemRow::as_select(), Option::<VerdictRow>::as_select()))
+                .order((items::created_at.desc(), items::id.desc()))
+                .limit(PAGE + 1)
+                .into_boxed();
+            if f.status == "queued" || f.status == "decided" {
+                q = q.filter(items::status.eq(f.status.clone()));
+            }
+            if f.source == "model" || f.source == "human" {
+                q = q.filter(verdicts::source.eq(f.source.clone()));
+            }
+            if !f.label.trim().is_empty() {
+                q = q.filter(verdicts::label.eq(f.label.trim().to_string()));
+            }
+            if let Some(from) = day(&f.from, false) {
+                q = q.filter(items::created_at.ge(from));
+            }
+            if let Some(to) = day(&f.to, true) {
+                q = q.filter(items::created_at.le(to));
+            }
+            if !f.reviewer.trim().is_empty() {
+                let reviewed = reviews::table
+                    .filter(reviews::task.eq(f.task.clone()))
+                    .filter(reviews::reviewer.eq(f.reviewer.trim().to_string()))
+                    .select(reviews::item_id);
+                q = q.filter(items::id.eq_any(reviewed));
+            }
+            if let Some((at, id)) = f.after.split_once('|') {
+                if let Ok(at) = chrono::NaiveDateTime::parse_from_str(at, "%Y-%m-%dT%H:%M:%S%.f") {
+                    q = q.filter(
+                        items::created_at
+                            .lt(at)
+                            .or(items::created_at.eq(at).and(items::id.lt(id.to_string()))),
+                    );
+                }
+            }
+            Ok(q.load(conn)?)
+        })
+        .await?;
+    let more = found.len() as i64 > PAGE;
+    let shown = &found[..found.len().min(PAGE as usize)];
+    let next = more.then(|| {
+        let (last, _) = shown.last().expect("a full page");
+        format!(
+            "{}|{}",
+            last.created_at.format("%Y-%m-%dT%H:%M:%S%.f"),
+            last.id
+        )
+    });
+    let rows = shown
+        .iter()
+        .map(|(item, verdict)| Row {
+            id: item.id.clone(),
+            created_at: rfc3339(&item.created_at),
+            status: item.status.clone(),
+            label: verdict
+                .as_ref()
+                .map(|v| v.label.clone())
+                .unwrap_or_default(),
+            source: verdict
+                .as_ref()
+                .map(|v| v.source.clone())
+                .unwrap_or_default(),
+            decided_by: verdict
+                .as_ref()
+                .and_then(|v| v.decided_by.clone())
+                .unwrap_or_default(),
+        })
+        .collect();
+    let query_without_cursor = [
+        ("task", &filters.task),
+        ("status", &filters.status),
+        ("source", &filters.source),
+        ("label", &filters.label),
+        ("reviewer", &filters.reviewer),
+        ("from", &filters.from),
+        ("to", &filters.to),
+    ]
+    .iter()
+    .map(|(k, v)| format!("{k}={}", encode(v)))
+    .collect::<Vec<_>>()
+    .join("&");
+    Ok(render(
+        StatusCode::OK,
+        &ItemsPage {
+            user: signed_in.user.name.clone(),
+            csrf: signed_in.csrf.clone(),
+            tasks,
+            filters,
+            rows,
+            next: next.map(|n| encode(&n)),
+            query_without_cursor,
+        },
+    ))
+}
+
+pub struct ReviewRow {
+    pub reviewer: String,
+    pub label: String,
+    pub comment: String,
+    pub seconds: String,
+    pub blind: bool,
+    pub at: String,
+}
+
+pub struct PredictionView {
+    pub version: String,
+    pub label: String,
+    pub confidence: String,
+    pub error: String,
+    pub timings: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/item.html")]
+struct ItemPage {
+    user: String,
+    csrf: String,
+    task: String,
+    item: ItemRow,
+    created_at: String,
+    input: Vec<(String, String)>,
+    predictions: Vec<PredictionView>,
+    reviews: Vec<ReviewRow>,
+    verdict: Option<(String, String, String, String)>,
+}
+
+pub async fn item(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, WebError> {
+    require_admin(&signed_in)?;
+    let (task, id) = path.into_inner();
+    let (t, i) = (task.clone(), id.clone());
+    type Found = (
+        ItemRow,
+        Vec<PredictionRow>,
+        Vec<(String, String, Option<String>, f64, bool, Timestamp)>,
+        Option<VerdictRow>,
+    );
+    let found: Option<Found> = state
+        .db
+        .read(move |conn| {
+            let Some(item) = items::table
+                .find((t.as_str(), i.as_str()))
+                .select(ItemRow::as_select())
+                .first::<ItemRow>(conn)
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let preds = predictions::table
+                .filter(predictions::task.eq(&t))
+                .filter(predictions::item_id.eq(&i))
+                .select(PredictionRow::as_select())
+                .load(conn)?;
+            let revs = reviews::table
+                .filter(reviews::task.eq(&t))
+                .filter(reviews::item_id.eq(&i))
+                .order(reviews::created_at)
+                .select((
+                    reviews::reviewer,
+                    reviews::label,
+                    reviews::comment,
+                    reviews::seconds_spent,
+                    reviews::blind,
+                    reviews::created_at,
+                ))
+                .load(conn)?;
+            let verdict = verdicts::table
+                .find((t.as_str(), i.as_str()))
+                .select(VerdictRow::as_select())
+                .first(conn)
+                .optional()?;
+            Ok(Some((item, preds, revs, verdict)))
+        })
+        .await?;
+    let Some((item, preds, revs, verdict)) = found else {
+        return Err(WebError::Forbidden("There is no such item."));
+    };
+    let input: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&item.input).unwrap_or_default();
+    Ok(render(
+        StatusCode::OK,
+        &ItemPage {
+            user: signed_in.user.name.clone(),
+            csrf: signed_in.csrf.clone(),
+            task,
+            created_at: rfc3339(&item.created_at),
+            input: input.into_iter().map(|(k, v)| (k, v.to_string())).collect(),
+            predictions: preds
+                .into_iter()
+                .map(|p| PredictionView {
+                    version: p.model_version,
+                    label: p.label.unwrap_or_default(),
+                    confidence: p
+                        .confidence
+                        .map(|c| format!("{:.4}", c))
+                        .unwrap_or_default(),
+                    error: p.error.unwrap_or_default(),
+                    timings: format!("{} / {} / {} µs", p.featurise_us, p.forward_us, p.policy_us),
+                })
+                .collect(),
+            reviews: revs
+                .into_iter()
+                .map(|(reviewer, label, comment, seconds, blind, at)| ReviewRow {
+                    reviewer,
+                    label,
+                    comment: comment.unwrap_or_default(),
+                    seconds: format!("{seconds:.1}"),
+                    blind,
+                    at: rfc3339(&at),
+                })
+                .collect(),
+            verdict: verdict.map(|v| {
+                (
+                    v.label,
+                    v.source,
+                    v.basis.unwrap_or_default(),
+                    v.decided_by
+                        .unwrap_or_else(|| v.model_version.unwrap_or_default()),
+                )
+            }),
+            item,
+        },
+    ))
+}
