@@ -10,6 +10,7 @@ pub mod items;
 pub mod ml;
 pub mod policy;
 pub mod queue;
+pub mod review_stats;
 pub mod scoring;
 pub mod startup;
 pub mod tasks;

@@ -338,3 +338,114 @@ pub async fn item(
         },
     ))
 }
+
+#[derive(Deserialize)]
+pub struct TaskQuery {
+    #[serde(default)]
+    task: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/reviewers.html")]
+struct ReviewersPage {
+    user: String,
+    csrf: String,
+    task: String,
+    tasks: Vec<String>,
+    agreement: String,
+    rows: Vec<(String, usize, String, String, String, String)>,
+}
+
+/// Per-reviewer statistics and agreement for one task.
+pub async fn reviewers(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    query: web::Query<TaskQuery>,
+) -> Result<HttpResponse, WebError> {
+    use crate::review_stats::{inter_reviewer_agreement, per_reviewer, ReviewFact, VerdictFact};
+    require_admin(&signed_in)?;
+    let tasks: Vec<String> = state.tasks.all().map(|t| t.name().to_string()).collect();
+    let task = if tasks.contains(&query.task) {
+        query.task.clone()
+    } else {
+        tasks.first().cloned().unwrap_or_default()
+    };
+    let t = task.clone();
+    let (facts, verdict_facts) = state
+        .db
+        .read(move |conn| {
+            let facts: Vec<ReviewFact> = reviews::table
+                .filter(reviews::task.eq(&t))
+                .select((
+                    reviews::item_id,
+                    reviews::reviewer,
+                    reviews::label,
+                    reviews::seconds_spent,
+                    reviews::blind,
+                ))
+                .load::<(String, String, String, f64, bool)>(conn)?
+                .into_iter()
+                .map(
+                    |(item_id, reviewer, label, seconds_spent, blind)| ReviewFact {
+                        item_id,
+                        reviewer,
+                        label,
+                        seconds_spent,
+                        blind,
+                    },
+                )
+                .collect();
+            let reviewed = reviews::table
+                .filter(reviews::task.eq(&t))
+                .select(reviews::item_id);
+            let verdict_facts: std::collections::HashMap<String, VerdictFact> = verdicts::table
+                .filter(verdicts::task.eq(&t))
+                .filter(verdicts::item_id.eq_any(reviewed))
+                .select((
+                    verdicts::item_id,
+                    verdicts::label,
+                    verdicts::source,
+                    verdicts::basis,
+                ))
+                .load::<(String, String, String, Option<String>)>(conn)?
+                .into_iter()
+                .map(|(id, label, source, basis)| {
+                    (
+                        id,
+                        VerdictFact {
+                            label,
+                            source,
+                            basis: basis.unwrap_or_default(),
+                        },
+                    )
+                })
+                .collect();
+            Ok((facts, verdict_facts))
+        })
+        .await?;
+    let percent = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{:.0} %", v * 100.0));
+    let rows = per_reviewer(&facts, &verdict_facts)
+        .into_iter()
+        .map(|s| {
+            (
+                s.reviewer,
+                s.labels,
+                format!("{:.0}", s.items_per_hour),
+                format!("{:.1}", s.median_seconds),
+                percent(s.agreement_with_consensus),
+                percent(s.agreement_with_audited_model),
+            )
+        })
+        .collect();
+    Ok(render(
+        StatusCode::OK,
+        &ReviewersPage {
+            user: signed_in.user.name.clone(),
+            csrf: signed_in.csrf.clone(),
+            task,
+            tasks,
+            agreement: percent(inter_reviewer_agreement(&facts)),
+            rows,
+        },
+    ))
+}

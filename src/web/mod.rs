@@ -24,6 +24,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/review/{task}/{item}/renew", web::post().to(review::renew))
         .route("/admin/items", web::get().to(browse::list))
         .route("/admin/items/{task}/{id}", web::get().to(browse::item))
+        .route("/admin/reviewers", web::get().to(browse::reviewers))
         .route("/admin/users", web::get().to(admin::users))
         .route("/admin/users", web::post().to(admin::add_user))
         .route(

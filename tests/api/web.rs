@@ -689,3 +689,81 @@ async fn admins_browse_items_with_filters_and_paging_and_open_one() {
     );
     assert!(page.contains("human") && page.contains("single"));
 }
+
+#[actix_web::test]
+async fn reviewer_statistics_show_agreement_with_the_consensus() {
+    use verdict::queue::{self, Label, QueueKind, Rules};
+    let mut config = task(AutomationLevel::HumanOnly);
+    config.reviews_required = 2;
+    let Some(app) = spawn_with(Backend::Sqlite, config, None).await else {
+        return;
+    };
+    add_user(&app, "ana", Role::Admin, &[]);
+    add_user(&app, "rita", Role::Reviewer, &["tumor-triage"]);
+    app.submit("a", crate::helpers::row(0)).await;
+    app.submit("b", crate::helpers::row(1)).await;
+    let db = verdict::db::Db::open(&verdict::config::DatabaseSettings {
+        url: app.db.url.clone(),
+        ..Default::default()
+    })
+    .unwrap();
+    let rules = Rules {
+        labels: vec!["malignant".into(), "benign".into()],
+        reviews_required: 2,
+    };
+    let label = |who: &'static str, kind: QueueKind, want: &'static str, l: &'static str| {
+        let (db, rules) = (db.clone(), rules.clone());
+        async move {
+            db.write(move |conn| {
+                let claim =
+                    queue::claim_from(conn, kind, "tumor-triage", who, queue::DEFAULT_LEASE)?
+                        .unwrap();
+                assert_eq!(claim.item.id, want);
+                let label = Label {
+                    label: l.into(),
+                    comment: None,
+                    seconds_spent: 10.0,
+                };
+                queue::submit(conn, "tumor-triage", &rules, &claim.item.id, who, &label)
+            })
+            .await
+            .unwrap()
+        }
+    };
+    label("r1", QueueKind::Review, "a", "benign").await;
+    label("r1", QueueKind::Review, "b", "benign").await;
+    label("r2", QueueKind::Review, "a", "benign").await;
+    label("r2", QueueKind::Review, "b", "malignant").await;
+    label("ana", QueueKind::Adjudication, "b", "malignant").await;
+
+    let mut rita = Browser::new(&app);
+    rita.sign_in("rita", "a long passphrase").await;
+    assert_eq!(rita.get("/admin/reviewers").await.0, 403);
+    let mut ana = Browser::new(&app);
+    ana.sign_in("ana", "a long passphrase").await;
+    let (status, page, _) = ana.get("/admin/reviewers?task=tumor-triage").await;
+    assert_eq!(status, 200);
+    // a: both benign; b: benign vs malignant → 1 of 2 pairs agree.
+    assert!(
+        page.contains(r#"<strong class="agreement">50 %</strong>"#),
+        "{page}"
+    );
+    let row = |who: &str| {
+        let at = page.find(&format!("<tr><td>{who}</td>")).unwrap();
+        page[at..at + page[at..].find("</tr>").unwrap()].to_string()
+    };
+    assert!(
+        row("r1").contains("<td class=\"num\">50 %</td>"),
+        "{}",
+        row("r1")
+    );
+    assert!(
+        row("r2").contains("<td class=\"num\">100 %</td>"),
+        "{}",
+        row("r2")
+    );
+    assert!(
+        row("r1").contains("<td class=\"num\">360</td>"),
+        "10 s per item is 360 an hour"
+    );
+}
