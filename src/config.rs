@@ -131,6 +131,9 @@ pub struct TaskConfig {
     /// Independent human labels an item needs.
     #[serde(default = "default_reviews_required")]
     pub reviews_required: u32,
+    /// How the review queue orders items.
+    #[serde(default)]
+    pub queue_order: crate::queue::QueueOrder,
     /// The version made live when the task has no deployment yet; by default
     /// the newest version in the models directory.
     pub model_version: Option<String>,
@@ -156,6 +159,7 @@ fn default_tasks() -> Vec<TaskConfig> {
         audit_rate: 0.02,
         sla_minutes: 60,
         reviews_required: 1,
+        queue_order: Default::default(),
         model_version: None,
     }]
 }

@@ -33,6 +33,30 @@ struct ClaimedKey {
     id: String,
 }
 
+/// The order in which a task's queue hands out items.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueOrder {
+    /// Earliest SLA deadline first, then the model's least certain (the
+    /// queue index's order: fast at any depth).
+    #[default]
+    DeadlineThenUncertainty,
+    /// The model's least certain first, then the deadline.
+    UncertaintyThenDeadline,
+    /// First come, first served.
+    OldestFirst,
+}
+
+impl QueueOrder {
+    fn sql(self) -> &'static str {
+        match self {
+            QueueOrder::DeadlineThenUncertainty => "i.sla_deadline, i.margin",
+            QueueOrder::UncertaintyThenDeadline => "i.margin, i.sla_deadline",
+            QueueOrder::OldestFirst => "i.created_at, i.id",
+        }
+    }
+}
+
 /// Which queue to claim from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueueKind {
@@ -60,18 +84,27 @@ pub fn claim_next(
     reviewer: &str,
     lease: Duration,
 ) -> Result<Option<Claim>, AppError> {
-    claim_from(conn, QueueKind::Review, task, reviewer, lease)
+    claim_from(
+        conn,
+        QueueKind::Review,
+        QueueOrder::default(),
+        task,
+        reviewer,
+        lease,
+    )
 }
 
 /// [`claim_next`] from either queue.
 pub fn claim_from(
     conn: &mut DbConnection,
     kind: QueueKind,
+    order: QueueOrder,
     task: &str,
     reviewer: &str,
     lease: Duration,
 ) -> Result<Option<Claim>, AppError> {
     let state = kind.state();
+    let order = order.sql();
     let at = now();
     let expires = at + lease;
     // One statement on both backends; PostgreSQL skips rows other claimers
@@ -91,7 +124,7 @@ pub fn claim_from(
            WHERE i.task = $3 AND i.review_state = '{state}' \
              AND (i.lease_expires_at IS NULL OR i.lease_expires_at < $4) \
              AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.task = i.task AND r.item_id = i.id AND r.reviewer = $1) \
-           ORDER BY i.sla_deadline, i.margin \
+           ORDER BY {order} \
            LIMIT 1 {skip_locked}) \
          RETURNING id"
     );
@@ -202,6 +235,14 @@ pub fn skip(
             items::lease_expires_at.eq(None::<Timestamp>),
         ))
         .execute(conn)?;
+    crate::audit::record(
+        conn,
+        reviewer,
+        "review.skip",
+        Some(task),
+        Some(item_id),
+        serde_json::json!({}),
+    )?;
     Ok(())
 }
 
@@ -355,6 +396,27 @@ pub fn submit(
             ))
             .execute(conn)?;
     }
+    let detail = match &outcome {
+        Outcome::Decided {
+            label: decided,
+            basis,
+        } => serde_json::json!({"label": label.label, "verdict": decided, "basis": basis}),
+        Outcome::NeedsMore => {
+            serde_json::json!({"label": label.label, "outcome": "needs more reviews"})
+        }
+        Outcome::Tied => {
+            serde_json::json!({"label": label.label, "outcome": "tied: to adjudication"})
+        }
+        Outcome::Audited => serde_json::json!({"label": label.label, "outcome": "blind audit"}),
+    };
+    crate::audit::record(
+        conn,
+        reviewer,
+        "review.label",
+        Some(task),
+        Some(item_id),
+        detail,
+    )?;
     Ok(outcome)
 }
 
@@ -408,6 +470,14 @@ pub fn undo_last(
             items::lease_expires_at.eq(Some(at + lease)),
         ))
         .execute(conn)?;
+    crate::audit::record(
+        conn,
+        reviewer,
+        "review.undo",
+        Some(task),
+        Some(&item_id),
+        serde_json::json!({}),
+    )?;
     Ok(Some(item_id))
 }
 

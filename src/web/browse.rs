@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::session::SignedIn;
 use super::{render, WebError};
 use crate::accounts::Role;
-use crate::db::schema::{items, predictions, reviews, verdicts};
+use crate::db::schema::{audit_log, items, predictions, reviews, verdicts};
 use crate::domain::{rfc3339, Timestamp};
 use crate::items::{ItemRow, PredictionRow, VerdictRow};
 use crate::startup::AppState;
@@ -235,6 +235,8 @@ struct ItemPage {
     predictions: Vec<PredictionView>,
     reviews: Vec<ReviewRow>,
     verdict: Option<(String, String, String, String)>,
+    /// When, who, what, detail.
+    audit: Vec<(String, String, String, String)>,
 }
 
 pub async fn item(
@@ -250,6 +252,7 @@ pub async fn item(
         Vec<PredictionRow>,
         Vec<(String, String, Option<String>, f64, bool, Timestamp)>,
         Option<VerdictRow>,
+        Vec<(Timestamp, String, String, String)>,
     );
     let found: Option<Found> = state
         .db
@@ -285,10 +288,21 @@ pub async fn item(
                 .select(VerdictRow::as_select())
                 .first(conn)
                 .optional()?;
-            Ok(Some((item, preds, revs, verdict)))
+            let audit = audit_log::table
+                .filter(audit_log::task.eq(Some(t.as_str())))
+                .filter(audit_log::subject.eq(Some(i.as_str())))
+                .order(audit_log::id)
+                .select((
+                    audit_log::at,
+                    audit_log::actor,
+                    audit_log::action,
+                    audit_log::detail,
+                ))
+                .load(conn)?;
+            Ok(Some((item, preds, revs, verdict, audit)))
         })
         .await?;
-    let Some((item, preds, revs, verdict)) = found else {
+    let Some((item, preds, revs, verdict, audit)) = found else {
         return Err(WebError::Forbidden("There is no such item."));
     };
     let input: serde_json::Map<String, serde_json::Value> =
@@ -334,6 +348,10 @@ pub async fn item(
                         .unwrap_or_else(|| v.model_version.unwrap_or_default()),
                 )
             }),
+            audit: audit
+                .into_iter()
+                .map(|(at, actor, action, detail)| (rfc3339(&at), actor, action, detail))
+                .collect(),
             item,
         },
     ))

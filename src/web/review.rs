@@ -162,11 +162,12 @@ pub async fn next(
         _ => QueueKind::Review,
     };
     let (name, who) = (task.name().to_string(), signed_in.user.name.clone());
+    let order = task.config.queue_order;
     let claim: Option<Claim> = state
         .db
         .write(move |conn| match queue::held_by(conn, kind, &name, &who)? {
             Some(claim) => Ok(Some(claim)),
-            None => queue::claim_from(conn, kind, &name, &who, queue::DEFAULT_LEASE),
+            None => queue::claim_from(conn, kind, order, &name, &who, queue::DEFAULT_LEASE),
         })
         .await?;
     let notice = notice_text(&notice);

@@ -143,8 +143,10 @@ async fn a_reviewer_labels_three_items_with_the_keyboard_in_chromium() {
         .click()
         .await
         .unwrap();
+    // Pages load after a click: wait for them rather than race them.
     let queued = client
-        .find(Locator::Css("td.queued"))
+        .wait()
+        .for_element(Locator::Css("td.queued"))
         .await
         .unwrap()
         .text()
@@ -153,7 +155,8 @@ async fn a_reviewer_labels_three_items_with_the_keyboard_in_chromium() {
     assert_eq!(queued, "4");
 
     client
-        .find(Locator::Css("a.start"))
+        .wait()
+        .for_element(Locator::Css("a.start"))
         .await
         .unwrap()
         .click()
@@ -166,7 +169,8 @@ async fn a_reviewer_labels_three_items_with_the_keyboard_in_chromium() {
     let mut seen = Vec::new();
     for _ in 0..3 {
         let id = client
-            .find(Locator::Css("h1 .mono"))
+            .wait()
+            .for_element(Locator::Css("h1 .mono"))
             .await
             .unwrap()
             .text()
@@ -203,8 +207,10 @@ async fn a_reviewer_labels_three_items_with_the_keyboard_in_chromium() {
     std::fs::write(out.join("review-page.png"), png).unwrap();
 
     client.goto(&format!("{}/", app.base)).await.unwrap();
+    // Pages load after a click: wait for them rather than race them.
     let queued = client
-        .find(Locator::Css("td.queued"))
+        .wait()
+        .for_element(Locator::Css("td.queued"))
         .await
         .unwrap()
         .text()

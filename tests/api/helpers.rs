@@ -113,6 +113,7 @@ pub fn task(automation: AutomationLevel) -> TaskConfig {
         audit_rate: 0.0,
         sla_minutes: 60,
         reviews_required: 1,
+        queue_order: Default::default(),
         model_version: None,
     }
 }

@@ -15,6 +15,7 @@ crate::on_both_backends!(
     an_expired_lease_frees_the_item_and_its_late_label_is_refused,
     a_human_label_becomes_the_verdict_the_api_returns,
     two_reviewers_who_agree_decide_and_a_tie_goes_to_an_admin,
+    each_queue_order_hands_out_items_in_its_order,
 );
 
 fn rules(reviews_required: u32) -> Rules {
@@ -193,10 +194,19 @@ async fn two_reviewers_who_agree_decide_and_a_tie_goes_to_an_admin(backend: Back
     let claim = |who: &'static str, kind: QueueKind| {
         let db = db.clone();
         async move {
-            db.write(move |conn| queue::claim_from(conn, kind, TASK, who, queue::DEFAULT_LEASE))
-                .await
-                .unwrap()
-                .map(|c| c.item.id)
+            db.write(move |conn| {
+                queue::claim_from(
+                    conn,
+                    kind,
+                    Default::default(),
+                    TASK,
+                    who,
+                    queue::DEFAULT_LEASE,
+                )
+            })
+            .await
+            .unwrap()
+            .map(|c| c.item.id)
         }
     };
     let submit = |who: &'static str, id: String, l: &'static str| {
@@ -268,4 +278,65 @@ async fn two_reviewers_who_agree_decide_and_a_tie_goes_to_an_admin(backend: Back
         .await;
     assert_eq!(doc["verdict"]["label"], "malignant");
     assert_eq!(app.count("reviews"), 5);
+}
+
+async fn each_queue_order_hands_out_items_in_its_order(backend: Backend) {
+    use verdict::items::{ItemRow, REVIEW_PENDING, STATUS_QUEUED};
+    use verdict::queue::QueueOrder;
+    let Some(app) = spawn(backend, AutomationLevel::HumanOnly).await else {
+        return;
+    };
+    let db = open(&app);
+    let t0 = verdict::domain::now();
+    // id, arrived (s), deadline (s), margin
+    let spec = [
+        ("early-sure", 0, 100, 0.9),
+        ("late-unsure", 1, 200, 0.1),
+        ("first-in", -5, 300, 0.5),
+    ];
+    let rows: Vec<ItemRow> = spec
+        .iter()
+        .map(|&(id, arrived, deadline, margin)| ItemRow {
+            task: TASK.into(),
+            id: id.into(),
+            input: "{}".into(),
+            input_sha256: String::new(),
+            status: STATUS_QUEUED.into(),
+            reason: Some("low_confidence".into()),
+            review_state: REVIEW_PENDING.into(),
+            blind: false,
+            audit: false,
+            model_version: None,
+            margin: Some(margin),
+            sla_deadline: Some(t0 + Duration::seconds(deadline)),
+            created_at: t0 + Duration::seconds(arrived),
+            decided_at: None,
+        })
+        .collect();
+    db.write(move |conn| Ok(verdict::items::insert_all(conn, &rows, &[], &[])?))
+        .await
+        .unwrap();
+    for (order, first) in [
+        (QueueOrder::DeadlineThenUncertainty, "early-sure"),
+        (QueueOrder::UncertaintyThenDeadline, "late-unsure"),
+        (QueueOrder::OldestFirst, "first-in"),
+    ] {
+        let who = format!("{order:?}");
+        let claim = db
+            .write(move |conn| {
+                queue::claim_from(
+                    conn,
+                    QueueKind::Review,
+                    order,
+                    TASK,
+                    &who,
+                    Duration::milliseconds(1),
+                )
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(claim.item.id, first, "{order:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

@@ -688,6 +688,10 @@ async fn admins_browse_items_with_filters_and_paging_and_open_one() {
         "{page}"
     );
     assert!(page.contains("human") && page.contains("single"));
+    assert!(
+        page.contains("review.label"),
+        "the label is in the item's audit log"
+    );
 }
 
 #[actix_web::test]
@@ -715,9 +719,15 @@ async fn reviewer_statistics_show_agreement_with_the_consensus() {
         let (db, rules) = (db.clone(), rules.clone());
         async move {
             db.write(move |conn| {
-                let claim =
-                    queue::claim_from(conn, kind, "tumor-triage", who, queue::DEFAULT_LEASE)?
-                        .unwrap();
+                let claim = queue::claim_from(
+                    conn,
+                    kind,
+                    Default::default(),
+                    "tumor-triage",
+                    who,
+                    queue::DEFAULT_LEASE,
+                )?
+                .unwrap();
                 assert_eq!(claim.item.id, want);
                 let label = Label {
                     label: l.into(),
