@@ -25,9 +25,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
-/// JSON 404 for every path no route takes.
-pub async fn not_found() -> Result<HttpResponse, AppError> {
-    Err(AppError::NotFound)
+/// 404 for every path no route takes: JSON under /api, a page elsewhere.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    use actix_web::ResponseError;
+    if req.path().starts_with("/api/") {
+        AppError::NotFound.error_response()
+    } else {
+        crate::web::not_found_page()
+    }
 }
 
 async fn healthz() -> HttpResponse {

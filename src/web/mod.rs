@@ -53,6 +53,17 @@ pub fn render<T: Template>(status: StatusCode, template: &T) -> HttpResponse {
     }
 }
 
+/// The web UI's page for a path that does not exist.
+pub fn not_found_page() -> HttpResponse {
+    render(
+        StatusCode::NOT_FOUND,
+        &ErrorPage {
+            title: "Not found",
+            message: "There is no page at this address.".to_string(),
+        },
+    )
+}
+
 pub fn redirect(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, to))

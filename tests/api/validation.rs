@@ -223,8 +223,20 @@ async fn bad_requests_get_the_right_status(backend: Backend) {
         .await;
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "unknown_task");
-    let (status, _) = app.get("/api/v1/nowhere").await;
+    let (status, body) = app.get("/api/v1/nowhere").await;
     assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "not_found", "JSON under /api");
+    let page = reqwest::get(format!("{}/no-such-page", app.base))
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 404);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("There is no page at this address."),
+        "a page elsewhere"
+    );
     assert_eq!(app.count("items"), 0);
 }
 
