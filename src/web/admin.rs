@@ -5,18 +5,10 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::session::SignedIn;
+use super::session::{CsrfForm, SignedIn};
 use super::{redirect, render, WebError};
 use crate::accounts::{self, Role};
 use crate::startup::AppState;
-
-fn require_admin(signed_in: &SignedIn) -> Result<(), WebError> {
-    if signed_in.user.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(WebError::Forbidden("Only admins may open this page."))
-    }
-}
 
 pub struct UserRow {
     pub name: String,
@@ -73,7 +65,7 @@ pub async fn users(
     state: web::Data<AppState>,
     signed_in: SignedIn,
 ) -> Result<HttpResponse, WebError> {
-    require_admin(&signed_in)?;
+    signed_in.require_admin()?;
     users_page(&state, &signed_in, StatusCode::OK, None).await
 }
 
@@ -93,7 +85,7 @@ pub async fn add_user(
     signed_in: SignedIn,
     form: web::Form<AddUserForm>,
 ) -> Result<HttpResponse, WebError> {
-    require_admin(&signed_in)?;
+    signed_in.require_admin()?;
     signed_in.check_csrf(&form.csrf)?;
     let form = form.into_inner();
     let tasks: Vec<String> = form
@@ -134,18 +126,13 @@ pub async fn add_user(
     }
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
-}
-
 pub async fn set_disabled(
     state: web::Data<AppState>,
     signed_in: SignedIn,
     path: web::Path<(String, String)>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
-    require_admin(&signed_in)?;
+    signed_in.require_admin()?;
     signed_in.check_csrf(&form.csrf)?;
     let (name, action) = path.into_inner();
     let disabled = match action.as_str() {

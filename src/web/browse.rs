@@ -9,21 +9,12 @@ use serde::Deserialize;
 
 use super::session::SignedIn;
 use super::{render, WebError};
-use crate::accounts::Role;
 use crate::db::schema::{audit_log, items, predictions, reviews, verdicts};
 use crate::domain::{rfc3339, Timestamp};
 use crate::items::{ItemRow, PredictionRow, VerdictRow};
 use crate::startup::AppState;
 
 const PAGE: i64 = 50;
-
-fn require_admin(signed_in: &SignedIn) -> Result<(), WebError> {
-    if signed_in.user.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(WebError::Forbidden("Only admins may open this page."))
-    }
-}
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Filters {
@@ -94,7 +85,7 @@ pub async fn list(
     signed_in: SignedIn,
     query: web::Query<Filters>,
 ) -> Result<HttpResponse, WebError> {
-    require_admin(&signed_in)?;
+    signed_in.require_admin()?;
     let mut filters = query.into_inner();
     let tasks: Vec<String> = state.tasks.all().map(|t| t.name().to_string()).collect();
     if !tasks.contains(&filters.task) {
@@ -244,7 +235,7 @@ pub async fn item(
     signed_in: SignedIn,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, WebError> {
-    require_admin(&signed_in)?;
+    signed_in.require_admin()?;
     let (task, id) = path.into_inner();
     let (t, i) = (task.clone(), id.clone());
     type Found = (
@@ -381,7 +372,7 @@ pub async fn reviewers(
     query: web::Query<TaskQuery>,
 ) -> Result<HttpResponse, WebError> {
     use crate::review_stats::{inter_reviewer_agreement, per_reviewer, ReviewFact, VerdictFact};
-    require_admin(&signed_in)?;
+    signed_in.require_admin()?;
     let tasks: Vec<String> = state.tasks.all().map(|t| t.name().to_string()).collect();
     let task = if tasks.contains(&query.task) {
         query.task.clone()

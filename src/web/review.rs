@@ -7,7 +7,7 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::session::SignedIn;
+use super::session::{CsrfForm, SignedIn};
 use super::{redirect, render, WebError};
 use crate::error::AppError;
 use crate::items::{self, PredictionDoc};
@@ -291,11 +291,6 @@ pub async fn label(
         }) => Err(WebError::Forbidden("That is not a label of this task.")),
         Err(e) => Err(e.into()),
     }
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
 }
 
 pub async fn skip(

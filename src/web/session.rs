@@ -92,7 +92,22 @@ pub struct SignedIn {
     pub session_id: String,
 }
 
+/// A form whose only field is the session's CSRF token.
+#[derive(Debug, serde::Deserialize)]
+pub struct CsrfForm {
+    pub csrf: String,
+}
+
 impl SignedIn {
+    /// Refuses anyone but an admin; the role is checked here, on the server.
+    pub fn require_admin(&self) -> Result<(), WebError> {
+        if self.user.role == accounts::Role::Admin {
+            Ok(())
+        } else {
+            Err(WebError::Forbidden("Only admins may open this page."))
+        }
+    }
+
     /// Refuses a form whose CSRF token is not this session's.
     pub fn check_csrf(&self, presented: &str) -> Result<(), WebError> {
         if same_token(&self.csrf, presented) {

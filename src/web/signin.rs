@@ -8,7 +8,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::session::{self, random_token, same_token, SignedIn, SESSION_COOKIE};
+use super::session::{self, random_token, same_token, CsrfForm, SignedIn, SESSION_COOKIE};
 use super::{redirect, render, WebError};
 use crate::startup::AppState;
 
@@ -130,11 +130,6 @@ pub async fn submit(
     spent.make_removal();
     let _ = response.add_cookie(&spent);
     Ok(response)
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
 }
 
 pub async fn sign_out(
