@@ -13,6 +13,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::config::{DatabaseSettings, Synchronous};
 
+mod export;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchOptions {
     /// Seconds each scenario runs.
@@ -58,6 +60,10 @@ pub struct BenchOptions {
     /// Claim-and-label rounds in the queue benchmark.
     #[arg(long, default_value_t = 4000)]
     pub rounds: usize,
+    /// Measure the label export instead: write this many labelled items,
+    /// then time `verdict export` over them and report its peak memory.
+    #[arg(long)]
+    pub export: Option<usize>,
 }
 
 struct Server {
@@ -504,6 +510,9 @@ fn run_queue(
 }
 
 pub fn run(opts: BenchOptions) -> anyhow::Result<()> {
+    if let Some(n) = opts.export {
+        return export::run(&opts, n);
+    }
     if let Some(queued) = opts.queue {
         let dir = tempfile::tempdir()?;
         let url = opts

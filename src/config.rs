@@ -21,6 +21,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     #[serde(default)]
     pub models: ModelSettings,
+    #[serde(default)]
+    pub datasets: DatasetSettings,
     #[serde(default = "default_tasks")]
     pub tasks: Vec<TaskConfig>,
 }
@@ -109,6 +111,21 @@ impl Default for ModelSettings {
     }
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatasetSettings {
+    /// Holds `<task>/<name>.{jsonl,csv}`, the dataset snapshots.
+    pub dir: PathBuf,
+}
+
+impl Default for DatasetSettings {
+    fn default() -> Self {
+        DatasetSettings {
+            dir: PathBuf::from("datasets"),
+        }
+    }
+}
+
 /// One decision problem and how far its model may decide alone.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -170,6 +187,7 @@ impl Default for Settings {
             server: ServerSettings::default(),
             database: DatabaseSettings::default(),
             models: ModelSettings::default(),
+            datasets: DatasetSettings::default(),
             tasks: default_tasks(),
         }
     }
@@ -208,7 +226,7 @@ impl Settings {
     }
 
     /// `VERDICT_DATABASE_URL`, `VERDICT_DB_SYNCHRONOUS`, `VERDICT_MODELS_DIR`,
-    /// `VERDICT_BIND`, `VERDICT_PORT`, `VERDICT_LOG_FORMAT`.
+    /// `VERDICT_DATASETS_DIR`, `VERDICT_BIND`, `VERDICT_PORT`, `VERDICT_LOG_FORMAT`.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(url) = var("VERDICT_DATABASE_URL") {
             self.database.url = url;
@@ -226,6 +244,9 @@ impl Settings {
         }
         if let Some(dir) = var("VERDICT_MODELS_DIR") {
             self.models.dir = PathBuf::from(dir);
+        }
+        if let Some(dir) = var("VERDICT_DATASETS_DIR") {
+            self.datasets.dir = PathBuf::from(dir);
         }
         if let Some(bind) = var("VERDICT_BIND") {
             self.server.bind = bind;

@@ -26,6 +26,9 @@ pub enum AppError {
     Unauthorized,
     #[error("{message}")]
     Conflict { field: String, message: String },
+    /// A named thing that must not be overwritten exists already.
+    #[error("{message}")]
+    AlreadyExists { field: String, message: String },
     #[error("not found")]
     NotFound,
     #[error("the service is unavailable: {0}")]
@@ -56,6 +59,7 @@ impl AppError {
             AppError::ItemNotFound { .. } => "item_not_found",
             AppError::Unauthorized => "unauthorized",
             AppError::Conflict { .. } => "idempotency_conflict",
+            AppError::AlreadyExists { .. } => "already_exists",
             AppError::NotFound => "not_found",
             AppError::Unavailable(_) => "unavailable",
             AppError::Internal(_) => "internal",
@@ -105,7 +109,7 @@ impl ResponseError for AppError {
                 StatusCode::NOT_FOUND
             }
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
-            AppError::Conflict { .. } => StatusCode::CONFLICT,
+            AppError::Conflict { .. } | AppError::AlreadyExists { .. } => StatusCode::CONFLICT,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -125,9 +129,9 @@ impl ResponseError for AppError {
             other => other.to_string(),
         };
         let field = match self {
-            AppError::InvalidInput { field, .. } | AppError::Conflict { field, .. } => {
-                Some(field.as_str())
-            }
+            AppError::InvalidInput { field, .. }
+            | AppError::Conflict { field, .. }
+            | AppError::AlreadyExists { field, .. } => Some(field.as_str()),
             _ => None,
         };
         let mut response = HttpResponse::build(status);

@@ -66,8 +66,80 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Write a task's labelled items as JSONL or CSV (see README: export).
+    Export {
+        #[command(flatten)]
+        filter: ExportFilter,
+        /// Resume after this item id.
+        #[arg(long)]
+        after: Option<String>,
+        /// The file to write; `-` for standard output.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Dataset snapshots: named, immutable exports that model cards cite.
+    Dataset {
+        #[command(subcommand)]
+        command: DatasetCommand,
+    },
     /// Measure throughput and latency of the scoring API (see BENCHMARKS.md).
     Bench(verdict::bench::BenchOptions),
+}
+
+/// Which labels to export and how.
+#[derive(clap::Args)]
+struct ExportFilter {
+    #[arg(long)]
+    task: String,
+    /// jsonl or csv.
+    #[arg(long, default_value = "jsonl")]
+    format: String,
+    /// Verdicts given at or after this time (RFC 3339 or a date).
+    #[arg(long)]
+    since: Option<String>,
+    /// Verdicts given before this time (RFC 3339 or a date).
+    #[arg(long)]
+    until: Option<String>,
+    /// human, model or all.
+    #[arg(long)]
+    source: Option<String>,
+    /// audit, uncertain or all.
+    #[arg(long)]
+    kind: Option<String>,
+    /// Extra detail per row: predictions, reviews (comma-separated).
+    #[arg(long)]
+    include: Option<String>,
+}
+
+impl ExportFilter {
+    fn request(&self, after: Option<String>) -> anyhow::Result<verdict::export::Request> {
+        let params = verdict::export::Params {
+            format: Some(self.format.clone()),
+            since: self.since.clone(),
+            until: self.until.clone(),
+            source: self.source.clone(),
+            kind: self.kind.clone(),
+            include: self.include.clone(),
+            after,
+        };
+        Ok(params.parse(verdict::export::Format::Jsonl)?)
+    }
+}
+
+#[derive(Subcommand)]
+enum DatasetCommand {
+    /// Freeze an export under a name (never overwritten).
+    Snapshot {
+        #[command(flatten)]
+        filter: ExportFilter,
+        #[arg(long)]
+        name: String,
+    },
+    /// List snapshots.
+    List {
+        #[arg(long)]
+        task: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -136,6 +208,10 @@ fn main() -> anyhow::Result<()> {
             deploy,
         } => {
             options.models_dir = settings.models.dir.clone();
+            verdict::export::cli::resolve_training_data(&settings, &mut options)?;
+            if let Some(name) = &options.snapshot {
+                println!("training from dataset snapshot {name:?}");
+            }
             let (task, version) = (options.task.clone(), options.version.clone());
             train(&options, &mut |line| println!("{line}"))?;
             if deploy {
@@ -171,6 +247,46 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::User { command } => user_command(&settings, command),
+        Command::Export { filter, after, out } => {
+            let request = filter.request(after)?;
+            verdict::export::cli::export(&settings, &filter.task, &request, &out)?;
+            Ok(())
+        }
+        Command::Dataset { command } => match command {
+            DatasetCommand::Snapshot { filter, name } => {
+                let request = filter.request(None)?;
+                let row = verdict::export::cli::snapshot(
+                    &settings,
+                    &filter.task,
+                    &name,
+                    &request,
+                    "cli",
+                )?;
+                println!(
+                    "snapshot {:?} of {}: {} rows, sha256 {}\n  {}",
+                    row.name, row.task, row.row_count, row.sha256, row.path
+                );
+                println!(
+                    "train from it with: verdict train --task {} --data {}",
+                    row.task, row.name
+                );
+                Ok(())
+            }
+            DatasetCommand::List { task } => {
+                for row in verdict::export::cli::list(&settings, task.as_deref())? {
+                    println!(
+                        "{:<16} {:<24} {:>9} rows  {}  {}  {}",
+                        row.task,
+                        row.name,
+                        row.row_count,
+                        row.format,
+                        &row.sha256[..12],
+                        verdict::domain::rfc3339(&row.created_at)
+                    );
+                }
+                Ok(())
+            }
+        },
         Command::Bench(opts) => verdict::bench::run(opts),
     }
 }

@@ -2,6 +2,7 @@
 
 mod auth;
 pub mod body;
+pub mod export;
 
 use std::sync::Arc;
 
@@ -21,7 +22,24 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::scope("/api/v1")
                 .route("/tasks", web::get().to(list_tasks))
                 .route("/tasks/{task}/items", web::post().to(submit_items))
-                .route("/tasks/{task}/items/{id}", web::get().to(get_item)),
+                .route("/tasks/{task}/items/{id}", web::get().to(get_item))
+                .route("/tasks/{task}/labels", web::get().to(export::labels))
+                .route(
+                    "/tasks/{task}/datasets",
+                    web::post().to(export::snapshot_create),
+                )
+                .route(
+                    "/tasks/{task}/datasets",
+                    web::get().to(export::snapshot_list),
+                )
+                .route(
+                    "/tasks/{task}/datasets/{name}",
+                    web::get().to(export::snapshot_get),
+                )
+                .route(
+                    "/tasks/{task}/datasets/{name}/file",
+                    web::get().to(export::snapshot_file),
+                ),
         );
 }
 
@@ -85,7 +103,7 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-fn task(state: &AppState, name: &str) -> Result<Arc<TaskRuntime>, AppError> {
+pub(crate) fn task(state: &AppState, name: &str) -> Result<Arc<TaskRuntime>, AppError> {
     state
         .tasks
         .get(name)

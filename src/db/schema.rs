@@ -161,3 +161,18 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(users, user_tasks, sessions);
+
+diesel::table! {
+    dataset_snapshots (task, name) {
+        task -> Text,
+        name -> Text,
+        format -> Text,
+        path -> Text,
+        row_count -> BigInt,
+        byte_count -> BigInt,
+        filters -> Text,
+        sha256 -> Text,
+        created_at -> Timestamp,
+        created_by -> Text,
+    }
+}

@@ -98,6 +98,9 @@ impl Histogram {
 pub struct TrainingInfo {
     pub data_file: String,
     pub data_sha256: String,
+    /// The dataset snapshot the data file is, if it is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
     pub rows: usize,
     pub train_rows: usize,
     pub validation_rows: usize,

@@ -26,9 +26,10 @@ const REFERENCE_BINS: usize = 20;
 pub struct TrainOptions {
     #[arg(long)]
     pub task: String,
-    /// CSV with a header of feature names and a label column, or
+    /// CSV with a header of feature names and a label column;
     /// scikit-learn's bundled format (first line `rows,features,label0,…`)
-    /// with --feature-names.
+    /// with --feature-names; a label export (CSV or JSONL); or the name of
+    /// one of the task's dataset snapshots.
     #[arg(long)]
     pub data: PathBuf,
     /// One feature name per line, for data files without a header.
@@ -60,6 +61,9 @@ pub struct TrainOptions {
     /// Every feature is non-negative: the API refuses values below 0.
     #[arg(long)]
     pub nonnegative: bool,
+    /// The dataset snapshot `data` is (recorded in the model card).
+    #[arg(skip)]
+    pub snapshot: Option<String>,
 }
 
 /// `v<UTC date>-<time>`, e.g. `v20261128-140512`.
@@ -83,6 +87,9 @@ pub fn read_dataset(
     feature_names: Option<&Path>,
     label_column: &str,
 ) -> anyhow::Result<Dataset> {
+    if starts_with_object(path)? {
+        return read_jsonl(path, label_column);
+    }
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -96,7 +103,7 @@ pub fn read_dataset(
     let bundled = header.len() >= 4
         && header[0].trim().parse::<usize>().is_ok()
         && header[1].trim().parse::<usize>().is_ok();
-    let (features, labels, label_at, mut label_names_fixed) = if bundled {
+    let (features, feature_at, labels, label_at, mut label_names_fixed) = if bundled {
         let n_features: usize = header[1].trim().parse()?;
         let labels: Vec<String> = header
             .iter()
@@ -120,39 +127,45 @@ pub fn read_dataset(
                 names.len()
             );
         }
-        (names, labels, n_features, true)
+        (names, (0..n_features).collect(), labels, n_features, true)
     } else {
         let names: Vec<String> = header.iter().map(|s| s.trim().to_string()).collect();
         let label_at = names
             .iter()
             .position(|n| n == label_column)
             .with_context(|| format!("no column named {label_column:?} in the header"))?;
-        let features = names
+        // A label export names its input columns `input.<name>`: those are
+        // the features and every other column is left out. Any other file:
+        // every column but the label.
+        let exported = names.iter().any(|n| n.starts_with(INPUT_PREFIX));
+        let (features, feature_at): (Vec<String>, Vec<usize>) = names
             .iter()
             .enumerate()
-            .filter(|(i, _)| *i != label_at)
-            .map(|(_, n)| n.clone())
-            .collect();
-        (features, Vec::new(), label_at, false)
+            .filter(|(i, n)| *i != label_at && (!exported || n.starts_with(INPUT_PREFIX)))
+            .map(|(i, n)| (n.trim_start_matches(INPUT_PREFIX).to_string(), i))
+            .unzip();
+        (features, feature_at, Vec::new(), label_at, false)
     };
     let mut labels = labels;
     let mut x = Vec::new();
     let mut y = Vec::new();
+    let width = if bundled {
+        features.len() + 1
+    } else {
+        header.len()
+    };
     for (line, record) in records.enumerate() {
         let record = record.with_context(|| format!("line {}", line + 2))?;
-        if record.len() != features.len() + 1 {
+        if record.len() != width {
             bail!(
-                "line {}: expected {} fields, found {}",
+                "line {}: expected {width} fields, found {}",
                 line + 2,
-                features.len() + 1,
                 record.len()
             );
         }
         let mut row = Vec::with_capacity(features.len());
-        for (i, field) in record.iter().enumerate() {
-            if i == label_at {
-                continue;
-            }
+        for &i in &feature_at {
+            let field = &record[i];
             let v: f64 = field
                 .trim()
                 .parse()
@@ -161,6 +174,9 @@ pub fn read_dataset(
                 bail!("line {}: {field:?} is not finite", line + 2);
             }
             row.push(v);
+        }
+        if record[label_at].trim().is_empty() {
+            bail!("line {}: the {label_column:?} column is empty", line + 2);
         }
         let raw_label = record[label_at].trim();
         let class = if label_names_fixed {
@@ -206,6 +222,97 @@ pub fn read_dataset(
     Ok(Dataset {
         features,
         labels,
+        x,
+        y,
+    })
+}
+
+/// The prefix of input columns in a label export's CSV.
+const INPUT_PREFIX: &str = crate::export::encode::INPUT_PREFIX;
+
+/// Whether the file's first non-blank character opens a JSON object (a
+/// JSONL label export).
+fn starts_with_object(path: &Path) -> anyhow::Result<bool> {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .read(&mut head)?;
+    Ok(head[..n]
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'{'))
+}
+
+/// A JSONL label export: each line's `input` object holds the features
+/// (every line the same fields), `label_column` the label.
+fn read_jsonl(path: &Path, label_column: &str) -> anyhow::Result<Dataset> {
+    use std::io::BufRead;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut features: Option<Vec<String>> = None;
+    let mut names: Vec<String> = Vec::new();
+    let mut x = Vec::new();
+    let mut raw_labels = Vec::new();
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("line {}", i + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let row: serde_json::Value = serde_json::from_str(&line)
+            .with_context(|| format!("line {}: not a JSON object", i + 1))?;
+        let input = row
+            .get("input")
+            .and_then(|v| v.as_object())
+            .with_context(|| format!("line {}: no \"input\" object", i + 1))?;
+        let fields = features.get_or_insert_with(|| input.keys().cloned().collect());
+        if input.len() != fields.len() {
+            bail!(
+                "line {}: {} input fields, the first line has {}",
+                i + 1,
+                input.len(),
+                fields.len()
+            );
+        }
+        let mut values = Vec::with_capacity(fields.len());
+        for name in fields.iter() {
+            let v = input
+                .get(name)
+                .and_then(|v| v.as_f64())
+                .filter(|v| v.is_finite())
+                .with_context(|| {
+                    format!(
+                        "line {}: input {name:?} is missing or not a finite number",
+                        i + 1
+                    )
+                })?;
+            values.push(v);
+        }
+        let label = row
+            .get(label_column)
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .with_context(|| format!("line {}: no {label_column:?} label", i + 1))?;
+        x.push(values);
+        raw_labels.push(label.to_string());
+    }
+    let features = features.context("the data file has no rows")?;
+    names.extend(raw_labels.iter().cloned());
+    names.sort();
+    names.dedup();
+    let y = raw_labels
+        .iter()
+        .map(|l| names.binary_search(l).expect("every label is named"))
+        .collect();
+    if names.len() < 2 {
+        bail!("the data has fewer than two labels");
+    }
+    if x.len() < 20 {
+        bail!("the data has only {} rows; at least 20 are needed", x.len());
+    }
+    Ok(Dataset {
+        features,
+        labels: names,
         x,
         y,
     })
@@ -464,6 +571,7 @@ pub fn train(opts: &TrainOptions, progress: &mut dyn FnMut(&str)) -> anyhow::Res
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             data_sha256,
+            snapshot: opts.snapshot.clone(),
             rows: data.x.len(),
             train_rows: train_idx.len(),
             validation_rows: val_idx.len(),

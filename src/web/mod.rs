@@ -2,6 +2,7 @@
 
 mod admin;
 mod browse;
+mod datasets;
 mod home;
 pub mod ratelimit;
 mod review;
@@ -25,6 +26,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/items", web::get().to(browse::list))
         .route("/admin/items/{task}/{id}", web::get().to(browse::item))
         .route("/admin/reviewers", web::get().to(browse::reviewers))
+        .route("/admin/models", web::get().to(datasets::models))
+        .route("/admin/export/{task}", web::get().to(datasets::download))
+        .route(
+            "/admin/datasets/{task}",
+            web::post().to(datasets::take_snapshot),
+        )
+        .route(
+            "/admin/datasets/{task}/{name}",
+            web::get().to(datasets::snapshot_file),
+        )
         .route("/admin/users", web::get().to(admin::users))
         .route("/admin/users", web::post().to(admin::add_user))
         .route(

@@ -77,6 +77,11 @@ impl TestDb {
         }
     }
 
+    /// A temporary directory of the test's own.
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
     pub fn connect(&self) -> DbConnection {
         db::establish(&verdict::config::DatabaseSettings {
             url: self.url.clone(),
@@ -141,6 +146,7 @@ pub async fn spawn_with(
     settings.models.dir = models_dir
         .map(Path::to_path_buf)
         .unwrap_or_else(|| repo().join("models"));
+    settings.datasets.dir = db.dir().join("datasets");
     settings.tasks = vec![task];
     settings.validate().expect("valid test settings");
     let app = Application::build(settings).await.expect("the app starts");

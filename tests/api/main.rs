@@ -5,6 +5,7 @@ mod accounts;
 mod browser;
 mod cli;
 mod durability;
+mod export;
 mod helpers;
 mod queue;
 mod scoring;
