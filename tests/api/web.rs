@@ -777,3 +777,92 @@ async fn reviewer_statistics_show_agreement_with_the_consensus() {
         "10 s per item is 360 an hour"
     );
 }
+
+#[actix_web::test]
+async fn admins_download_labels_and_take_snapshots_that_the_models_page_lists() {
+    let Some(app) = spawn_with(Backend::Sqlite, task(AutomationLevel::Full), None).await else {
+        return;
+    };
+    add_user(&app, "ana", Role::Admin, &[]);
+    add_user(&app, "rita", Role::Reviewer, &["tumor-triage"]);
+    for i in 0..30 {
+        let (status, body) = app
+            .submit(&format!("w{i:03}"), crate::helpers::row(i))
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    // Reviewers get neither the labels nor the page.
+    let mut rita = Browser::new(&app);
+    rita.sign_in("rita", "a long passphrase").await;
+    assert!(!rita.get("/").await.1.contains("/admin/export/"));
+    assert_eq!(
+        rita.get("/admin/export/tumor-triage?format=csv").await.0,
+        403
+    );
+    assert_eq!(rita.get("/admin/models").await.0, 403);
+    let csrf = Browser::csrf(&rita.get("/").await.1);
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("name", "stolen"),
+        ("format", "csv"),
+        ("source", "all"),
+        ("kind", "all"),
+    ];
+    assert_eq!(
+        rita.post("/admin/datasets/tumor-triage", &form).await.0,
+        403
+    );
+
+    // The start page's button downloads the CSV.
+    let mut ana = Browser::new(&app);
+    ana.sign_in("ana", "a long passphrase").await;
+    let home = ana.get("/").await.1;
+    let href = "/admin/export/tumor-triage?format=csv";
+    assert!(home.contains(href), "{home}");
+    let (status, csv, _) = ana.get(href).await;
+    assert_eq!(status, 200);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("id,created_at,input.mean_radius,"));
+    assert_eq!(lines.len(), 31, "a header and 30 rows");
+    let (status, page, _) = ana.get("/admin/export/tumor-triage?format=xml").await;
+    assert_eq!(status, 400);
+    assert!(page.contains("format is jsonl or csv"), "{page}");
+
+    // A snapshot from the page: CSRF checked, listed, never overwritten.
+    let (_, models, _) = ana.get("/admin/models").await;
+    assert!(models.contains("v1") && models.contains("No snapshots yet"));
+    let forged = [
+        ("csrf", "0".repeat(64)),
+        ("name", "nov".to_string()),
+        ("format", "jsonl".to_string()),
+        ("source", "all".to_string()),
+        ("kind", "all".to_string()),
+    ];
+    let forged: Vec<(&str, &str)> = forged.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(
+        ana.post("/admin/datasets/tumor-triage", &forged).await.0,
+        403
+    );
+    let csrf = Browser::csrf(&models);
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("name", "nov"),
+        ("format", "jsonl"),
+        ("source", "all"),
+        ("kind", "all"),
+    ];
+    let (status, _, location, _) = ana.post("/admin/datasets/tumor-triage", &form).await;
+    assert_eq!((status, location.as_deref()), (303, Some("/admin/models")));
+    let (_, models, _) = ana.get("/admin/models").await;
+    assert!(
+        models.contains("href=\"/admin/datasets/tumor-triage/nov\""),
+        "{models}"
+    );
+    let (status, page, _, _) = ana.post("/admin/datasets/tumor-triage", &form).await;
+    assert_eq!(status, 400);
+    assert!(page.contains("never overwritten"), "{page}");
+    let (status, jsonl, _) = ana.get("/admin/datasets/tumor-triage/nov").await;
+    assert_eq!(status, 200);
+    assert_eq!(jsonl.lines().count(), 30);
+}
