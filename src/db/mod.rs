@@ -9,6 +9,7 @@
 //! - PostgreSQL takes concurrent writers and groups their commits itself:
 //!   each write is its own transaction on a pooled connection.
 
+pub mod fast_time;
 pub mod schema;
 mod writer;
 

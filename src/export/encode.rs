@@ -118,11 +118,7 @@ impl Encoder {
 
     pub fn row(&mut self, record: &Record, out: &mut Vec<u8>) {
         match self.format {
-            Format::Jsonl => {
-                serde_json::to_writer(&mut *out, &JsonRow::of(record, self))
-                    .expect("writing to memory cannot fail");
-                out.push(b'\n');
-            }
+            Format::Jsonl => json_row(record, self, out),
             Format::Csv => {
                 self.csv_row(record);
                 self.drain(out);
@@ -143,10 +139,20 @@ impl Encoder {
             w.write_field(v).expect("writing to memory cannot fail")
         };
         field(w, &h.id);
-        field(w, &rfc3339(&h.created_at));
-        let input: BTreeMap<String, &RawValue> = serde_json::from_str(&h.input).unwrap_or_default();
+        field(w, &rfc3339(&h.created_at.0));
+        // Keys borrowed from the row when they hold no escapes (feature names
+        // never do); decoded otherwise.
+        let borrowed: Option<BTreeMap<&str, &RawValue>> = serde_json::from_str(&h.input).ok();
+        let owned: BTreeMap<String, &RawValue> = match borrowed {
+            Some(_) => BTreeMap::new(),
+            None => serde_json::from_str(&h.input).unwrap_or_default(),
+        };
+        let lookup = |name: &str| match &borrowed {
+            Some(map) => map.get(name).copied(),
+            None => owned.get(name).copied(),
+        };
         for column in self.columns.iter().flatten() {
-            match input.get(column.as_str()).map(|v| v.get()) {
+            match lookup(column.as_str()).map(|v| v.get()) {
                 None | Some("null") => field(w, ""),
                 Some(text) if text.starts_with('"') => {
                     let decoded: String = serde_json::from_str(text).unwrap_or_default();
@@ -158,7 +164,7 @@ impl Encoder {
         field(w, &h.label);
         field(w, &h.source);
         field(w, h.basis.as_deref().unwrap_or(""));
-        field(w, &rfc3339(&h.decided_at));
+        field(w, &rfc3339(&h.decided_at.0));
         field(w, h.decided_by.as_deref().unwrap_or(""));
         field(w, human_label(r).as_deref().unwrap_or(""));
         s.clear();
@@ -271,57 +277,82 @@ fn predictions_of(r: &Record) -> Vec<PredictionOut<'_>> {
         .collect()
 }
 
-#[derive(Serialize)]
-struct JsonRow<'a> {
-    id: &'a str,
-    created_at: String,
-    input: &'a RawValue,
-    label: &'a str,
-    source: &'a str,
-    basis: Option<&'a str>,
-    decided_at: String,
-    decided_by: Option<&'a str>,
-    human_label: Option<String>,
-    reviewers: Vec<&'a str>,
-    review_labels: Vec<&'a str>,
-    review_seconds: Option<f64>,
-    audit: bool,
-    reason: Option<&'a str>,
-    model_version: Option<&'a str>,
-    model_label: Option<&'a str>,
-    model_confidence: Option<f64>,
-    review_count: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reviews: Option<Vec<ReviewOut<'a>>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    predictions: Option<Vec<PredictionOut<'a>>>,
-}
-
-impl<'a> JsonRow<'a> {
-    fn of(r: &'a Record, e: &Encoder) -> JsonRow<'a> {
-        let h = &r.head;
-        let empty: &'static RawValue = serde_json::from_str("{}").expect("an empty object is JSON");
-        JsonRow {
-            id: &h.id,
-            created_at: rfc3339(&h.created_at),
-            input: serde_json::from_str(&h.input).unwrap_or(empty),
-            label: &h.label,
-            source: &h.source,
-            basis: h.basis.as_deref(),
-            decided_at: rfc3339(&h.decided_at),
-            decided_by: h.decided_by.as_deref(),
-            human_label: human_label(r),
-            reviewers: r.reviews.iter().map(|v| v.reviewer.as_str()).collect(),
-            review_labels: r.reviews.iter().map(|v| v.label.as_str()).collect(),
-            review_seconds: (!r.reviews.is_empty()).then(|| review_seconds(r)),
-            audit: h.audit,
-            reason: h.reason.as_deref(),
-            model_version: h.model_version.as_deref(),
-            model_label: h.model_label.as_deref(),
-            model_confidence: h.model_confidence,
-            review_count: r.reviews.len(),
-            reviews: e.include_reviews.then(|| reviews_of(r)),
-            predictions: e.include_predictions.then(|| predictions_of(r)),
+/// Writes one JSONL row by hand: the stored input goes in as it is (the
+/// service wrote it, canonical JSON), without a parse per row.
+fn json_row(r: &Record, e: &Encoder, out: &mut Vec<u8>) {
+    let h = &r.head;
+    let text = |out: &mut Vec<u8>, s: &str| {
+        serde_json::to_writer(&mut *out, s).expect("writing to memory cannot fail")
+    };
+    let opt_text = |out: &mut Vec<u8>, s: Option<&str>| match s {
+        Some(s) => text(out, s),
+        None => out.extend_from_slice(b"null"),
+    };
+    let number = |out: &mut Vec<u8>, n: Option<f64>| match n.filter(|n| n.is_finite()) {
+        Some(n) => serde_json::to_writer(&mut *out, &n).expect("writing to memory cannot fail"),
+        None => out.extend_from_slice(b"null"),
+    };
+    let list = |out: &mut Vec<u8>, items: &mut dyn Iterator<Item = &str>| {
+        out.push(b'[');
+        for (i, s) in items.enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            text(out, s);
         }
+        out.push(b']');
+    };
+    out.extend_from_slice(b"{\"id\":");
+    text(out, &h.id);
+    out.extend_from_slice(b",\"created_at\":\"");
+    out.extend_from_slice(rfc3339(&h.created_at.0).as_bytes());
+    out.extend_from_slice(b"\",\"input\":");
+    let input = h.input.trim();
+    if input.starts_with('{') && input.ends_with('}') {
+        out.extend_from_slice(input.as_bytes());
+    } else {
+        out.extend_from_slice(b"null");
     }
+    out.extend_from_slice(b",\"label\":");
+    text(out, &h.label);
+    out.extend_from_slice(b",\"source\":");
+    text(out, &h.source);
+    out.extend_from_slice(b",\"basis\":");
+    opt_text(out, h.basis.as_deref());
+    out.extend_from_slice(b",\"decided_at\":\"");
+    out.extend_from_slice(rfc3339(&h.decided_at.0).as_bytes());
+    out.extend_from_slice(b"\",\"decided_by\":");
+    opt_text(out, h.decided_by.as_deref());
+    out.extend_from_slice(b",\"human_label\":");
+    opt_text(out, human_label(r).as_deref());
+    out.extend_from_slice(b",\"reviewers\":");
+    list(out, &mut r.reviews.iter().map(|v| v.reviewer.as_str()));
+    out.extend_from_slice(b",\"review_labels\":");
+    list(out, &mut r.reviews.iter().map(|v| v.label.as_str()));
+    out.extend_from_slice(b",\"review_seconds\":");
+    number(out, (!r.reviews.is_empty()).then(|| review_seconds(r)));
+    out.extend_from_slice(if h.audit {
+        b",\"audit\":true"
+    } else {
+        b",\"audit\":false"
+    });
+    out.extend_from_slice(b",\"reason\":");
+    opt_text(out, h.reason.as_deref());
+    out.extend_from_slice(b",\"model_version\":");
+    opt_text(out, h.model_version.as_deref());
+    out.extend_from_slice(b",\"model_label\":");
+    opt_text(out, h.model_label.as_deref());
+    out.extend_from_slice(b",\"model_confidence\":");
+    number(out, h.model_confidence);
+    out.extend_from_slice(b",\"review_count\":");
+    out.extend_from_slice(r.reviews.len().to_string().as_bytes());
+    if e.include_reviews {
+        out.extend_from_slice(b",\"reviews\":");
+        serde_json::to_writer(&mut *out, &reviews_of(r)).expect("plain data");
+    }
+    if e.include_predictions {
+        out.extend_from_slice(b",\"predictions\":");
+        serde_json::to_writer(&mut *out, &predictions_of(r)).expect("plain data");
+    }
+    out.extend_from_slice(b"}\n");
 }

@@ -11,6 +11,7 @@ pub mod snapshot;
 use diesel::prelude::*;
 use serde::Serialize;
 
+use crate::db::fast_time::FastTimestamp;
 use crate::db::schema::{items, predictions, reviews, verdicts};
 use crate::db::DbConnection;
 use crate::domain::Timestamp;
@@ -257,14 +258,14 @@ pub fn parse_time(field: &str, s: &str) -> Result<Timestamp, AppError> {
 pub struct Head {
     pub id: String,
     pub input: String,
-    pub created_at: Timestamp,
+    pub created_at: FastTimestamp,
     pub audit: bool,
     pub reason: Option<String>,
     pub model_version: Option<String>,
     pub label: String,
     pub source: String,
     pub basis: Option<String>,
-    pub decided_at: Timestamp,
+    pub decided_at: FastTimestamp,
     pub decided_by: Option<String>,
     pub model_label: Option<String>,
     pub model_confidence: Option<f64>,
@@ -349,9 +350,27 @@ macro_rules! labelled {
 
 /// How many rows an export of `filter` holds now.
 pub fn count(conn: &mut DbConnection, task: &str, filter: &Filter) -> QueryResult<i64> {
-    labelled!(task, filter)
-        .select(diesel::dsl::count_star())
-        .first(conn)
+    if filter.kind != KindFilter::All {
+        return labelled!(task, filter)
+            .select(diesel::dsl::count_star())
+            .first(conn);
+    }
+    // Every verdict has its item: the verdicts alone say how many.
+    let mut q = verdicts::table
+        .filter(verdicts::task.eq(task.to_string()))
+        .into_boxed();
+    if let Some(since) = filter.since {
+        q = q.filter(verdicts::created_at.ge(since));
+    }
+    if let Some(until) = filter.until {
+        q = q.filter(verdicts::created_at.lt(until));
+    }
+    match filter.source {
+        SourceFilter::Human => q = q.filter(verdicts::source.eq(crate::queue::SOURCE_HUMAN)),
+        SourceFilter::Model => q = q.filter(verdicts::source.eq(crate::items::SOURCE_MODEL)),
+        SourceFilter::All => {}
+    }
+    q.select(diesel::dsl::count_star()).first(conn)
 }
 
 /// The next page: up to `limit` rows with ids after `after`, in id order.
@@ -362,28 +381,32 @@ pub fn page(
     after: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<Record>> {
-    let mut q = labelled!(task, filter)
-        .select((
-            items::id,
-            items::input,
-            items::created_at,
-            items::audit,
-            items::reason,
-            items::model_version,
-            verdicts::label,
-            verdicts::source,
-            verdicts::basis,
-            verdicts::created_at,
-            verdicts::decided_by,
-            predictions::label.nullable(),
-            predictions::confidence.nullable(),
-        ))
-        .order(verdicts::item_id)
-        .limit(limit);
-    if let Some(after) = after {
-        q = q.filter(verdicts::item_id.gt(after.to_string()));
-    }
-    let heads: Vec<Head> = q.load(conn)?;
+    // On the concrete connection: its rows decode without the multi-backend
+    // indirection, and the timestamps with the fast reader.
+    let heads: Vec<Head> = crate::on_backend!(conn, c => {
+        let mut q = labelled!(task, filter)
+            .select((
+                items::id,
+                items::input,
+                items::created_at,
+                items::audit,
+                items::reason,
+                items::model_version,
+                verdicts::label,
+                verdicts::source,
+                verdicts::basis,
+                verdicts::created_at,
+                verdicts::decided_by,
+                predictions::label.nullable(),
+                predictions::confidence.nullable(),
+            ))
+            .order(verdicts::item_id)
+            .limit(limit);
+        if let Some(after) = after {
+            q = q.filter(verdicts::item_id.gt(after.to_string()));
+        }
+        q.load(c)?
+    });
     let (Some(first), Some(last)) = (heads.first(), heads.last()) else {
         return Ok(Vec::new());
     };
