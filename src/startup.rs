@@ -22,6 +22,8 @@ pub struct AppState {
     pub tasks: Registry,
     pub tokens: TokenCache,
     pub sign_in_limiter: crate::web::ratelimit::SignInLimiter,
+    /// The mail server, when `[smtp]` is configured.
+    pub mailer: Option<std::sync::Arc<crate::mail::Mailer>>,
     pub settings: Settings,
 }
 
@@ -82,13 +84,35 @@ impl Application {
             .server
             .workers
             .unwrap_or_else(|| default_workers(db.backend()));
+        let mailer = match &settings.smtp {
+            Some(smtp) => Some(std::sync::Arc::new(crate::mail::Mailer::new(
+                smtp,
+                &settings.mail.from,
+            )?)),
+            None => None,
+        };
+        for task in &settings.tasks {
+            if task.callback_url.is_some() && task.callback_secret.is_none() {
+                tracing::warn!(
+                    task = task.name.as_str(),
+                    "callback_url without a secret: webhooks go unsigned (set {})",
+                    crate::config::callback_secret_var(task.name.as_str())
+                );
+            }
+        }
         let state = web::Data::new(AppState {
             db,
             tasks,
             tokens: TokenCache::default(),
             sign_in_limiter: Default::default(),
+            mailer,
             settings,
         });
+        // Background jobs: the outbox worker and the alert monitor run in
+        // every instance; claims (outbox) and an advisory lock (monitor)
+        // keep instances from doing the same work twice.
+        actix_web::rt::spawn(crate::outbox::run(state.clone()));
+        actix_web::rt::spawn(crate::alerts::run(state.clone()));
         let follower = state.clone();
         actix_web::rt::spawn(async move {
             let mut every = tokio::time::interval(DEPLOYMENT_POLL);
