@@ -1,8 +1,10 @@
 //! The web UI: server-rendered askama pages, sessions, CSRF on every form.
 
 mod admin;
+mod alerts;
 mod browse;
 mod home;
+mod outbox;
 pub mod ratelimit;
 mod review;
 pub mod session;
@@ -25,6 +27,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/items", web::get().to(browse::list))
         .route("/admin/items/{task}/{id}", web::get().to(browse::item))
         .route("/admin/reviewers", web::get().to(browse::reviewers))
+        .route("/admin/alerts", web::get().to(alerts::page))
+        .route("/admin/outbox", web::get().to(outbox::page))
+        .route("/admin/outbox/{id}/retry", web::post().to(outbox::retry))
         .route("/admin/users", web::get().to(admin::users))
         .route("/admin/users", web::post().to(admin::add_user))
         .route(
