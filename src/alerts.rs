@@ -50,6 +50,15 @@ pub struct Alert {
     pub resolved_at: Option<Timestamp>,
 }
 
+/// "1 item" or "3 items", with the verb that follows in agreement.
+fn count_of(n: i64, one: &str, many: &str, verb_one: &str, verb_many: &str) -> String {
+    if n == 1 {
+        format!("1 {one} {verb_one}")
+    } else {
+        format!("{n} {many} {verb_many}")
+    }
+}
+
 /// A condition that holds now.
 #[derive(Debug, Clone)]
 pub struct Firing {
@@ -355,7 +364,11 @@ pub fn evaluate(conn: &mut DbConnection, settings: &Settings) -> QueryResult<boo
                             task: task.into(),
                             subject: String::new(),
                             severity: WARNING,
-                            summary: format!("{count} items are past their SLA"),
+                            summary: format!(
+                                "{} past {} SLA",
+                                count_of(count, "item", "items", "is", "are"),
+                                if count == 1 { "its" } else { "their" }
+                            ),
                             numbers: serde_json::json!({
                                 "items past SLA": count,
                                 "most late (minutes)": late(&overdue[0].1),
@@ -381,7 +394,10 @@ pub fn evaluate(conn: &mut DbConnection, settings: &Settings) -> QueryResult<boo
                         task: task.into(),
                         subject: String::new(),
                         severity: WARNING,
-                        summary: format!("{queued} items wait for a human"),
+                        summary: format!(
+                            "{} for a human",
+                            count_of(queued, "item", "items", "waits", "wait")
+                        ),
                         numbers: serde_json::json!({"waiting": queued, "threshold": limit}),
                     },
                 )?;
@@ -472,7 +488,10 @@ pub fn evaluate(conn: &mut DbConnection, settings: &Settings) -> QueryResult<boo
                     task: String::new(),
                     subject: String::new(),
                     severity: CRITICAL,
-                    summary: format!("{dead} outbox messages are dead"),
+                    summary: format!(
+                        "{} dead",
+                        count_of(dead, "outbox message", "outbox messages", "is", "are")
+                    ),
                     numbers: serde_json::json!({"dead": dead, "threshold": limit}),
                 },
             )?;

@@ -92,7 +92,16 @@ pub async fn send(
             format!("t={t},v1={}", signature(secret, t, &message.body)),
         );
     }
-    let response = request.send().await.map_err(|e| format!("webhook: {e}"))?;
+    let response = request.send().await.map_err(|e| {
+        // reqwest's message alone hides the cause (refused, timed out…).
+        let mut text = format!("webhook: {e}");
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            text.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        text
+    })?;
     if response.status().is_success() {
         Ok(())
     } else {
@@ -105,7 +114,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_signature_is_rfc_4231_hmac_sha256_of_timestamp_dot_body() {
+    fn the_signature_is_pythons_hmac_sha256_of_timestamp_dot_body() {
         // Independent value: python3 -c 'import hmac,hashlib;
         // print(hmac.new(b"key", b"1700000000.{}", hashlib.sha256).hexdigest())'
         assert_eq!(
