@@ -2,11 +2,14 @@
 //! against a real SQLite file and a real PostgreSQL server.
 
 mod accounts;
+mod alerts;
 mod browser;
 mod cli;
 mod durability;
 mod helpers;
+mod outbox;
 mod queue;
 mod scoring;
+mod servers;
 mod validation;
 mod web;
