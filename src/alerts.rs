@@ -14,7 +14,9 @@ use actix_web::web;
 use diesel::prelude::*;
 
 use crate::config::{Settings, SlaAlerts};
-use crate::db::schema::{alerts, items, outbox, predictions};
+use diesel::sql_types::{BigInt, Text, Timestamp as SqlTimestamp};
+
+use crate::db::schema::{alerts, items, outbox};
 use crate::db::DbConnection;
 use crate::domain::{now, rfc3339, Timestamp};
 use crate::error::AppError;
@@ -288,6 +290,38 @@ pub fn list(conn: &mut DbConnection, resolved_limit: i64) -> QueryResult<(Vec<Al
     Ok((open, resolved))
 }
 
+#[derive(QueryableByName)]
+struct ScoringErrors {
+    #[diesel(sql_type = BigInt)]
+    total: i64,
+    #[diesel(sql_type = BigInt)]
+    failed: i64,
+}
+
+/// Items of `task` since `since` that the model was to score, and those it
+/// failed: no model, an error, or a non-finite output (reason
+/// `model_error`), or a failed prediction beside a human-only path (shadow).
+/// Read through the items' (task, created_at) index, so the predictions
+/// table needs no index of its own for this.
+fn scoring_errors(
+    conn: &mut DbConnection,
+    task: &str,
+    since: Timestamp,
+) -> QueryResult<ScoringErrors> {
+    diesel::sql_query(
+        "SELECT COUNT(*) AS total, \
+           COALESCE(SUM(CASE WHEN i.reason = 'model_error' OR EXISTS ( \
+             SELECT 1 FROM predictions p WHERE p.task = i.task AND p.item_id = i.id \
+               AND p.error IS NOT NULL) THEN 1 ELSE 0 END), 0) AS failed \
+         FROM items i \
+         WHERE i.task = $1 AND i.created_at >= $2 \
+           AND (i.reason IS NULL OR i.reason <> 'human_only')",
+    )
+    .bind::<Text, _>(task)
+    .bind::<SqlTimestamp, _>(since)
+    .get_result(conn)
+}
+
 /// One pass of the monitor over every rule and task. On PostgreSQL only
 /// the instance that gets the advisory lock evaluates; returns whether this
 /// one did. Call it in a write transaction.
@@ -434,14 +468,7 @@ pub fn evaluate(conn: &mut DbConnection, settings: &Settings) -> QueryResult<boo
 
         // Scoring errors.
         let since = at - chrono::Duration::minutes(rules.error_rate_window_minutes);
-        let scored = predictions::table
-            .filter(predictions::task.eq(task))
-            .filter(predictions::created_at.ge(since));
-        let total: i64 = scored.count().get_result(conn)?;
-        let failed: i64 = scored
-            .filter(predictions::error.is_not_null())
-            .count()
-            .get_result(conn)?;
+        let ScoringErrors { total, failed } = scoring_errors(conn, task, since)?;
         let rate = if total > 0 {
             failed as f64 / total as f64
         } else {
@@ -457,10 +484,10 @@ pub fn evaluate(conn: &mut DbConnection, settings: &Settings) -> QueryResult<boo
                         task: task.into(),
                         subject: String::new(),
                         severity: CRITICAL,
-                        summary: format!("{:.1}% of predictions failed", rate * 100.0),
+                        summary: format!("{:.1}% of items failed to score", rate * 100.0),
                         numbers: serde_json::json!({
                             "failed": failed,
-                            "scored": total,
+                            "items": total,
                             "window (minutes)": rules.error_rate_window_minutes,
                             "threshold": limit,
                         }),

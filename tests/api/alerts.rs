@@ -13,6 +13,7 @@ use verdict::policy::AutomationLevel;
 crate::on_both_backends!(
     an_item_past_its_sla_emails_each_recipient_once_with_a_link_and_again_when_resolved,
     many_alerts_at_once_reach_a_recipient_as_one_digest,
+    each_queue_rule_fires_once_and_resolves_when_its_condition_clears,
 );
 
 /// Mail through `smtp`; only the SLA rule on, one alert per item.
@@ -221,4 +222,98 @@ async fn a_recipient_over_the_hourly_limit_gets_later_email_held_back() {
     })
     .await;
     assert_eq!(smtp.emails().len(), 1);
+}
+
+/// Open alerts as (kind, summary).
+fn open_alerts(app: &TestApp) -> Vec<(String, String)> {
+    alerts::table
+        .filter(alerts::resolved_at.is_null())
+        .order(alerts::kind)
+        .select((alerts::kind, alerts::summary))
+        .load(&mut app.db.connect())
+        .unwrap()
+}
+
+async fn each_queue_rule_fires_once_and_resolves_when_its_condition_clears(backend: Backend) {
+    // No model on disk: every item fails to score and waits for a human.
+    let empty = tempfile::tempdir().unwrap();
+    let Some(app) = spawn_configured(
+        backend,
+        task(AutomationLevel::Full),
+        Some(empty.path()),
+        |s| {
+            s.alerts.interval_ms = 50;
+            s.alerts.sla = SlaAlerts::Batched;
+            s.alerts.backlog_items = Some(2);
+            s.alerts.oldest_item_minutes = Some(30);
+            s.alerts.error_rate = Some(0.5);
+            s.alerts.error_rate_min_items = 3;
+            s.alerts.error_rate_window_minutes = 60;
+            s.alerts.dead_messages = Some(0);
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    for id in ["e1", "e2", "e3"] {
+        let (status, doc) = app.submit(id, serde_json::json!({"x": 1.0})).await;
+        assert_eq!(doc["reason"], "model_error", "{status} {doc}");
+    }
+    // Two of them are old and late.
+    let past = verdict::domain::now() - chrono::Duration::minutes(45);
+    diesel::update(items::table.filter(items::id.eq_any(["e1", "e2"])))
+        .set((
+            items::created_at.eq(past),
+            items::sla_deadline.eq(Some(past)),
+        ))
+        .execute(&mut app.db.connect())
+        .unwrap();
+    let open = eventually("backlog, error rate, oldest item and SLA fire", || {
+        let open = open_alerts(&app);
+        (open.len() == 4).then_some(open)
+    })
+    .await;
+    let kinds: Vec<&str> = open.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["backlog", "error_rate", "oldest_item", "sla_breach"]
+    );
+    assert_eq!(open[0].1, "3 items wait for a human");
+    assert_eq!(open[1].1, "100.0% of items failed to score");
+    // 45 minutes, or more on a slow machine.
+    let age: i64 = open[2]
+        .1
+        .strip_prefix("the oldest waiting item is ")
+        .and_then(|rest| rest.strip_suffix(" minutes old"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{:?}", open[2]));
+    assert!(age >= 45, "{age}");
+    assert_eq!(open[3].1, "2 items are past their SLA");
+
+    // The old, late items are labelled: SLA, age and backlog clear.
+    diesel::update(items::table.filter(items::id.eq_any(["e1", "e2"])))
+        .set(items::review_state.eq("done"))
+        .execute(&mut app.db.connect())
+        .unwrap();
+    eventually("only the error rate stays", || {
+        let open = open_alerts(&app);
+        (open.len() == 1 && open[0].0 == "error_rate").then_some(())
+    })
+    .await;
+    let rows: Vec<(String, bool)> = alerts::table
+        .order((alerts::kind, alerts::id))
+        .select((alerts::kind, alerts::resolved_at.is_not_null()))
+        .load(&mut app.db.connect())
+        .unwrap();
+    // Each rule raised one alert, however many passes saw it firing.
+    assert_eq!(
+        rows,
+        [
+            ("backlog".to_string(), true),
+            ("error_rate".to_string(), false),
+            ("oldest_item".to_string(), true),
+            ("sla_breach".to_string(), true),
+        ]
+    );
 }
