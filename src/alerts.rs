@@ -34,6 +34,9 @@ pub const ERROR_RATE: &str = "error_rate";
 pub const WARNING: &str = "warning";
 pub const CRITICAL: &str = "critical";
 
+/// Overdue items one pass looks at (per-item SLA alerts).
+const OVERDUE_LISTED: usize = 1000;
+
 /// The advisory lock key the monitor takes on PostgreSQL ("verdict" + 1).
 const MONITOR_LOCK: i64 = 0x7665_7264_6963_7401;
 
@@ -353,7 +356,7 @@ pub fn evaluate(conn: &mut DbConnection, settings: &Settings) -> QueryResult<boo
         let overdue: Vec<(String, Option<Timestamp>)> = waiting()
             .filter(items::sla_deadline.lt(Some(at)))
             .order(items::sla_deadline)
-            .limit(1000)
+            .limit(OVERDUE_LISTED as i64)
             .select((items::id, items::sla_deadline))
             .load(conn)?;
         let late = |deadline: &Option<Timestamp>| deadline.map_or(0, |d| (at - d).num_minutes());
@@ -378,6 +381,26 @@ pub fn evaluate(conn: &mut DbConnection, settings: &Settings) -> QueryResult<boo
                         },
                     )?;
                     firing.insert(id.clone());
+                }
+                if overdue.len() == OVERDUE_LISTED {
+                    // Beyond the first ones listed: keep the alerts of
+                    // items that are still overdue.
+                    let subjects: Vec<String> = alerts::table
+                        .filter(alerts::kind.eq(SLA_BREACH))
+                        .filter(alerts::task.eq(task))
+                        .filter(alerts::resolved_at.is_null())
+                        .select(alerts::subject)
+                        .load(conn)?;
+                    for subject in subjects {
+                        let still: i64 = waiting()
+                            .filter(items::id.eq(&subject))
+                            .filter(items::sla_deadline.lt(Some(at)))
+                            .count()
+                            .get_result(conn)?;
+                        if still > 0 {
+                            firing.insert(subject);
+                        }
+                    }
                 }
                 resolve_all_but(conn, settings, SLA_BREACH, task, &firing)?;
             }
@@ -498,6 +521,18 @@ pub fn evaluate(conn: &mut DbConnection, settings: &Settings) -> QueryResult<boo
                 resolve(conn, settings, ERROR_RATE, task, "")?;
             }
         }
+    }
+
+    // Alerts of tasks no longer configured cannot clear by themselves.
+    let configured: Vec<&str> = settings.tasks.iter().map(|t| t.name.as_str()).collect();
+    let orphans: Vec<Alert> = alerts::table
+        .filter(alerts::resolved_at.is_null())
+        .filter(alerts::task.ne(""))
+        .filter(alerts::task.ne_all(&configured))
+        .select(Alert::as_select())
+        .load(conn)?;
+    for alert in orphans {
+        resolve_alert(conn, settings, alert)?;
     }
 
     // The outbox itself.

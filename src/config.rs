@@ -573,9 +573,28 @@ impl Settings {
                 );
             }
         }
+        if !(self.mail.base_url.starts_with("http://")
+            || self.mail.base_url.starts_with("https://"))
+        {
+            return err("mail.base_url".into(), "must be an http:// or https:// URL");
+        }
+        // A send must end well inside the lease that keeps other instances
+        // off the message.
+        if self.outbox.lease_secs < 2 * self.outbox.webhook_timeout_secs.max(1) {
+            return err(
+                "outbox.lease_secs".into(),
+                "must be at least twice outbox.webhook_timeout_secs",
+            );
+        }
         if let Some(smtp) = &self.smtp {
             if smtp.host.is_empty() {
                 return err("smtp.host".into(), "must not be empty");
+            }
+            if self.outbox.lease_secs < 2 * smtp.timeout_secs.max(1) {
+                return err(
+                    "outbox.lease_secs".into(),
+                    "must be at least twice smtp.timeout_secs",
+                );
             }
         }
         Ok(())

@@ -361,6 +361,22 @@ pub async fn run(state: web::Data<AppState>) {
     }
 }
 
+/// What one send delivers.
+enum Job {
+    Webhook(Message),
+    /// Emails to one recipient, rate-limit checked together.
+    Emails(String, Vec<Message>),
+}
+
+impl Job {
+    fn ids(&self) -> Vec<i64> {
+        match self {
+            Job::Webhook(m) => vec![m.id],
+            Job::Emails(_, group) => group.iter().map(|m| m.id).collect(),
+        }
+    }
+}
+
 /// One pass of the worker; returns how many messages it claimed.
 #[tracing::instrument(skip_all)]
 async fn pass(
@@ -368,17 +384,20 @@ async fn pass(
     owner: &str,
     http: &reqwest::Client,
 ) -> Result<usize, AppError> {
-    let lease = Duration::seconds(state.settings.outbox.lease_secs as i64);
+    let lease_secs = state.settings.outbox.lease_secs;
+    let lease = Duration::seconds(lease_secs as i64);
     // A read first: an idle outbox costs no write transaction.
     if !state.db.read(|conn| Ok(any_due(conn)?)).await? {
         return Ok(0);
     }
     let who = owner.to_string();
+    let claimed_at = std::time::Instant::now();
     let claimed = state
         .db
         .write(move |conn| claim(conn, &who, lease, CLAIM_BATCH).map_err(AppError::from))
         .await?;
     let n = claimed.len();
+    let mut jobs = Vec::new();
     let mut emails: BTreeMap<String, Vec<Message>> = BTreeMap::new();
     for message in claimed {
         if message.kind == KIND_EMAIL {
@@ -387,53 +406,87 @@ async fn pass(
                 .or_default()
                 .push(message);
         } else {
-            let started = std::time::Instant::now();
-            let secret = message
-                .task
-                .as_deref()
-                .and_then(|t| state.settings.task(t))
-                .and_then(|t| t.callback_secret.clone());
-            let outcome = crate::webhooks::send(http, &message, secret.as_deref()).await;
-            finish(state, owner, vec![message.id], outcome, started).await?;
+            jobs.push(Job::Webhook(message));
         }
     }
-    for (destination, group) in emails {
-        let ids: Vec<i64> = group.iter().map(|m| m.id).collect();
-        let Some(mailer) = state.mailer.clone() else {
-            let outcome = Err("no mail server is configured ([smtp])".to_string());
-            finish(state, owner, ids, outcome, std::time::Instant::now()).await?;
-            continue;
-        };
-        let max = state.settings.mail.max_per_recipient_per_hour;
-        let to = destination.clone();
-        let limited = state
-            .db
-            .read(move |conn| rate_limited_until(conn, &to, max).map_err(AppError::from))
-            .await?;
-        if let Some(until) = limited {
-            tracing::info!(recipient = %destination, %until, messages = ids.len(), "rate limited: email waits");
+    jobs.extend(emails.into_iter().map(|(to, group)| Job::Emails(to, group)));
+    let mut jobs = jobs.into_iter();
+    while let Some(job) = jobs.next() {
+        // A send may take up to its timeout, which validation keeps under
+        // half the lease: past half the lease, give the rest back rather
+        // than send after another instance may have claimed it.
+        if claimed_at.elapsed() > std::time::Duration::from_secs(lease_secs) / 2 {
+            let rest: Vec<i64> = std::iter::once(job)
+                .chain(jobs)
+                .flat_map(|j| j.ids())
+                .collect();
             let who = owner.to_string();
+            let at = now();
             state
                 .db
-                .write(move |conn| postpone(conn, &ids, &who, until).map_err(AppError::from))
+                .write(move |conn| postpone(conn, &rest, &who, at).map_err(AppError::from))
                 .await?;
-            continue;
+            break;
         }
-        let started = std::time::Instant::now();
-        if group.len() >= state.settings.mail.digest_after as usize {
-            let outcome = mailer
-                .send_digest(&destination, &group, &state.settings.mail.base_url)
-                .await;
-            finish(state, owner, ids, outcome, started).await?;
-        } else {
-            for message in group {
+        match job {
+            Job::Webhook(message) => {
                 let started = std::time::Instant::now();
-                let outcome = mailer.send(&destination, &message).await;
+                let secret = message
+                    .task
+                    .as_deref()
+                    .and_then(|t| state.settings.task(t))
+                    .and_then(|t| t.callback_secret.clone());
+                let outcome = crate::webhooks::send(http, &message, secret.as_deref()).await;
                 finish(state, owner, vec![message.id], outcome, started).await?;
+            }
+            Job::Emails(destination, group) => {
+                send_emails(state, owner, destination, group).await?;
             }
         }
     }
     Ok(n)
+}
+
+/// Sends the emails claimed for one recipient: held back over the hourly
+/// limit, one digest when there are enough, else one by one.
+async fn send_emails(
+    state: &web::Data<AppState>,
+    owner: &str,
+    destination: String,
+    group: Vec<Message>,
+) -> Result<(), AppError> {
+    let ids: Vec<i64> = group.iter().map(|m| m.id).collect();
+    let Some(mailer) = state.mailer.clone() else {
+        let outcome = Err("no mail server is configured ([smtp])".to_string());
+        return finish(state, owner, ids, outcome, std::time::Instant::now()).await;
+    };
+    let max = state.settings.mail.max_per_recipient_per_hour;
+    let to = destination.clone();
+    let limited = state
+        .db
+        .read(move |conn| rate_limited_until(conn, &to, max).map_err(AppError::from))
+        .await?;
+    if let Some(until) = limited {
+        tracing::info!(recipient = %destination, %until, messages = ids.len(), "rate limited: email waits");
+        let who = owner.to_string();
+        return state
+            .db
+            .write(move |conn| postpone(conn, &ids, &who, until).map_err(AppError::from))
+            .await;
+    }
+    if group.len() >= state.settings.mail.digest_after as usize {
+        let started = std::time::Instant::now();
+        let outcome = mailer
+            .send_digest(&destination, &group, &state.settings.mail.base_url)
+            .await;
+        return finish(state, owner, ids, outcome, started).await;
+    }
+    for message in group {
+        let started = std::time::Instant::now();
+        let outcome = mailer.send(&destination, &message).await;
+        finish(state, owner, vec![message.id], outcome, started).await?;
+    }
+    Ok(())
 }
 
 async fn finish(

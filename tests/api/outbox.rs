@@ -313,7 +313,7 @@ workers = 1
 host = "127.0.0.1"
 port = {port}
 security = "plain"
-timeout_secs = 5
+timeout_secs = 1
 
 [mail]
 from = "verdict <verdict@example.com>"
@@ -326,6 +326,7 @@ backoff_base_ms = 50
 backoff_max_ms = 200
 max_attempts = 100000
 lease_secs = 2
+webhook_timeout_secs = 1
 
 [alerts]
 interval_ms = 50
