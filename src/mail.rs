@@ -173,3 +173,55 @@ impl AlertMail<'_> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn smtp(security: SmtpSecurity) -> SmtpSettings {
+        SmtpSettings {
+            host: "mail.example.com".into(),
+            port: 587,
+            security,
+            username: Some("u".into()),
+            password: Some("p".into()),
+            timeout_secs: 5,
+        }
+    }
+
+    #[test]
+    fn every_security_mode_builds_a_transport() {
+        for security in [
+            SmtpSecurity::Starttls,
+            SmtpSecurity::Tls,
+            SmtpSecurity::Plain,
+        ] {
+            Mailer::new(&smtp(security), "verdict <verdict@example.com>").unwrap();
+        }
+        assert!(Mailer::new(&smtp(SmtpSecurity::Plain), "not an address").is_err());
+    }
+
+    #[test]
+    fn an_alert_email_names_state_severity_task_and_link() {
+        let mail = AlertMail {
+            fired: true,
+            kind: "backlog",
+            task: "tumor-triage",
+            severity: "warning",
+            summary: "7 items wait for a human",
+            numbers: vec![("waiting".into(), "7".into())],
+            fired_at: "2026-11-28T10:00:00Z".into(),
+            resolved_at: None,
+            link: "http://verdict.example/admin/alerts".into(),
+        };
+        assert_eq!(
+            mail.subject(),
+            "[verdict] FIRING warning tumor-triage: 7 items wait for a human"
+        );
+        let (text, html) = mail.render().unwrap();
+        assert!(
+            text.contains("waiting: 7") && text.contains("http://verdict.example/admin/alerts")
+        );
+        assert!(html.contains("<a href=\"http://verdict.example/admin/alerts\">"));
+    }
+}

@@ -461,6 +461,7 @@ pub fn undo_last(
     // (A label that completed a consensus or a tie is undone the same way:
     // the item waits again for this reviewer's label.)
     if made_verdict > 0 {
+        crate::webhooks::withdraw(conn, task, &item_id)?;
         diesel::update(items::table.find((task, item_id.as_str())))
             .set((
                 items::status.eq(STATUS_QUEUED),

@@ -91,6 +91,21 @@ impl Application {
             )?)),
             None => None,
         };
+        let anyone_to_tell = !settings.mail.recipients.is_empty()
+            || !settings.mail.severity_recipients.is_empty()
+            || settings
+                .tasks
+                .iter()
+                .any(|t| !t.alert_recipients.is_empty());
+        match (&settings.smtp, anyone_to_tell) {
+            (None, true) => tracing::warn!(
+                "alert recipients are configured but no [smtp]: alerts are not emailed"
+            ),
+            (Some(_), false) => {
+                tracing::warn!("[smtp] is configured but no alert recipients (mail.recipients)")
+            }
+            _ => {}
+        }
         for task in &settings.tasks {
             if task.callback_url.is_some() && task.callback_secret.is_none() {
                 tracing::warn!(

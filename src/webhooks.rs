@@ -36,13 +36,40 @@ pub fn enqueue_verdict(
             kind: KIND_WEBHOOK,
             destination: url,
             task: Some(task),
-            subject: &format!("verdict for {task}/{item_id}"),
+            subject: &subject(task, item_id),
             body: &body,
             html: None,
             dedupe_key: None,
         },
     )
     .map(drop)
+}
+
+/// How the outbox names the webhook of an item.
+fn subject(task: &str, item_id: &str) -> String {
+    format!("verdict for {task}/{item_id}")
+}
+
+/// Withdraws the unsent webhooks of an item whose verdict was taken back
+/// (undo); returns how many. One being sent at this moment may still
+/// arrive: receivers keep the verdict with the latest `decided_at`.
+pub fn withdraw(conn: &mut DbConnection, task: &str, item_id: &str) -> diesel::QueryResult<usize> {
+    use crate::db::schema::outbox;
+    use diesel::prelude::*;
+    let now = crate::domain::now();
+    diesel::delete(
+        outbox::table
+            .filter(outbox::kind.eq(KIND_WEBHOOK))
+            .filter(outbox::task.eq(task))
+            .filter(outbox::subject.eq(subject(task, item_id)))
+            .filter(outbox::status.eq(crate::outbox::STATUS_PENDING))
+            .filter(
+                outbox::lease_expires_at
+                    .is_null()
+                    .or(outbox::lease_expires_at.lt(now)),
+            ),
+    )
+    .execute(conn)
 }
 
 /// The hex HMAC-SHA256 of `"<timestamp>.<body>"` under `secret`.

@@ -19,6 +19,7 @@ crate::on_both_backends!(
     a_human_verdict_is_posted_to_the_task_webhook_signed_with_its_secret,
     a_webhook_receiver_that_fails_three_times_gets_the_verdict_on_the_fourth_try,
     a_dead_message_is_listed_for_admins_and_a_retry_delivers_it,
+    a_label_taken_back_withdraws_its_unsent_webhook,
     an_email_waits_out_a_mail_server_outage_and_arrives_once_across_restarts,
 );
 
@@ -221,6 +222,35 @@ async fn a_dead_message_is_listed_for_admins_and_a_retry_delivers_it(backend: Ba
     page_showing(&mut ana, "/admin/alerts", "Nothing is firing").await;
     let (_, page, _) = ana.get("/admin/outbox?status=sent").await;
     assert!(page.contains(&receiver.url), "{page}");
+}
+
+async fn a_label_taken_back_withdraws_its_unsent_webhook(backend: Backend) {
+    let receiver = Receiver::start(usize::MAX);
+    let mut t = task(AutomationLevel::Assist);
+    t.callback_url = Some(receiver.url.clone());
+    t.callback_secret = Some(SECRET.into());
+    // After its first failure the webhook waits a minute for its next try.
+    let Some(app) = spawn_configured(backend, t, None, |s| {
+        s.outbox.backoff_base_ms = 60_000;
+        s.outbox.backoff_max_ms = 60_000;
+    })
+    .await
+    else {
+        return;
+    };
+    app.submit("u1", row(2)).await;
+    decide(&app.db.url, "u1", Some(receiver.url.clone())).await;
+    receiver.wait_for(1).await;
+    eventually("the first attempt is recorded", || {
+        (messages(&app, "webhook") == vec![(1, "pending".to_string(), 1)]).then_some(())
+    })
+    .await;
+    let undone = open(&app.db.url)
+        .write(|conn| queue::undo_last(conn, TASK, "rita", queue::DEFAULT_LEASE))
+        .await
+        .unwrap();
+    assert_eq!(undone.as_deref(), Some("u1"));
+    assert!(messages(&app, "webhook").is_empty());
 }
 
 /// Polls a page until it shows `text`; returns it.
