@@ -148,8 +148,9 @@ pub struct AlertSettings {
     pub oldest_item_minutes: Option<i64>,
     /// Fires when more outbox messages than this are dead.
     pub dead_messages: Option<i64>,
-    /// Fires when more than this share of a task's predictions failed in the
-    /// window (with at least `error_rate_min_items` predictions).
+    /// Fires when more than this share of the items a task's model was to
+    /// score in the window failed to score (no model, an error, a
+    /// non-finite output), with at least `error_rate_min_items` of them.
     pub error_rate: Option<f64>,
     pub error_rate_window_minutes: i64,
     pub error_rate_min_items: i64,
@@ -564,6 +565,12 @@ impl Settings {
         }
         if self.alerts.interval_ms == 0 {
             return err("alerts.interval_ms".into(), "must be at least 1");
+        }
+        if self.alerts.error_rate_window_minutes < 1 {
+            return err(
+                "alerts.error_rate_window_minutes".into(),
+                "must be at least 1",
+            );
         }
         if let Some(rate) = self.alerts.error_rate {
             if !(0.0..=1.0).contains(&rate) {

@@ -39,6 +39,35 @@ fn default_workers(backend: &crate::db::Backend) -> usize {
     }
 }
 
+/// Start-up warnings for escalation settings that are valid but likely
+/// not meant.
+fn warn_about_escalations(settings: &Settings) {
+    let anyone_to_tell = !settings.mail.recipients.is_empty()
+        || !settings.mail.severity_recipients.is_empty()
+        || settings
+            .tasks
+            .iter()
+            .any(|t| !t.alert_recipients.is_empty());
+    match (&settings.smtp, anyone_to_tell) {
+        (None, true) => {
+            tracing::warn!("alert recipients are configured but no [smtp]: alerts are not emailed")
+        }
+        (Some(_), false) => {
+            tracing::warn!("[smtp] is configured but no alert recipients (mail.recipients)")
+        }
+        _ => {}
+    }
+    for task in &settings.tasks {
+        if task.callback_url.is_some() && task.callback_secret.is_none() {
+            tracing::warn!(
+                task = task.name.as_str(),
+                "callback_url without a secret: webhooks go unsigned (set {})",
+                crate::config::callback_secret_var(task.name.as_str())
+            );
+        }
+    }
+}
+
 pub struct Application {
     port: u16,
     server: Server,
@@ -91,30 +120,7 @@ impl Application {
             )?)),
             None => None,
         };
-        let anyone_to_tell = !settings.mail.recipients.is_empty()
-            || !settings.mail.severity_recipients.is_empty()
-            || settings
-                .tasks
-                .iter()
-                .any(|t| !t.alert_recipients.is_empty());
-        match (&settings.smtp, anyone_to_tell) {
-            (None, true) => tracing::warn!(
-                "alert recipients are configured but no [smtp]: alerts are not emailed"
-            ),
-            (Some(_), false) => {
-                tracing::warn!("[smtp] is configured but no alert recipients (mail.recipients)")
-            }
-            _ => {}
-        }
-        for task in &settings.tasks {
-            if task.callback_url.is_some() && task.callback_secret.is_none() {
-                tracing::warn!(
-                    task = task.name.as_str(),
-                    "callback_url without a secret: webhooks go unsigned (set {})",
-                    crate::config::callback_secret_var(task.name.as_str())
-                );
-            }
-        }
+        warn_about_escalations(&settings);
         let state = web::Data::new(AppState {
             db,
             tasks,
