@@ -459,6 +459,7 @@ fn run_queue(
                 let rules = Rules {
                     labels: vec!["yes".into(), "no".into()],
                     reviews_required: 1,
+                    callback_url: None,
                 };
                 let (mut claims, mut labels) = (Vec::new(), Vec::new());
                 for _ in 0..per_reviewer {

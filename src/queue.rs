@@ -260,6 +260,8 @@ pub struct Rules {
     pub labels: Vec<String>,
     /// Independent labels a queued item needs before the majority decides.
     pub reviews_required: u32,
+    /// Where the decided item is POSTed (through the outbox).
+    pub callback_url: Option<String>,
 }
 
 /// What became of an item after a label.
@@ -395,6 +397,9 @@ pub fn submit(
                 items::decided_at.eq(Some(at)),
             ))
             .execute(conn)?;
+        if let Some(url) = &rules.callback_url {
+            crate::webhooks::enqueue_verdict(conn, task, item_id, url)?;
+        }
     }
     let detail = match &outcome {
         Outcome::Decided {
@@ -456,6 +461,7 @@ pub fn undo_last(
     // (A label that completed a consensus or a tie is undone the same way:
     // the item waits again for this reviewer's label.)
     if made_verdict > 0 {
+        crate::webhooks::withdraw(conn, task, &item_id)?;
         diesel::update(items::table.find((task, item_id.as_str())))
             .set((
                 items::status.eq(STATUS_QUEUED),

@@ -22,6 +22,8 @@ pub struct AppState {
     pub tasks: Registry,
     pub tokens: TokenCache,
     pub sign_in_limiter: crate::web::ratelimit::SignInLimiter,
+    /// The mail server, when `[smtp]` is configured.
+    pub mailer: Option<std::sync::Arc<crate::mail::Mailer>>,
     pub settings: Settings,
 }
 
@@ -34,6 +36,35 @@ fn default_workers(backend: &crate::db::Backend) -> usize {
         cores.saturating_sub(1).max(1)
     } else {
         cores
+    }
+}
+
+/// Start-up warnings for escalation settings that are valid but likely
+/// not meant.
+fn warn_about_escalations(settings: &Settings) {
+    let anyone_to_tell = !settings.mail.recipients.is_empty()
+        || !settings.mail.severity_recipients.is_empty()
+        || settings
+            .tasks
+            .iter()
+            .any(|t| !t.alert_recipients.is_empty());
+    match (&settings.smtp, anyone_to_tell) {
+        (None, true) => {
+            tracing::warn!("alert recipients are configured but no [smtp]: alerts are not emailed")
+        }
+        (Some(_), false) => {
+            tracing::warn!("[smtp] is configured but no alert recipients (mail.recipients)")
+        }
+        _ => {}
+    }
+    for task in &settings.tasks {
+        if task.callback_url.is_some() && task.callback_secret.is_none() {
+            tracing::warn!(
+                task = task.name.as_str(),
+                "callback_url without a secret: webhooks go unsigned (set {})",
+                crate::config::callback_secret_var(task.name.as_str())
+            );
+        }
     }
 }
 
@@ -82,13 +113,27 @@ impl Application {
             .server
             .workers
             .unwrap_or_else(|| default_workers(db.backend()));
+        let mailer = match &settings.smtp {
+            Some(smtp) => Some(std::sync::Arc::new(crate::mail::Mailer::new(
+                smtp,
+                &settings.mail.from,
+            )?)),
+            None => None,
+        };
+        warn_about_escalations(&settings);
         let state = web::Data::new(AppState {
             db,
             tasks,
             tokens: TokenCache::default(),
             sign_in_limiter: Default::default(),
+            mailer,
             settings,
         });
+        // Background jobs: the outbox worker and the alert monitor run in
+        // every instance; claims (outbox) and an advisory lock (monitor)
+        // keep instances from doing the same work twice.
+        actix_web::rt::spawn(crate::outbox::run(state.clone()));
+        actix_web::rt::spawn(crate::alerts::run(state.clone()));
         let follower = state.clone();
         actix_web::rt::spawn(async move {
             let mut every = tokio::time::interval(DEPLOYMENT_POLL);

@@ -176,3 +176,53 @@ diesel::table! {
         created_by -> Text,
     }
 }
+
+diesel::table! {
+    outbox (id) {
+        id -> BigInt,
+        kind -> Text,
+        destination -> Text,
+        task -> Nullable<Text>,
+        subject -> Text,
+        body -> Text,
+        html -> Nullable<Text>,
+        dedupe_key -> Nullable<Text>,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        lease_owner -> Nullable<Text>,
+        lease_expires_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        delivery -> Nullable<Text>,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    outbox_attempts (id) {
+        id -> BigInt,
+        message_id -> BigInt,
+        at -> Timestamp,
+        ok -> Bool,
+        error -> Nullable<Text>,
+        millis -> BigInt,
+    }
+}
+
+diesel::table! {
+    alerts (id) {
+        id -> BigInt,
+        kind -> Text,
+        task -> Text,
+        subject -> Text,
+        severity -> Text,
+        summary -> Text,
+        numbers -> Text,
+        fired_at -> Timestamp,
+        updated_at -> Timestamp,
+        resolved_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(outbox, outbox_attempts, alerts);

@@ -1,9 +1,11 @@
 //! The web UI: server-rendered askama pages, sessions, CSRF on every form.
 
 mod admin;
+mod alerts;
 mod browse;
 mod datasets;
 mod home;
+mod outbox;
 pub mod ratelimit;
 mod review;
 pub mod session;
@@ -36,6 +38,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/admin/datasets/{task}/{name}",
             web::get().to(datasets::snapshot_file),
         )
+        .route("/admin/alerts", web::get().to(alerts::page))
+        .route("/admin/outbox", web::get().to(outbox::page))
+        .route("/admin/outbox/{id}/retry", web::post().to(outbox::retry))
         .route("/admin/users", web::get().to(admin::users))
         .route("/admin/users", web::post().to(admin::add_user))
         .route(

@@ -259,6 +259,7 @@ pub async fn label(
             .map(|m| m.card.labels.clone())
             .unwrap_or_default(),
         reviews_required: task.config.reviews_required,
+        callback_url: task.config.callback_url.clone(),
     };
     let form = form.into_inner();
     let now_ms = crate::domain::now().and_utc().timestamp_millis();

@@ -90,6 +90,7 @@ async fn label_queued(db: &Db, reviewer: &str, n: usize) -> Vec<String> {
             let rules = Rules {
                 labels: vec!["malignant".into(), "benign".into()],
                 reviews_required: 1,
+                callback_url: None,
             };
             queue::submit(conn, TASK, &rules, &item, &who, &label)
         })

@@ -120,6 +120,9 @@ pub fn task(automation: AutomationLevel) -> TaskConfig {
         reviews_required: 1,
         queue_order: Default::default(),
         model_version: None,
+        callback_url: None,
+        callback_secret: None,
+        alert_recipients: Vec::new(),
     }
 }
 
@@ -137,17 +140,39 @@ pub async fn spawn_with(
     task: TaskConfig,
     models_dir: Option<&Path>,
 ) -> Option<TestApp> {
-    let db = TestDb::new(backend)?;
+    spawn_configured(backend, task, models_dir, |_| {}).await
+}
+
+/// The settings of a test app on the database at `url`.
+pub fn test_settings(url: &str, task: TaskConfig, models_dir: Option<&Path>) -> Settings {
     let mut settings = Settings::default();
     settings.server.port = 0;
     settings.server.workers = Some(2);
-    settings.database.url = db.url.clone();
+    settings.database.url = url.to_string();
     settings.database.pool_size = 4;
     settings.models.dir = models_dir
         .map(Path::to_path_buf)
         .unwrap_or_else(|| repo().join("models"));
-    settings.datasets.dir = db.dir().join("datasets");
     settings.tasks = vec![task];
+    // Background jobs at test speed.
+    settings.outbox.poll_ms = 50;
+    settings.outbox.backoff_base_ms = 50;
+    settings.outbox.backoff_max_ms = 200;
+    settings.alerts.interval_ms = 500;
+    settings
+}
+
+/// [`spawn_with`], with the settings changed by `configure` last.
+pub async fn spawn_configured(
+    backend: Backend,
+    task: TaskConfig,
+    models_dir: Option<&Path>,
+    configure: impl FnOnce(&mut Settings),
+) -> Option<TestApp> {
+    let db = TestDb::new(backend)?;
+    let mut settings = test_settings(&db.url, task, models_dir);
+    settings.datasets.dir = db.dir().join("datasets");
+    configure(&mut settings);
     settings.validate().expect("valid test settings");
     let app = Application::build(settings).await.expect("the app starts");
     let base = format!("http://127.0.0.1:{}", app.port());

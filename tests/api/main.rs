@@ -2,12 +2,15 @@
 //! against a real SQLite file and a real PostgreSQL server.
 
 mod accounts;
+mod alerts;
 mod browser;
 mod cli;
 mod durability;
 mod export;
 mod helpers;
+mod outbox;
 mod queue;
 mod scoring;
+mod servers;
 mod validation;
 mod web;

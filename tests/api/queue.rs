@@ -22,6 +22,7 @@ fn rules(reviews_required: u32) -> Rules {
     Rules {
         labels: vec!["malignant".into(), "benign".into()],
         reviews_required,
+        callback_url: None,
     }
 }
 

@@ -13,14 +13,14 @@ crate::on_both_backends!(
     review_page_labels_an_item_into_a_human_verdict,
 );
 
-struct Browser {
+pub struct Browser {
     http: reqwest::Client,
     base: String,
     cookies: Vec<(String, String)>,
 }
 
 impl Browser {
-    fn new(app: &TestApp) -> Browser {
+    pub fn new(app: &TestApp) -> Browser {
         Browser {
             http: reqwest::Client::builder()
                 .redirect(Policy::none())
@@ -61,7 +61,7 @@ impl Browser {
             .join("; ")
     }
 
-    async fn get(&mut self, path: &str) -> (u16, String, Option<String>) {
+    pub async fn get(&mut self, path: &str) -> (u16, String, Option<String>) {
         let r = self
             .http
             .get(format!("{}{path}", self.base))
@@ -77,7 +77,7 @@ impl Browser {
         (r.status().as_u16(), r.text().await.unwrap(), location)
     }
 
-    async fn post(
+    pub async fn post(
         &mut self,
         path: &str,
         form: &[(&str, &str)],
@@ -99,12 +99,12 @@ impl Browser {
     }
 
     /// The CSRF token of the form on a page.
-    fn csrf(html: &str) -> String {
+    pub fn csrf(html: &str) -> String {
         let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
         html[at..at + 64].to_string()
     }
 
-    async fn sign_in(
+    pub async fn sign_in(
         &mut self,
         name: &str,
         password: &str,
@@ -119,7 +119,7 @@ impl Browser {
     }
 }
 
-fn add_user(app: &TestApp, name: &str, role: Role, tasks: &[&str]) {
+pub fn add_user(app: &TestApp, name: &str, role: Role, tasks: &[&str]) {
     let tasks: Vec<String> = tasks.iter().map(|t| t.to_string()).collect();
     accounts::add_user(
         &mut app.db.connect(),
@@ -714,6 +714,7 @@ async fn reviewer_statistics_show_agreement_with_the_consensus() {
     let rules = Rules {
         labels: vec!["malignant".into(), "benign".into()],
         reviews_required: 2,
+        callback_url: None,
     };
     let label = |who: &'static str, kind: QueueKind, want: &'static str, l: &'static str| {
         let (db, rules) = (db.clone(), rules.clone());

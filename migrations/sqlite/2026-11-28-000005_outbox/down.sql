@@ -1,0 +1,3 @@
+DROP TABLE alerts;
+DROP TABLE outbox_attempts;
+DROP TABLE outbox;

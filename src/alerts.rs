@@ -1,0 +1,582 @@
+//! Alerts: a record of something that needs a person (kind, task,
+//! severity, the figures that fired it), firing until resolved. At most one
+//! alert per kind, task and subject is open (a unique index says so), so a
+//! rule that keeps firing raises one alert, not one per check. Raising and
+//! resolving write the email to the outbox in the same transaction: one
+//! email when it fires, one when it resolves.
+//!
+//! Any part of the service may [`raise`] and [`resolve`]; the monitor job
+//! ([`run`]) evaluates the queue's own rules every `alerts.interval_ms`.
+
+use std::collections::{BTreeSet, HashSet};
+
+use actix_web::web;
+use diesel::prelude::*;
+
+use crate::config::{Settings, SlaAlerts};
+use diesel::sql_types::{BigInt, Text, Timestamp as SqlTimestamp};
+
+use crate::db::schema::{alerts, items, outbox};
+use crate::db::DbConnection;
+use crate::domain::{now, rfc3339, Timestamp};
+use crate::error::AppError;
+use crate::items::REVIEW_PENDING;
+use crate::outbox::{NewMessage, KIND_EMAIL, STATUS_DEAD};
+use crate::queue::REVIEW_ADJUDICATION;
+use crate::startup::AppState;
+
+pub const SLA_BREACH: &str = "sla_breach";
+pub const BACKLOG: &str = "backlog";
+pub const OLDEST_ITEM: &str = "oldest_item";
+pub const DEAD_MESSAGES: &str = "dead_messages";
+pub const ERROR_RATE: &str = "error_rate";
+
+pub const WARNING: &str = "warning";
+pub const CRITICAL: &str = "critical";
+
+/// Overdue items one pass looks at (per-item SLA alerts).
+const OVERDUE_LISTED: usize = 1000;
+
+/// The advisory lock key the monitor takes on PostgreSQL ("verdict" + 1).
+const MONITOR_LOCK: i64 = 0x7665_7264_6963_7401;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = alerts)]
+pub struct Alert {
+    pub id: i64,
+    pub kind: String,
+    pub task: String,
+    pub subject: String,
+    pub severity: String,
+    pub summary: String,
+    pub numbers: String,
+    pub fired_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub resolved_at: Option<Timestamp>,
+}
+
+/// "1 item" or "3 items", with the verb that follows in agreement.
+fn count_of(n: i64, one: &str, many: &str, verb_one: &str, verb_many: &str) -> String {
+    if n == 1 {
+        format!("1 {one} {verb_one}")
+    } else {
+        format!("{n} {many} {verb_many}")
+    }
+}
+
+/// A condition that holds now.
+#[derive(Debug, Clone)]
+pub struct Firing {
+    pub kind: &'static str,
+    /// `""` for the whole service.
+    pub task: String,
+    /// What within the task: `""`, or e.g. an item id.
+    pub subject: String,
+    pub severity: &'static str,
+    pub summary: String,
+    /// The figures that fired it: a JSON object.
+    pub numbers: serde_json::Value,
+}
+
+fn open(
+    conn: &mut DbConnection,
+    kind: &str,
+    task: &str,
+    subject: &str,
+) -> QueryResult<Option<Alert>> {
+    alerts::table
+        .filter(alerts::kind.eq(kind))
+        .filter(alerts::task.eq(task))
+        .filter(alerts::subject.eq(subject))
+        .filter(alerts::resolved_at.is_null())
+        .select(Alert::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Raises an alert, or updates the figures of the open one. Only a new
+/// alert is emailed. Returns whether it is new.
+pub fn raise(conn: &mut DbConnection, settings: &Settings, f: &Firing) -> QueryResult<bool> {
+    let at = now();
+    let numbers = f.numbers.to_string();
+    if let Some(existing) = open(conn, f.kind, &f.task, &f.subject)? {
+        diesel::update(alerts::table.find(existing.id))
+            .set((
+                alerts::numbers.eq(&numbers),
+                alerts::summary.eq(&f.summary),
+                alerts::updated_at.eq(at),
+            ))
+            .execute(conn)?;
+        return Ok(false);
+    }
+    diesel::insert_into(alerts::table)
+        .values((
+            alerts::kind.eq(f.kind),
+            alerts::task.eq(&f.task),
+            alerts::subject.eq(&f.subject),
+            alerts::severity.eq(f.severity),
+            alerts::summary.eq(&f.summary),
+            alerts::numbers.eq(&numbers),
+            alerts::fired_at.eq(at),
+            alerts::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    let alert = open(conn, f.kind, &f.task, &f.subject)?.ok_or(diesel::result::Error::NotFound)?;
+    tracing::warn!(kind = f.kind, task = %f.task, subject = %f.subject, summary = %f.summary, "alert fired");
+    notify(conn, settings, &alert)?;
+    Ok(true)
+}
+
+/// Resolves the open alert of `kind`, `task` and `subject`, if any, and
+/// emails that it is resolved.
+pub fn resolve(
+    conn: &mut DbConnection,
+    settings: &Settings,
+    kind: &str,
+    task: &str,
+    subject: &str,
+) -> QueryResult<bool> {
+    let Some(alert) = open(conn, kind, task, subject)? else {
+        return Ok(false);
+    };
+    resolve_alert(conn, settings, alert)?;
+    Ok(true)
+}
+
+fn resolve_alert(
+    conn: &mut DbConnection,
+    settings: &Settings,
+    mut alert: Alert,
+) -> QueryResult<()> {
+    let at = now();
+    diesel::update(alerts::table.find(alert.id))
+        .set((alerts::resolved_at.eq(Some(at)), alerts::updated_at.eq(at)))
+        .execute(conn)?;
+    alert.resolved_at = Some(at);
+    tracing::info!(kind = %alert.kind, task = %alert.task, subject = %alert.subject, "alert resolved");
+    notify(conn, settings, &alert)
+}
+
+/// Resolves the open alerts of `kind` in `task` whose subject is not in
+/// `firing`.
+fn resolve_all_but(
+    conn: &mut DbConnection,
+    settings: &Settings,
+    kind: &str,
+    task: &str,
+    firing: &HashSet<String>,
+) -> QueryResult<()> {
+    let stale: Vec<Alert> = alerts::table
+        .filter(alerts::kind.eq(kind))
+        .filter(alerts::task.eq(task))
+        .filter(alerts::resolved_at.is_null())
+        .select(Alert::as_select())
+        .load(conn)?;
+    for alert in stale {
+        if !firing.contains(&alert.subject) {
+            resolve_alert(conn, settings, alert)?;
+        }
+    }
+    Ok(())
+}
+
+/// Who is told of an alert: everyone in `mail.recipients`, the task's
+/// `alert_recipients` and the alert severity's recipients, once each.
+pub fn recipients(settings: &Settings, task: &str, severity: &str) -> Vec<String> {
+    let mut all = BTreeSet::new();
+    all.extend(settings.mail.recipients.iter().cloned());
+    if let Some(task) = settings.task(task) {
+        all.extend(task.alert_recipients.iter().cloned());
+    }
+    if let Some(list) = settings.mail.severity_recipients.get(severity) {
+        all.extend(list.iter().cloned());
+    }
+    all.into_iter().collect()
+}
+
+/// Where an alert is seen in the web UI.
+pub fn link(settings: &Settings, alert: &Alert) -> String {
+    let base = settings.mail.base_url.trim_end_matches('/');
+    if alert.kind == SLA_BREACH && !alert.subject.is_empty() {
+        format!("{base}/admin/items/{}/{}", alert.task, alert.subject)
+    } else {
+        format!("{base}/admin/alerts")
+    }
+}
+
+/// The figures of an alert as name and value, in their stored order.
+pub fn numbers(alert: &Alert) -> Vec<(String, String)> {
+    match serde_json::from_str::<serde_json::Value>(&alert.numbers) {
+        Ok(serde_json::Value::Object(map)) => map
+            .into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    serde_json::Value::String(s) => s,
+                    serde_json::Value::Array(a) => a
+                        .iter()
+                        .map(|x| {
+                            x.as_str()
+                                .map(String::from)
+                                .unwrap_or_else(|| x.to_string())
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    other => other.to_string(),
+                };
+                (k, v)
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Writes the email of an alert that fired (or resolved) to the outbox,
+/// one per recipient. Nothing without a mail server.
+fn notify(conn: &mut DbConnection, settings: &Settings, alert: &Alert) -> QueryResult<()> {
+    if settings.smtp.is_none() {
+        return Ok(());
+    }
+    let fired = alert.resolved_at.is_none();
+    let mail = crate::mail::AlertMail {
+        fired,
+        kind: &alert.kind,
+        task: &alert.task,
+        severity: &alert.severity,
+        summary: &alert.summary,
+        numbers: numbers(alert),
+        fired_at: rfc3339(&alert.fired_at),
+        resolved_at: alert.resolved_at.as_ref().map(rfc3339),
+        link: link(settings, alert),
+    };
+    let subject = mail.subject();
+    let (text, html) = match mail.render() {
+        Ok(bodies) => bodies,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot render an alert email");
+            return Ok(());
+        }
+    };
+    let event = if fired { "fired" } else { "resolved" };
+    for to in recipients(settings, &alert.task, &alert.severity) {
+        let key = format!("alert:{}:{event}:{to}", alert.id);
+        crate::outbox::enqueue(
+            conn,
+            &NewMessage {
+                kind: KIND_EMAIL,
+                destination: &to,
+                task: Some(&alert.task)
+                    .filter(|t| !t.is_empty())
+                    .map(|t| t.as_str()),
+                subject: &subject,
+                body: &text,
+                html: Some(&html),
+                dedupe_key: Some(&key),
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Open alerts first (newest first), then the newest resolved ones.
+pub fn list(conn: &mut DbConnection, resolved_limit: i64) -> QueryResult<(Vec<Alert>, Vec<Alert>)> {
+    let open = alerts::table
+        .filter(alerts::resolved_at.is_null())
+        .order(alerts::fired_at.desc())
+        .select(Alert::as_select())
+        .load(conn)?;
+    let resolved = alerts::table
+        .filter(alerts::resolved_at.is_not_null())
+        .order(alerts::resolved_at.desc())
+        .limit(resolved_limit)
+        .select(Alert::as_select())
+        .load(conn)?;
+    Ok((open, resolved))
+}
+
+#[derive(QueryableByName)]
+struct ScoringErrors {
+    #[diesel(sql_type = BigInt)]
+    total: i64,
+    #[diesel(sql_type = BigInt)]
+    failed: i64,
+}
+
+/// Items of `task` since `since` that the model was to score, and those it
+/// failed: no model, an error, or a non-finite output (reason
+/// `model_error`), or a failed prediction beside a human-only path (shadow).
+/// Read through the items' (task, created_at) index, so the predictions
+/// table needs no index of its own for this.
+fn scoring_errors(
+    conn: &mut DbConnection,
+    task: &str,
+    since: Timestamp,
+) -> QueryResult<ScoringErrors> {
+    diesel::sql_query(
+        "SELECT COUNT(*) AS total, \
+           COALESCE(SUM(CASE WHEN i.reason = 'model_error' OR EXISTS ( \
+             SELECT 1 FROM predictions p WHERE p.task = i.task AND p.item_id = i.id \
+               AND p.error IS NOT NULL) THEN 1 ELSE 0 END), 0) AS failed \
+         FROM items i \
+         WHERE i.task = $1 AND i.created_at >= $2 \
+           AND (i.reason IS NULL OR i.reason <> 'human_only')",
+    )
+    .bind::<Text, _>(task)
+    .bind::<SqlTimestamp, _>(since)
+    .get_result(conn)
+}
+
+/// One pass of the monitor over every rule and task. On PostgreSQL only
+/// the instance that gets the advisory lock evaluates; returns whether this
+/// one did. Call it in a write transaction.
+pub fn evaluate(conn: &mut DbConnection, settings: &Settings) -> QueryResult<bool> {
+    if let DbConnection::Pg(pg) = conn {
+        #[derive(QueryableByName)]
+        struct Locked {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            locked: bool,
+        }
+        let got: Locked = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
+            .bind::<diesel::sql_types::BigInt, _>(MONITOR_LOCK)
+            .get_result(pg)?;
+        if !got.locked {
+            return Ok(false);
+        }
+    }
+    let at = now();
+    let rules = &settings.alerts;
+    for task in &settings.tasks {
+        let task = task.name.as_str();
+        let waiting = || {
+            items::table
+                .filter(items::task.eq(task))
+                .filter(items::review_state.eq_any([REVIEW_PENDING, REVIEW_ADJUDICATION]))
+        };
+
+        // Items past their SLA.
+        let overdue: Vec<(String, Option<Timestamp>)> = waiting()
+            .filter(items::sla_deadline.lt(Some(at)))
+            .order(items::sla_deadline)
+            .limit(OVERDUE_LISTED as i64)
+            .select((items::id, items::sla_deadline))
+            .load(conn)?;
+        let late = |deadline: &Option<Timestamp>| deadline.map_or(0, |d| (at - d).num_minutes());
+        match rules.sla {
+            SlaAlerts::PerItem => {
+                let mut firing = HashSet::new();
+                for (id, deadline) in &overdue {
+                    raise(
+                        conn,
+                        settings,
+                        &Firing {
+                            kind: SLA_BREACH,
+                            task: task.into(),
+                            subject: id.clone(),
+                            severity: WARNING,
+                            summary: format!("item {id} is past its SLA"),
+                            numbers: serde_json::json!({
+                                "item": id,
+                                "deadline": deadline.as_ref().map(rfc3339),
+                                "minutes late": late(deadline),
+                            }),
+                        },
+                    )?;
+                    firing.insert(id.clone());
+                }
+                if overdue.len() == OVERDUE_LISTED {
+                    // Beyond the first ones listed: keep the alerts of
+                    // items that are still overdue.
+                    let subjects: Vec<String> = alerts::table
+                        .filter(alerts::kind.eq(SLA_BREACH))
+                        .filter(alerts::task.eq(task))
+                        .filter(alerts::resolved_at.is_null())
+                        .select(alerts::subject)
+                        .load(conn)?;
+                    for subject in subjects {
+                        let still: i64 = waiting()
+                            .filter(items::id.eq(&subject))
+                            .filter(items::sla_deadline.lt(Some(at)))
+                            .count()
+                            .get_result(conn)?;
+                        if still > 0 {
+                            firing.insert(subject);
+                        }
+                    }
+                }
+                resolve_all_but(conn, settings, SLA_BREACH, task, &firing)?;
+            }
+            SlaAlerts::Batched => {
+                let mut firing = HashSet::new();
+                if !overdue.is_empty() {
+                    let count: i64 = waiting()
+                        .filter(items::sla_deadline.lt(Some(at)))
+                        .count()
+                        .get_result(conn)?;
+                    let listed: Vec<&str> =
+                        overdue.iter().take(20).map(|(id, _)| id.as_str()).collect();
+                    raise(
+                        conn,
+                        settings,
+                        &Firing {
+                            kind: SLA_BREACH,
+                            task: task.into(),
+                            subject: String::new(),
+                            severity: WARNING,
+                            summary: format!(
+                                "{} past {} SLA",
+                                count_of(count, "item", "items", "is", "are"),
+                                if count == 1 { "its" } else { "their" }
+                            ),
+                            numbers: serde_json::json!({
+                                "items past SLA": count,
+                                "most late (minutes)": late(&overdue[0].1),
+                                "items": listed,
+                            }),
+                        },
+                    )?;
+                    firing.insert(String::new());
+                }
+                resolve_all_but(conn, settings, SLA_BREACH, task, &firing)?;
+            }
+        }
+
+        // Backlog.
+        let queued: i64 = waiting().count().get_result(conn)?;
+        match rules.backlog_items {
+            Some(limit) if queued > limit => {
+                raise(
+                    conn,
+                    settings,
+                    &Firing {
+                        kind: BACKLOG,
+                        task: task.into(),
+                        subject: String::new(),
+                        severity: WARNING,
+                        summary: format!(
+                            "{} for a human",
+                            count_of(queued, "item", "items", "waits", "wait")
+                        ),
+                        numbers: serde_json::json!({"waiting": queued, "threshold": limit}),
+                    },
+                )?;
+            }
+            _ => {
+                resolve(conn, settings, BACKLOG, task, "")?;
+            }
+        }
+
+        // The oldest waiting item.
+        let oldest: Option<Timestamp> = waiting()
+            .select(diesel::dsl::min(items::created_at))
+            .first(conn)?;
+        let age = oldest.map(|t| (at - t).num_minutes());
+        match (rules.oldest_item_minutes, age) {
+            (Some(limit), Some(age)) if age > limit => {
+                raise(
+                    conn,
+                    settings,
+                    &Firing {
+                        kind: OLDEST_ITEM,
+                        task: task.into(),
+                        subject: String::new(),
+                        severity: WARNING,
+                        summary: format!("the oldest waiting item is {age} minutes old"),
+                        numbers: serde_json::json!({"oldest (minutes)": age, "threshold (minutes)": limit}),
+                    },
+                )?;
+            }
+            _ => {
+                resolve(conn, settings, OLDEST_ITEM, task, "")?;
+            }
+        }
+
+        // Scoring errors.
+        let since = at - chrono::Duration::minutes(rules.error_rate_window_minutes);
+        let ScoringErrors { total, failed } = scoring_errors(conn, task, since)?;
+        let rate = if total > 0 {
+            failed as f64 / total as f64
+        } else {
+            0.0
+        };
+        match rules.error_rate {
+            Some(limit) if total >= rules.error_rate_min_items && rate > limit => {
+                raise(
+                    conn,
+                    settings,
+                    &Firing {
+                        kind: ERROR_RATE,
+                        task: task.into(),
+                        subject: String::new(),
+                        severity: CRITICAL,
+                        summary: format!("{:.1}% of items failed to score", rate * 100.0),
+                        numbers: serde_json::json!({
+                            "failed": failed,
+                            "items": total,
+                            "window (minutes)": rules.error_rate_window_minutes,
+                            "threshold": limit,
+                        }),
+                    },
+                )?;
+            }
+            _ => {
+                resolve(conn, settings, ERROR_RATE, task, "")?;
+            }
+        }
+    }
+
+    // Alerts of tasks no longer configured cannot clear by themselves.
+    let configured: Vec<&str> = settings.tasks.iter().map(|t| t.name.as_str()).collect();
+    let orphans: Vec<Alert> = alerts::table
+        .filter(alerts::resolved_at.is_null())
+        .filter(alerts::task.ne(""))
+        .filter(alerts::task.ne_all(&configured))
+        .select(Alert::as_select())
+        .load(conn)?;
+    for alert in orphans {
+        resolve_alert(conn, settings, alert)?;
+    }
+
+    // The outbox itself.
+    let dead: i64 = outbox::table
+        .filter(outbox::status.eq(STATUS_DEAD))
+        .count()
+        .get_result(conn)?;
+    match rules.dead_messages {
+        Some(limit) if dead > limit => {
+            raise(
+                conn,
+                settings,
+                &Firing {
+                    kind: DEAD_MESSAGES,
+                    task: String::new(),
+                    subject: String::new(),
+                    severity: CRITICAL,
+                    summary: format!(
+                        "{} dead",
+                        count_of(dead, "outbox message", "outbox messages", "is", "are")
+                    ),
+                    numbers: serde_json::json!({"dead": dead, "threshold": limit}),
+                },
+            )?;
+        }
+        _ => {
+            resolve(conn, settings, DEAD_MESSAGES, "", "")?;
+        }
+    }
+    Ok(true)
+}
+
+/// The monitor job: evaluates the rules every `alerts.interval_ms`.
+pub async fn run(state: web::Data<AppState>) {
+    let every = std::time::Duration::from_millis(state.settings.alerts.interval_ms);
+    loop {
+        let job = state.clone();
+        let result = state
+            .db
+            .write(move |conn| evaluate(conn, &job.settings).map_err(AppError::from))
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "alert monitor pass failed");
+        }
+        tokio::time::sleep(every).await;
+    }
+}

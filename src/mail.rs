@@ -1,0 +1,227 @@
+//! Email: the SMTP transport (lettre; STARTTLS, implicit TLS or plain for
+//! a local relay) and the askama templates of the messages. Messages are
+//! rendered when their event happens and stored in the outbox; the outbox
+//! worker sends them through [`Mailer`].
+
+use askama::Template;
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message as Email, Tokio1Executor};
+
+use crate::config::{SmtpSecurity, SmtpSettings};
+use crate::outbox::Message;
+
+/// Sends email through the configured server.
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl Mailer {
+    pub fn new(smtp: &SmtpSettings, from: &str) -> anyhow::Result<Mailer> {
+        let mut builder = match smtp.security {
+            SmtpSecurity::Starttls => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)?
+            }
+            SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)?,
+            SmtpSecurity::Plain => {
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
+            }
+        }
+        .port(smtp.port)
+        .timeout(Some(std::time::Duration::from_secs(smtp.timeout_secs)));
+        if let (Some(user), Some(password)) = (&smtp.username, &smtp.password) {
+            builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+        }
+        Ok(Mailer {
+            transport: builder.build(),
+            from: from.parse()?,
+        })
+    }
+
+    async fn deliver(
+        &self,
+        to: &str,
+        subject: &str,
+        text: String,
+        html: String,
+    ) -> Result<(), String> {
+        let to: Mailbox = to
+            .parse()
+            .map_err(|e| format!("{to:?} is not an email address: {e}"))?;
+        let email = Email::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .multipart(MultiPart::alternative_plain_html(text, html))
+            .map_err(|e| format!("cannot build the email: {e}"))?;
+        self.transport
+            .send(email)
+            .await
+            .map(drop)
+            .map_err(|e| format!("SMTP: {e}"))
+    }
+
+    /// Sends one stored email.
+    pub async fn send(&self, to: &str, message: &Message) -> Result<(), String> {
+        let html = message
+            .html
+            .clone()
+            .unwrap_or_else(|| format!("<pre>{}</pre>", askama_escape(&message.body)));
+        self.deliver(to, &message.subject, message.body.clone(), html)
+            .await
+    }
+
+    /// Sends several stored emails to one recipient as one digest.
+    pub async fn send_digest(
+        &self,
+        to: &str,
+        messages: &[Message],
+        base_url: &str,
+    ) -> Result<(), String> {
+        let digest = Digest {
+            parts: messages
+                .iter()
+                .map(|m| DigestPart {
+                    subject: m.subject.clone(),
+                    text: m.body.clone(),
+                })
+                .collect(),
+            link: format!("{}/admin/alerts", base_url.trim_end_matches('/')),
+        };
+        let subject = format!("[verdict] {} notifications", messages.len());
+        let text = DigestText { d: &digest }
+            .render()
+            .map_err(|e| format!("template: {e}"))?;
+        let html = DigestHtml { d: &digest }
+            .render()
+            .map_err(|e| format!("template: {e}"))?;
+        self.deliver(to, &subject, text, html).await
+    }
+}
+
+fn askama_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+pub struct DigestPart {
+    pub subject: String,
+    pub text: String,
+}
+
+pub struct Digest {
+    pub parts: Vec<DigestPart>,
+    pub link: String,
+}
+
+#[derive(Template)]
+#[template(path = "email/digest.txt")]
+struct DigestText<'a> {
+    d: &'a Digest,
+}
+
+#[derive(Template)]
+#[template(path = "email/digest.html")]
+struct DigestHtml<'a> {
+    d: &'a Digest,
+}
+
+/// What an alert email says.
+pub struct AlertMail<'a> {
+    pub fired: bool,
+    pub kind: &'a str,
+    pub task: &'a str,
+    pub severity: &'a str,
+    pub summary: &'a str,
+    /// The figures that fired it, as name and value.
+    pub numbers: Vec<(String, String)>,
+    pub fired_at: String,
+    pub resolved_at: Option<String>,
+    pub link: String,
+}
+
+#[derive(Template)]
+#[template(path = "email/alert.txt")]
+struct AlertText<'a> {
+    a: &'a AlertMail<'a>,
+}
+
+#[derive(Template)]
+#[template(path = "email/alert.html")]
+struct AlertHtml<'a> {
+    a: &'a AlertMail<'a>,
+}
+
+impl AlertMail<'_> {
+    pub fn subject(&self) -> String {
+        let state = if self.fired { "FIRING" } else { "resolved" };
+        let task = if self.task.is_empty() {
+            String::new()
+        } else {
+            format!(" {}:", self.task)
+        };
+        format!("[verdict] {state} {}{task} {}", self.severity, self.summary)
+    }
+
+    /// The text and HTML bodies.
+    pub fn render(&self) -> askama::Result<(String, String)> {
+        Ok((
+            AlertText { a: self }.render()?,
+            AlertHtml { a: self }.render()?,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn smtp(security: SmtpSecurity) -> SmtpSettings {
+        SmtpSettings {
+            host: "mail.example.com".into(),
+            port: 587,
+            security,
+            username: Some("u".into()),
+            password: Some("p".into()),
+            timeout_secs: 5,
+        }
+    }
+
+    #[test]
+    fn every_security_mode_builds_a_transport() {
+        for security in [
+            SmtpSecurity::Starttls,
+            SmtpSecurity::Tls,
+            SmtpSecurity::Plain,
+        ] {
+            Mailer::new(&smtp(security), "verdict <verdict@example.com>").unwrap();
+        }
+        assert!(Mailer::new(&smtp(SmtpSecurity::Plain), "not an address").is_err());
+    }
+
+    #[test]
+    fn an_alert_email_names_state_severity_task_and_link() {
+        let mail = AlertMail {
+            fired: true,
+            kind: "backlog",
+            task: "tumor-triage",
+            severity: "warning",
+            summary: "7 items wait for a human",
+            numbers: vec![("waiting".into(), "7".into())],
+            fired_at: "2026-11-28T10:00:00Z".into(),
+            resolved_at: None,
+            link: "http://verdict.example/admin/alerts".into(),
+        };
+        assert_eq!(
+            mail.subject(),
+            "[verdict] FIRING warning tumor-triage: 7 items wait for a human"
+        );
+        let (text, html) = mail.render().unwrap();
+        assert!(
+            text.contains("waiting: 7") && text.contains("http://verdict.example/admin/alerts")
+        );
+        assert!(html.contains("<a href=\"http://verdict.example/admin/alerts\">"));
+    }
+}
