@@ -44,40 +44,23 @@ pub struct Encoder {
     /// Input fields in column order (CSV). `None` until known: then the
     /// first row's fields decide.
     columns: Option<Vec<String>>,
-    csv: csv::Writer<Shared>,
-    /// Where `csv` writes: drained into the caller's buffer after each row.
-    written: Shared,
+    /// The field order of the last input read, and where each column sits
+    /// in it: stored inputs share one order, so this is worked out once.
+    layout: Vec<String>,
+    column_at: Vec<Option<usize>>,
     scratch: String,
-}
-
-/// A buffer the CSV writer and the encoder both hold.
-#[derive(Clone, Default)]
-struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
-
-impl std::io::Write for Shared {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.borrow_mut().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 impl Encoder {
     /// `columns`: the task's input fields in the model's order, if known.
     pub fn new(format: Format, filter: &Filter, columns: Option<Vec<String>>) -> Encoder {
-        let written = Shared::default();
         Encoder {
             format,
             include_predictions: filter.include_predictions,
             include_reviews: filter.include_reviews,
             columns,
-            csv: csv::WriterBuilder::new()
-                .buffer_capacity(64 * 1024)
-                .from_writer(written.clone()),
-            written,
+            layout: Vec::new(),
+            column_at: Vec::new(),
             scratch: String::new(),
         }
     }
@@ -96,110 +79,210 @@ impl Encoder {
                 .unwrap_or_default();
             self.columns = Some(fields);
         }
-        let mut header: Vec<String> = LEADING.iter().map(|s| s.to_string()).collect();
-        header.extend(
-            self.columns
-                .iter()
-                .flatten()
-                .map(|c| format!("{INPUT_PREFIX}{c}")),
-        );
-        header.extend(TRAILING.iter().map(|s| s.to_string()));
+        let mut row = CsvRow::new(out);
+        for name in LEADING {
+            row.field(name);
+        }
+        for column in self.columns.iter().flatten() {
+            row.field(&format!("{INPUT_PREFIX}{column}"));
+        }
+        for name in TRAILING {
+            row.field(name);
+        }
         if self.include_reviews {
-            header.push("reviews".into());
+            row.field("reviews");
         }
         if self.include_predictions {
-            header.push("predictions".into());
+            row.field("predictions");
         }
-        self.csv
-            .write_record(&header)
-            .expect("writing to memory cannot fail");
-        self.drain(out);
+        row.end();
     }
 
     pub fn row(&mut self, record: &Record, out: &mut Vec<u8>) {
         match self.format {
             Format::Jsonl => json_row(record, self, out),
-            Format::Csv => {
-                self.csv_row(record);
-                self.drain(out);
-            }
+            Format::Csv => self.csv_row(record, out),
         }
     }
 
-    fn drain(&mut self, out: &mut Vec<u8>) {
-        self.csv.flush().expect("writing to memory cannot fail");
-        out.append(&mut self.written.0.borrow_mut());
+    /// The raw JSON text of each column's value in `input`.
+    fn cells<'a>(&mut self, input: &'a str) -> Vec<Option<&'a str>> {
+        let columns = self.columns.as_deref().unwrap_or_default();
+        let Some(fields) = flat_object(input) else {
+            // Unusual JSON (escaped names, nesting): the general parser.
+            let map: BTreeMap<String, &RawValue> = serde_json::from_str(input).unwrap_or_default();
+            return columns
+                .iter()
+                .map(|c| map.get(c.as_str()).map(|v| v.get()))
+                .collect();
+        };
+        let same_layout = fields.len() == self.layout.len()
+            && fields.iter().zip(&self.layout).all(|((k, _), l)| k == l);
+        if !same_layout {
+            self.layout = fields.iter().map(|(k, _)| k.to_string()).collect();
+            self.column_at = columns
+                .iter()
+                .map(|c| self.layout.iter().position(|k| k == c))
+                .collect();
+        }
+        self.column_at
+            .iter()
+            .map(|at| at.map(|i| fields[i].1))
+            .collect()
     }
 
-    fn csv_row(&mut self, r: &Record) {
+    fn csv_row(&mut self, r: &Record, out: &mut Vec<u8>) {
         let h = &r.head;
-        let w = &mut self.csv;
-        let s = &mut self.scratch;
-        let field = |w: &mut csv::Writer<Shared>, v: &str| {
-            w.write_field(v).expect("writing to memory cannot fail")
-        };
-        field(w, &h.id);
-        field(w, &rfc3339(&h.created_at.0));
-        // Keys borrowed from the row when they hold no escapes (feature names
-        // never do); decoded otherwise.
-        let borrowed: Option<BTreeMap<&str, &RawValue>> = serde_json::from_str(&h.input).ok();
-        let owned: BTreeMap<String, &RawValue> = match borrowed {
-            Some(_) => BTreeMap::new(),
-            None => serde_json::from_str(&h.input).unwrap_or_default(),
-        };
-        let lookup = |name: &str| match &borrowed {
-            Some(map) => map.get(name).copied(),
-            None => owned.get(name).copied(),
-        };
-        for column in self.columns.iter().flatten() {
-            match lookup(column.as_str()).map(|v| v.get()) {
-                None | Some("null") => field(w, ""),
+        let cells = self.cells(&h.input);
+        let mut s = std::mem::take(&mut self.scratch);
+        let mut row = CsvRow::new(out);
+        row.field(&h.id);
+        row.field(&rfc3339(&h.created_at.0));
+        for cell in cells {
+            match cell {
+                None | Some("null") => row.field(""),
                 Some(text) if text.starts_with('"') => {
                     let decoded: String = serde_json::from_str(text).unwrap_or_default();
-                    field(w, &decoded)
+                    row.field(&decoded)
                 }
-                Some(text) => field(w, text),
+                Some(text) => row.field(text),
             }
         }
-        field(w, &h.label);
-        field(w, &h.source);
-        field(w, h.basis.as_deref().unwrap_or(""));
-        field(w, &rfc3339(&h.decided_at.0));
-        field(w, h.decided_by.as_deref().unwrap_or(""));
-        field(w, human_label(r).as_deref().unwrap_or(""));
+        row.field(&h.label);
+        row.field(&h.source);
+        row.field(h.basis.as_deref().unwrap_or(""));
+        row.field(&rfc3339(&h.decided_at.0));
+        row.field(h.decided_by.as_deref().unwrap_or(""));
+        row.field(human_label(r).as_deref().unwrap_or(""));
         s.clear();
-        join(s, r.reviews.iter().map(|v| v.reviewer.as_str()));
-        field(w, s);
+        join(&mut s, r.reviews.iter().map(|v| v.reviewer.as_str()));
+        row.field(&s);
         s.clear();
-        join(s, r.reviews.iter().map(|v| v.label.as_str()));
-        field(w, s);
+        join(&mut s, r.reviews.iter().map(|v| v.label.as_str()));
+        row.field(&s);
         s.clear();
         if !r.reviews.is_empty() {
             let _ = write!(s, "{}", review_seconds(r));
         }
-        field(w, s);
-        field(w, if h.audit { "true" } else { "false" });
-        field(w, h.reason.as_deref().unwrap_or(""));
-        field(w, h.model_version.as_deref().unwrap_or(""));
-        field(w, h.model_label.as_deref().unwrap_or(""));
+        row.field(&s);
+        row.field(if h.audit { "true" } else { "false" });
+        row.field(h.reason.as_deref().unwrap_or(""));
+        row.field(h.model_version.as_deref().unwrap_or(""));
+        row.field(h.model_label.as_deref().unwrap_or(""));
         s.clear();
         if let Some(c) = h.model_confidence {
             let _ = write!(s, "{c}");
         }
-        field(w, s);
+        row.field(&s);
         s.clear();
         let _ = write!(s, "{}", r.reviews.len());
-        field(w, s);
+        row.field(&s);
         if self.include_reviews {
             let json = serde_json::to_string(&reviews_of(r)).expect("plain data");
-            field(w, &json);
+            row.field(&json);
         }
         if self.include_predictions {
             let json = serde_json::to_string(&predictions_of(r)).expect("plain data");
-            field(w, &json);
+            row.field(&json);
         }
-        w.write_record(None::<&[u8]>)
-            .expect("writing to memory cannot fail");
+        row.end();
+        self.scratch = s;
+    }
+}
+
+/// One CSV record (RFC 4180): a field is quoted only when it holds a comma,
+/// a quote or a line break; quotes inside are doubled; rows end with `\n`.
+struct CsvRow<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> CsvRow<'a> {
+    fn new(out: &'a mut Vec<u8>) -> Self {
+        CsvRow { out, first: true }
+    }
+
+    fn field(&mut self, v: &str) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        if v.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
+            self.out.push(b'"');
+            for b in v.bytes() {
+                if b == b'"' {
+                    self.out.push(b'"');
+                }
+                self.out.push(b);
+            }
+            self.out.push(b'"');
+        } else {
+            self.out.extend_from_slice(v.as_bytes());
+        }
+    }
+
+    fn end(self) {
+        self.out.push(b'\n');
+    }
+}
+
+/// The fields of a flat JSON object as (name, raw value text), in order,
+/// for the compact JSON the service stores (no whitespace, names without
+/// escapes, scalar values). `None` for anything else.
+fn flat_object(s: &str) -> Option<Vec<(&str, &str)>> {
+    let b = s.as_bytes();
+    if b.first() != Some(&b'{') || b.last() != Some(&b'}') {
+        return None;
+    }
+    let mut fields = Vec::with_capacity(32);
+    let mut i = 1;
+    if b.len() == 2 {
+        return Some(fields);
+    }
+    loop {
+        // "name":
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let name_start = i + 1;
+        let mut j = name_start;
+        while *b.get(j)? != b'"' {
+            if b[j] == b'\\' {
+                return None;
+            }
+            j += 1;
+        }
+        let name = &s[name_start..j];
+        if b.get(j + 1) != Some(&b':') {
+            return None;
+        }
+        // value: a string (escapes allowed) or a bare scalar.
+        let value_start = j + 2;
+        let mut k = value_start;
+        if *b.get(k)? == b'"' {
+            k += 1;
+            loop {
+                match *b.get(k)? {
+                    b'\\' => k += 2,
+                    b'"' => break,
+                    _ => k += 1,
+                }
+            }
+            k += 1;
+        } else {
+            while !matches!(*b.get(k)?, b',' | b'}') {
+                if matches!(b[k], b'{' | b'[' | b'"' | b' ') {
+                    return None;
+                }
+                k += 1;
+            }
+        }
+        fields.push((name, &s[value_start..k]));
+        match *b.get(k)? {
+            b',' => i = k + 1,
+            b'}' if k == b.len() - 1 => return Some(fields),
+            _ => return None,
+        }
     }
 }
 
@@ -355,4 +438,57 @@ fn json_row(r: &Record, e: &Encoder, out: &mut Vec<u8>) {
         serde_json::to_writer(&mut *out, &predictions_of(r)).expect("plain data");
     }
     out.extend_from_slice(b"}\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flat_objects_split_into_raw_fields_and_odd_json_is_left_to_serde() {
+        assert_eq!(
+            flat_object(r#"{"a":1.5,"b":"x,\"y\"","c":null,"d":-2e-3}"#),
+            Some(vec![
+                ("a", "1.5"),
+                ("b", r#""x,\"y\"""#),
+                ("c", "null"),
+                ("d", "-2e-3")
+            ])
+        );
+        assert_eq!(flat_object("{}"), Some(vec![]));
+        for odd in [
+            r#"{"a":[1,2]}"#,
+            r#"{"a":{"b":1}}"#,
+            r#"{"a\"b":1}"#,
+            r#"{ "a": 1 }"#,
+            r#"{"a":1"#,
+            r#"{"a":1}}"#,
+            "[]",
+        ] {
+            assert_eq!(flat_object(odd), None, "{odd}");
+        }
+    }
+
+    #[test]
+    fn csv_fields_read_back_as_written() {
+        let fields = [
+            "plain",
+            "with,comma",
+            "with \"quotes\"",
+            "two\nlines",
+            "",
+            " space ",
+        ];
+        let mut out = Vec::new();
+        let mut row = CsvRow::new(&mut out);
+        for f in fields {
+            row.field(f);
+        }
+        row.end();
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(out.as_slice());
+        let record = reader.records().next().unwrap().unwrap();
+        assert_eq!(record.iter().collect::<Vec<_>>(), fields);
+    }
 }

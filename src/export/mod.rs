@@ -373,45 +373,123 @@ pub fn count(conn: &mut DbConnection, task: &str, filter: &Filter) -> QueryResul
     q.select(diesel::dsl::count_star()).first(conn)
 }
 
-/// The next page: up to `limit` rows with ids after `after`, in id order.
+/// One page of an export: the rows, and where the next page starts.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub records: Vec<Record>,
+    /// The last item id this page looked at (rows a filter dropped count):
+    /// the next page starts after it.
+    pub cursor: Option<String>,
+    /// Nothing comes after this page.
+    pub done: bool,
+}
+
+#[derive(Queryable)]
+struct VerdictPart {
+    item_id: String,
+    label: String,
+    source: String,
+    basis: Option<String>,
+    created_at: FastTimestamp,
+    decided_by: Option<String>,
+}
+
+#[derive(Queryable)]
+struct ItemPart {
+    id: String,
+    input: String,
+    created_at: FastTimestamp,
+    audit: bool,
+    reason: Option<String>,
+    model_version: Option<String>,
+}
+
+#[derive(Queryable)]
+struct ScorePart {
+    item_id: String,
+    model_version: String,
+    label: Option<String>,
+    confidence: Option<f64>,
+}
+
+/// The next page: the verdicts of up to `limit` items with ids after
+/// `after`, in id order, with their items, the live model's prediction,
+/// the reviews (and every prediction when asked). Each table is read as
+/// one range in key order and the ranges are merged here: a join would
+/// look every row up from the top of its B-tree.
 pub fn page(
     conn: &mut DbConnection,
     task: &str,
     filter: &Filter,
     after: Option<&str>,
     limit: i64,
-) -> QueryResult<Vec<Record>> {
-    // On the concrete connection: its rows decode without the multi-backend
-    // indirection, and the timestamps with the fast reader.
-    let heads: Vec<Head> = crate::on_backend!(conn, c => {
-        let mut q = labelled!(task, filter)
+) -> QueryResult<Page> {
+    // On the concrete connection: rows decode without the multi-backend
+    // indirection, timestamps with the fast reader.
+    let verdict_rows: Vec<VerdictPart> = crate::on_backend!(conn, c => {
+        let mut q = verdicts::table
+            .filter(verdicts::task.eq(task.to_string()))
             .select((
-                items::id,
-                items::input,
-                items::created_at,
-                items::audit,
-                items::reason,
-                items::model_version,
+                verdicts::item_id,
                 verdicts::label,
                 verdicts::source,
                 verdicts::basis,
                 verdicts::created_at,
                 verdicts::decided_by,
-                predictions::label.nullable(),
-                predictions::confidence.nullable(),
             ))
             .order(verdicts::item_id)
-            .limit(limit);
+            .limit(limit)
+            .into_boxed();
         if let Some(after) = after {
             q = q.filter(verdicts::item_id.gt(after.to_string()));
         }
+        if let Some(since) = filter.since {
+            q = q.filter(verdicts::created_at.ge(since));
+        }
+        if let Some(until) = filter.until {
+            q = q.filter(verdicts::created_at.lt(until));
+        }
+        match filter.source {
+            SourceFilter::Human => q = q.filter(verdicts::source.eq(crate::queue::SOURCE_HUMAN)),
+            SourceFilter::Model => q = q.filter(verdicts::source.eq(crate::items::SOURCE_MODEL)),
+            SourceFilter::All => {}
+        }
         q.load(c)?
     });
-    let (Some(first), Some(last)) = (heads.first(), heads.last()) else {
-        return Ok(Vec::new());
+    let done = (verdict_rows.len() as i64) < limit;
+    let (Some(first), Some(last)) = (verdict_rows.first(), verdict_rows.last()) else {
+        return Ok(Page {
+            done: true,
+            ..Page::default()
+        });
     };
-    let (first, last) = (first.id.clone(), last.id.clone());
-    // Reviews and predictions of the page's id range, in one range scan each.
+    let (first, last) = (first.item_id.clone(), last.item_id.clone());
+    let item_rows: Vec<ItemPart> = crate::on_backend!(conn, c => items::table
+        .filter(items::task.eq(task))
+        .filter(items::id.ge(&first))
+        .filter(items::id.le(&last))
+        .select((
+            items::id,
+            items::input,
+            items::created_at,
+            items::audit,
+            items::reason,
+            items::model_version,
+        ))
+        .order(items::id)
+        .load(c)?);
+    let score_rows: Vec<ScorePart> = crate::on_backend!(conn, c => predictions::table
+        .filter(predictions::task.eq(task))
+        .filter(predictions::item_id.ge(&first))
+        .filter(predictions::item_id.le(&last))
+        .select((
+            predictions::item_id,
+            predictions::model_version,
+            predictions::label,
+            predictions::confidence,
+        ))
+        .order(predictions::item_id)
+        .load(c)?);
     let mut all_reviews: Vec<Review> = reviews::table
         .filter(reviews::task.eq(task))
         .filter(reviews::item_id.ge(&first))
@@ -446,20 +524,55 @@ pub fn page(
     } else {
         Vec::new()
     };
-    // Both lists are in id order: hand each record its share.
+    // Every list is in id order: walk them together.
+    let mut item_rows = item_rows.into_iter().rev().collect::<Vec<_>>();
+    let mut score_rows = score_rows.into_iter().rev().collect::<Vec<_>>();
     all_reviews.reverse();
     all_predictions.reverse();
-    let mut records = Vec::with_capacity(heads.len());
-    for head in heads {
-        let reviews = take_for(&mut all_reviews, &head.id, |r| &r.item_id);
-        let predictions = take_for(&mut all_predictions, &head.id, |p| &p.item_id);
+    let mut records = Vec::with_capacity(verdict_rows.len());
+    for v in verdict_rows {
+        let item = take_for(&mut item_rows, &v.item_id, |i| &i.id).pop();
+        let scores = take_for(&mut score_rows, &v.item_id, |p| &p.item_id);
+        let reviews = take_for(&mut all_reviews, &v.item_id, |r| &r.item_id);
+        let predictions = take_for(&mut all_predictions, &v.item_id, |p| &p.item_id);
+        // A verdict always has its item (the same transaction wrote both).
+        let Some(item) = item else { continue };
+        let wanted = match filter.kind {
+            KindFilter::All => true,
+            KindFilter::Audit => item.audit,
+            KindFilter::Uncertain => !item.audit && item.reason.is_some(),
+        };
+        if !wanted {
+            continue;
+        }
+        let score = scores
+            .into_iter()
+            .find(|p| Some(&p.model_version) == item.model_version.as_ref());
         records.push(Record {
-            head,
+            head: Head {
+                id: item.id,
+                input: item.input,
+                created_at: item.created_at,
+                audit: item.audit,
+                reason: item.reason,
+                model_version: item.model_version,
+                label: v.label,
+                source: v.source,
+                basis: v.basis,
+                decided_at: v.created_at,
+                decided_by: v.decided_by,
+                model_label: score.as_ref().and_then(|p| p.label.clone()),
+                model_confidence: score.and_then(|p| p.confidence),
+            },
             reviews,
             predictions,
         });
     }
-    Ok(records)
+    Ok(Page {
+        records,
+        cursor: Some(last),
+        done,
+    })
 }
 
 /// Pops from the end of `pending` (sorted by id, descending) the entries
@@ -489,33 +602,34 @@ pub struct Summary {
 pub fn run(
     request: &Request,
     encoder: &mut Encoder,
-    mut fetch: impl FnMut(Option<&str>, i64) -> Result<Vec<Record>, AppError>,
+    mut fetch: impl FnMut(Option<&str>, i64) -> Result<Page, AppError>,
     out: &mut dyn std::io::Write,
     mut progress: impl FnMut(u64),
 ) -> Result<Summary, AppError> {
     let io = |e: std::io::Error| AppError::Internal(format!("cannot write the export: {e}"));
     let mut after = request.after.clone();
     let mut rows = 0u64;
+    let mut header = true;
     let mut buf = Vec::with_capacity(256 * 1024);
     loop {
         let page = fetch(after.as_deref(), PAGE_ROWS)?;
-        if rows == 0 {
-            encoder.header(page.first(), &mut buf);
+        if header && (!page.records.is_empty() || page.done) {
+            // The first row names the input columns when no model does.
+            encoder.header(page.records.first(), &mut buf);
+            header = false;
         }
-        let Some(last) = page.last() else { break };
-        after = Some(last.head.id.clone());
-        for record in &page {
+        for record in &page.records {
             encoder.row(record, &mut buf);
         }
-        rows += page.len() as u64;
+        rows += page.records.len() as u64;
         out.write_all(&buf).map_err(io)?;
         buf.clear();
         progress(rows);
-        if (page.len() as i64) < PAGE_ROWS {
-            break;
+        match page.cursor {
+            Some(cursor) if !page.done => after = Some(cursor),
+            _ => break,
         }
     }
-    out.write_all(&buf).map_err(io)?;
     out.flush().map_err(io)?;
     Ok(Summary { rows })
 }

@@ -10,7 +10,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{Encoder, Record, Request, Summary};
+use super::{Encoder, Page, Request, Summary};
 use crate::db::schema::dataset_snapshots;
 use crate::db::DbConnection;
 use crate::domain::{now, rfc3339, Timestamp};
@@ -154,7 +154,7 @@ pub fn write_file(
     name: &str,
     request: &Request,
     encoder: &mut Encoder,
-    fetch: impl FnMut(Option<&str>, i64) -> Result<Vec<Record>, AppError>,
+    fetch: impl FnMut(Option<&str>, i64) -> Result<Page, AppError>,
     created_by: &str,
     progress: impl FnMut(u64),
 ) -> Result<SnapshotRow, AppError> {
