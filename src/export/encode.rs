@@ -136,8 +136,9 @@ impl Encoder {
         let cells = self.cells(&h.input);
         let mut s = std::mem::take(&mut self.scratch);
         let mut row = CsvRow::new(out);
-        row.field(&h.id);
-        row.field(&rfc3339(&h.created_at.0));
+        // Item ids are `[A-Za-z0-9._:-]`: never quoted.
+        row.raw(&h.id);
+        row.raw(&rfc3339(&h.created_at.0));
         for cell in cells {
             match cell {
                 None | Some("null") => row.field(""),
@@ -145,13 +146,16 @@ impl Encoder {
                     let decoded: String = serde_json::from_str(text).unwrap_or_default();
                     row.field(&decoded)
                 }
-                Some(text) => row.field(text),
+                // Nested JSON (only from the general parser) may hold commas.
+                Some(text) if text.starts_with(['{', '[']) => row.field(text),
+                // A JSON number, true or false.
+                Some(text) => row.raw(text),
             }
         }
         row.field(&h.label);
         row.field(&h.source);
         row.field(h.basis.as_deref().unwrap_or(""));
-        row.field(&rfc3339(&h.decided_at.0));
+        row.raw(&rfc3339(&h.decided_at.0));
         row.field(h.decided_by.as_deref().unwrap_or(""));
         row.field(human_label(r).as_deref().unwrap_or(""));
         s.clear();
@@ -221,6 +225,15 @@ impl<'a> CsvRow<'a> {
         }
     }
 
+    /// A field known to need no quoting (numbers, ids, timestamps).
+    fn raw(&mut self, v: &str) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.extend_from_slice(v.as_bytes());
+    }
+
     fn end(self) {
         self.out.push(b'\n');
     }
@@ -245,14 +258,11 @@ fn flat_object(s: &str) -> Option<Vec<(&str, &str)>> {
             return None;
         }
         let name_start = i + 1;
-        let mut j = name_start;
-        while *b.get(j)? != b'"' {
-            if b[j] == b'\\' {
-                return None;
-            }
-            j += 1;
-        }
+        let j = name_start + s[name_start..].find('"')?;
         let name = &s[name_start..j];
+        if name.contains('\\') {
+            return None;
+        }
         if b.get(j + 1) != Some(&b':') {
             return None;
         }
