@@ -131,6 +131,11 @@ pub fn snapshot(
     created_by: &str,
 ) -> anyhow::Result<SnapshotRow> {
     snapshot::check_name(name)?;
+    if snapshot::find(&mut connect(settings)?, task, name)?.is_some() {
+        bail!(
+            "task {task:?} has a snapshot named {name:?} already; snapshots are never overwritten"
+        );
+    }
     let mut row = None;
     run_with_progress(settings, task, request, |encoder, fetch, progress| {
         let written = snapshot::write_file(
