@@ -107,6 +107,13 @@ impl Encoder {
 
     /// The raw JSON text of each column's value in `input`.
     fn cells<'a>(&mut self, input: &'a str) -> Vec<Option<&'a str>> {
+        if let Some(values) = same_layout(input, &self.layout) {
+            return self
+                .column_at
+                .iter()
+                .map(|at| at.map(|i| values[i]))
+                .collect();
+        }
         let columns = self.columns.as_deref().unwrap_or_default();
         let Some(fields) = flat_object(input) else {
             // Unusual JSON (escaped names, nesting): the general parser.
@@ -116,15 +123,11 @@ impl Encoder {
                 .map(|c| map.get(c.as_str()).map(|v| v.get()))
                 .collect();
         };
-        let same_layout = fields.len() == self.layout.len()
-            && fields.iter().zip(&self.layout).all(|((k, _), l)| k == l);
-        if !same_layout {
-            self.layout = fields.iter().map(|(k, _)| k.to_string()).collect();
-            self.column_at = columns
-                .iter()
-                .map(|c| self.layout.iter().position(|k| k == c))
-                .collect();
-        }
+        self.layout = fields.iter().map(|(k, _)| k.to_string()).collect();
+        self.column_at = columns
+            .iter()
+            .map(|c| self.layout.iter().position(|k| k == c))
+            .collect();
         self.column_at
             .iter()
             .map(|at| at.map(|i| fields[i].1))
@@ -237,6 +240,45 @@ impl<'a> CsvRow<'a> {
     fn end(self) {
         self.out.push(b'\n');
     }
+}
+
+/// The raw values of `s` if it is a flat object with exactly the field
+/// names of `layout`, in that order (the common case: the service stores
+/// every input of a task the same way), checked without scanning names.
+fn same_layout<'a>(s: &'a str, layout: &[String]) -> Option<Vec<&'a str>> {
+    if layout.is_empty() {
+        return None;
+    }
+    let b = s.as_bytes();
+    let mut values = Vec::with_capacity(layout.len());
+    let mut i = 1;
+    for (n, name) in layout.iter().enumerate() {
+        let end = i + name.len() + 3;
+        if b.get(i) != Some(&b'"')
+            || b.get(i + 1..end - 2) != Some(name.as_bytes())
+            || b.get(end - 2..end) != Some(b"\":".as_slice())
+        {
+            return None;
+        }
+        let mut k = end;
+        if *b.get(k)? == b'"' {
+            return None; // strings: the general path decodes them
+        }
+        while !matches!(*b.get(k)?, b',' | b'}') {
+            if matches!(b[k], b'{' | b'[' | b'"') {
+                return None;
+            }
+            k += 1;
+        }
+        values.push(&s[end..k]);
+        let last = n + 1 == layout.len();
+        match (b[k], last) {
+            (b',', false) => i = k + 1,
+            (b'}', true) if k + 1 == b.len() => {}
+            _ => return None,
+        }
+    }
+    Some(values)
 }
 
 /// The fields of a flat JSON object as (name, raw value text), in order,
@@ -476,6 +518,25 @@ mod tests {
             "[]",
         ] {
             assert_eq!(flat_object(odd), None, "{odd}");
+        }
+    }
+
+    #[test]
+    fn the_layout_shortcut_agrees_with_the_full_scan() {
+        let layout: Vec<String> = vec!["a".into(), "bb".into()];
+        assert_eq!(
+            same_layout(r#"{"a":1,"bb":-2.5e3}"#, &layout),
+            Some(vec!["1", "-2.5e3"])
+        );
+        for other in [
+            r#"{"a":1}"#,
+            r#"{"a":1,"bb":2,"c":3}"#,
+            r#"{"a":1,"bc":2}"#,
+            r#"{"a":"x","bb":2}"#,
+            r#"{"a":1,"bb":2}}"#,
+            r#"{"a":[1],"bb":2}"#,
+        ] {
+            assert_eq!(same_layout(other, &layout), None, "{other}");
         }
     }
 
