@@ -510,6 +510,24 @@ fn run_queue(
     })
 }
 
+/// The rows of the benchmark's data file as API inputs (JSON objects).
+fn demo_inputs(opts: &BenchOptions) -> anyhow::Result<Vec<String>> {
+    let dataset = crate::ml::train::read_dataset(&opts.data, Some(&opts.feature_names), "label")?;
+    Ok(dataset
+        .x
+        .iter()
+        .map(|row| {
+            let map: serde_json::Map<String, serde_json::Value> = dataset
+                .features
+                .iter()
+                .cloned()
+                .zip(row.iter().map(|&v| serde_json::Value::from(v)))
+                .collect();
+            serde_json::Value::Object(map).to_string()
+        })
+        .collect())
+}
+
 pub fn run(opts: BenchOptions) -> anyhow::Result<()> {
     if let Some(n) = opts.export {
         return export::run(&opts, n);
@@ -527,22 +545,7 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<()> {
         };
         return run_queue(&opts, queued, &url, synchronous);
     }
-    let dataset = crate::ml::train::read_dataset(&opts.data, Some(&opts.feature_names), "label")?;
-    let rows: Arc<Vec<String>> = Arc::new(
-        dataset
-            .x
-            .iter()
-            .map(|row| {
-                let map: serde_json::Map<String, serde_json::Value> = dataset
-                    .features
-                    .iter()
-                    .cloned()
-                    .zip(row.iter().map(|&v| serde_json::Value::from(v)))
-                    .collect();
-                serde_json::Value::Object(map).to_string()
-            })
-            .collect(),
-    );
+    let rows: Arc<Vec<String>> = Arc::new(demo_inputs(&opts)?);
     let dir = tempfile::tempdir()?;
     let url = opts
         .database_url

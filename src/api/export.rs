@@ -178,11 +178,13 @@ pub async fn snapshot_list(
     }))
 }
 
+/// The snapshot a `{task}/{name}` path names.
 async fn find(
     state: &AppState,
-    task: String,
-    name: String,
+    path: web::Path<(String, String)>,
 ) -> Result<snapshot::SnapshotRow, AppError> {
+    let (task_name, name) = path.into_inner();
+    let task = task(state, &task_name)?.name().to_string();
     state
         .db
         .read(move |conn| snapshot::find(conn, &task, &name)?.ok_or(AppError::NotFound))
@@ -195,9 +197,7 @@ pub async fn snapshot_get(
     path: web::Path<(String, String)>,
     _client: ApiClient,
 ) -> Result<HttpResponse, AppError> {
-    let (task_name, name) = path.into_inner();
-    let task = task(&state, &task_name)?.name().to_string();
-    let row = find(&state, task, name).await?;
+    let row = find(&state, path).await?;
     Ok(HttpResponse::Ok().json(SnapshotDoc::from(&row)))
 }
 
@@ -233,8 +233,6 @@ pub async fn snapshot_file(
     path: web::Path<(String, String)>,
     _client: ApiClient,
 ) -> Result<HttpResponse, AppError> {
-    let (task_name, name) = path.into_inner();
-    let task = task(&state, &task_name)?.name().to_string();
-    let row = find(&state, task, name).await?;
+    let row = find(&state, path).await?;
     Ok(file_response(&row))
 }

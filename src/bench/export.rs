@@ -134,20 +134,7 @@ pub fn run(opts: &BenchOptions, n: usize) -> anyhow::Result<()> {
         .database_url
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("export.db").display()));
-    let dataset = crate::ml::train::read_dataset(&opts.data, Some(&opts.feature_names), "label")?;
-    let inputs: Vec<String> = dataset
-        .x
-        .iter()
-        .map(|row| {
-            let map: serde_json::Map<String, serde_json::Value> = dataset
-                .features
-                .iter()
-                .cloned()
-                .zip(row.iter().map(|&v| serde_json::Value::from(v)))
-                .collect();
-            serde_json::Value::Object(map).to_string()
-        })
-        .collect();
+    let inputs = super::demo_inputs(opts)?;
     let settings = DatabaseSettings {
         url: url.clone(),
         ..DatabaseSettings::default()
