@@ -130,10 +130,16 @@ pub async fn list(
             }
             if let Some((at, id)) = f.after.split_once('|') {
                 if let Ok(at) = chrono::NaiveDateTime::parse_from_str(at, "%Y-%m-%dT%H:%M:%S%.f") {
+                    // A row-value comparison: both backends walk the
+                    // (task, created_at, id) index from the cursor on.
                     q = q.filter(
-                        items::created_at
-                            .lt(at)
-                            .or(items::created_at.eq(at).and(items::id.lt(id.to_string()))),
+                        diesel::dsl::sql::<diesel::sql_types::Bool>(
+                            "(items.created_at, items.id) < (",
+                        )
+                        .bind::<diesel::sql_types::Timestamp, _>(at)
+                        .sql(", ")
+                        .bind::<diesel::sql_types::Text, _>(id.to_string())
+                        .sql(")"),
                     );
                 }
             }
