@@ -127,6 +127,21 @@ pub fn raise(conn: &mut DbConnection, settings: &Settings, f: &Firing) -> QueryR
     Ok(true)
 }
 
+/// A threshold rule's outcome: raises its alert while `firing`, resolves
+/// it (subject-less) otherwise.
+fn settle(
+    conn: &mut DbConnection,
+    settings: &Settings,
+    kind: &str,
+    task: &str,
+    firing: Option<Firing>,
+) -> QueryResult<()> {
+    match firing {
+        Some(f) => raise(conn, settings, &f).map(|_| ()),
+        None => resolve(conn, settings, kind, task, "").map(|_| ()),
+    }
+}
+
 /// Resolves the open alert of `kind`, `task` and `subject`, if any, and
 /// emails that it is resolved.
 pub fn resolve(
@@ -441,53 +456,39 @@ pub fn evaluate(conn: &mut DbConnection, settings: &Settings) -> QueryResult<boo
 
         // Backlog.
         let queued: i64 = waiting().count().get_result(conn)?;
-        match rules.backlog_items {
-            Some(limit) if queued > limit => {
-                raise(
-                    conn,
-                    settings,
-                    &Firing {
-                        kind: BACKLOG,
-                        task: task.into(),
-                        subject: String::new(),
-                        severity: WARNING,
-                        summary: format!(
-                            "{} for a human",
-                            count_of(queued, "item", "items", "waits", "wait")
-                        ),
-                        numbers: serde_json::json!({"waiting": queued, "threshold": limit}),
-                    },
-                )?;
-            }
-            _ => {
-                resolve(conn, settings, BACKLOG, task, "")?;
-            }
-        }
+        let firing = match rules.backlog_items {
+            Some(limit) if queued > limit => Some(Firing {
+                kind: BACKLOG,
+                task: task.into(),
+                subject: String::new(),
+                severity: WARNING,
+                summary: format!(
+                    "{} for a human",
+                    count_of(queued, "item", "items", "waits", "wait")
+                ),
+                numbers: serde_json::json!({"waiting": queued, "threshold": limit}),
+            }),
+            _ => None,
+        };
+        settle(conn, settings, BACKLOG, task, firing)?;
 
         // The oldest waiting item.
         let oldest: Option<Timestamp> = waiting()
             .select(diesel::dsl::min(items::created_at))
             .first(conn)?;
         let age = oldest.map(|t| (at - t).num_minutes());
-        match (rules.oldest_item_minutes, age) {
-            (Some(limit), Some(age)) if age > limit => {
-                raise(
-                    conn,
-                    settings,
-                    &Firing {
-                        kind: OLDEST_ITEM,
-                        task: task.into(),
-                        subject: String::new(),
-                        severity: WARNING,
-                        summary: format!("the oldest waiting item is {age} minutes old"),
-                        numbers: serde_json::json!({"oldest (minutes)": age, "threshold (minutes)": limit}),
-                    },
-                )?;
-            }
-            _ => {
-                resolve(conn, settings, OLDEST_ITEM, task, "")?;
-            }
-        }
+        let firing = match (rules.oldest_item_minutes, age) {
+            (Some(limit), Some(age)) if age > limit => Some(Firing {
+                kind: OLDEST_ITEM,
+                task: task.into(),
+                subject: String::new(),
+                severity: WARNING,
+                summary: format!("the oldest waiting item is {age} minutes old"),
+                numbers: serde_json::json!({"oldest (minutes)": age, "threshold (minutes)": limit}),
+            }),
+            _ => None,
+        };
+        settle(conn, settings, OLDEST_ITEM, task, firing)?;
 
         // Scoring errors.
         let since = at - chrono::Duration::minutes(rules.error_rate_window_minutes);
@@ -497,30 +498,23 @@ pub fn evaluate(conn: &mut DbConnection, settings: &Settings) -> QueryResult<boo
         } else {
             0.0
         };
-        match rules.error_rate {
-            Some(limit) if total >= rules.error_rate_min_items && rate > limit => {
-                raise(
-                    conn,
-                    settings,
-                    &Firing {
-                        kind: ERROR_RATE,
-                        task: task.into(),
-                        subject: String::new(),
-                        severity: CRITICAL,
-                        summary: format!("{:.1}% of items failed to score", rate * 100.0),
-                        numbers: serde_json::json!({
-                            "failed": failed,
-                            "items": total,
-                            "window (minutes)": rules.error_rate_window_minutes,
-                            "threshold": limit,
-                        }),
-                    },
-                )?;
-            }
-            _ => {
-                resolve(conn, settings, ERROR_RATE, task, "")?;
-            }
-        }
+        let firing = match rules.error_rate {
+            Some(limit) if total >= rules.error_rate_min_items && rate > limit => Some(Firing {
+                kind: ERROR_RATE,
+                task: task.into(),
+                subject: String::new(),
+                severity: CRITICAL,
+                summary: format!("{:.1}% of items failed to score", rate * 100.0),
+                numbers: serde_json::json!({
+                    "failed": failed,
+                    "items": total,
+                    "window (minutes)": rules.error_rate_window_minutes,
+                    "threshold": limit,
+                }),
+            }),
+            _ => None,
+        };
+        settle(conn, settings, ERROR_RATE, task, firing)?;
     }
 
     // Alerts of tasks no longer configured cannot clear by themselves.
@@ -540,28 +534,21 @@ pub fn evaluate(conn: &mut DbConnection, settings: &Settings) -> QueryResult<boo
         .filter(outbox::status.eq(STATUS_DEAD))
         .count()
         .get_result(conn)?;
-    match rules.dead_messages {
-        Some(limit) if dead > limit => {
-            raise(
-                conn,
-                settings,
-                &Firing {
-                    kind: DEAD_MESSAGES,
-                    task: String::new(),
-                    subject: String::new(),
-                    severity: CRITICAL,
-                    summary: format!(
-                        "{} dead",
-                        count_of(dead, "outbox message", "outbox messages", "is", "are")
-                    ),
-                    numbers: serde_json::json!({"dead": dead, "threshold": limit}),
-                },
-            )?;
-        }
-        _ => {
-            resolve(conn, settings, DEAD_MESSAGES, "", "")?;
-        }
-    }
+    let firing = match rules.dead_messages {
+        Some(limit) if dead > limit => Some(Firing {
+            kind: DEAD_MESSAGES,
+            task: String::new(),
+            subject: String::new(),
+            severity: CRITICAL,
+            summary: format!(
+                "{} dead",
+                count_of(dead, "outbox message", "outbox messages", "is", "are")
+            ),
+            numbers: serde_json::json!({"dead": dead, "threshold": limit}),
+        }),
+        _ => None,
+    };
+    settle(conn, settings, DEAD_MESSAGES, "", firing)?;
     Ok(true)
 }
 

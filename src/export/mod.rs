@@ -302,28 +302,11 @@ pub struct Record {
     pub predictions: Vec<Prediction>,
 }
 
-/// The joined, filtered rows of a task's labelled items, as a boxed query.
-macro_rules! labelled {
-    ($task:expr, $filter:expr) => {{
-        let filter: &Filter = $filter;
-        let mut q = verdicts::table
-            .inner_join(
-                items::table.on(items::task
-                    .eq(verdicts::task)
-                    .and(items::id.eq(verdicts::item_id))),
-            )
-            .left_join(
-                predictions::table.on(predictions::task
-                    .eq(items::task)
-                    .and(predictions::item_id.eq(items::id))
-                    .and(
-                        predictions::model_version
-                            .nullable()
-                            .eq(items::model_version),
-                    )),
-            )
-            .filter(verdicts::task.eq($task.to_string()))
-            .into_boxed();
+/// The filters on the verdict itself (time, source) applied to a boxed
+/// query that has `verdicts` in it.
+macro_rules! with_verdict_filters {
+    ($q:expr, $filter:expr) => {{
+        let (mut q, filter): (_, &Filter) = ($q, $filter);
         if let Some(since) = filter.since {
             q = q.filter(verdicts::created_at.ge(since));
         }
@@ -335,40 +318,37 @@ macro_rules! labelled {
             SourceFilter::Model => q = q.filter(verdicts::source.eq(crate::items::SOURCE_MODEL)),
             SourceFilter::All => {}
         }
-        match filter.kind {
-            KindFilter::Audit => q = q.filter(items::audit.eq(true)),
-            KindFilter::Uncertain => {
-                q = q
-                    .filter(items::audit.eq(false))
-                    .filter(items::reason.is_not_null())
-            }
-            KindFilter::All => {}
-        }
         q
     }};
 }
 
-/// How many rows an export of `filter` holds now.
+/// How many rows an export of `filter` holds now (the same rows [`page`]
+/// yields: its verdict filters in SQL, the kind of item from `items`).
 pub fn count(conn: &mut DbConnection, task: &str, filter: &Filter) -> QueryResult<i64> {
-    if filter.kind != KindFilter::All {
-        return labelled!(task, filter)
-            .select(diesel::dsl::count_star())
-            .first(conn);
-    }
-    // Every verdict has its item: the verdicts alone say how many.
-    let mut q = verdicts::table
+    let joined = verdicts::table.inner_join(
+        items::table.on(items::task
+            .eq(verdicts::task)
+            .and(items::id.eq(verdicts::item_id))),
+    );
+    let mut q = joined
         .filter(verdicts::task.eq(task.to_string()))
         .into_boxed();
-    if let Some(since) = filter.since {
-        q = q.filter(verdicts::created_at.ge(since));
-    }
-    if let Some(until) = filter.until {
-        q = q.filter(verdicts::created_at.lt(until));
-    }
-    match filter.source {
-        SourceFilter::Human => q = q.filter(verdicts::source.eq(crate::queue::SOURCE_HUMAN)),
-        SourceFilter::Model => q = q.filter(verdicts::source.eq(crate::items::SOURCE_MODEL)),
-        SourceFilter::All => {}
+    q = with_verdict_filters!(q, filter);
+    match filter.kind {
+        KindFilter::Audit => q = q.filter(items::audit.eq(true)),
+        KindFilter::Uncertain => {
+            q = q
+                .filter(items::audit.eq(false))
+                .filter(items::reason.is_not_null())
+        }
+        // Every verdict has its item: no need to read the items.
+        KindFilter::All => {
+            let mut q = verdicts::table
+                .filter(verdicts::task.eq(task.to_string()))
+                .into_boxed();
+            q = with_verdict_filters!(q, filter);
+            return q.select(diesel::dsl::count_star()).first(conn);
+        }
     }
     q.select(diesel::dsl::count_star()).first(conn)
 }
@@ -443,17 +423,7 @@ pub fn page(
         if let Some(after) = after {
             q = q.filter(verdicts::item_id.gt(after.to_string()));
         }
-        if let Some(since) = filter.since {
-            q = q.filter(verdicts::created_at.ge(since));
-        }
-        if let Some(until) = filter.until {
-            q = q.filter(verdicts::created_at.lt(until));
-        }
-        match filter.source {
-            SourceFilter::Human => q = q.filter(verdicts::source.eq(crate::queue::SOURCE_HUMAN)),
-            SourceFilter::Model => q = q.filter(verdicts::source.eq(crate::items::SOURCE_MODEL)),
-            SourceFilter::All => {}
-        }
+        q = with_verdict_filters!(q, filter);
         q.load(c)?
     });
     let done = (verdict_rows.len() as i64) < limit;

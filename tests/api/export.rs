@@ -240,6 +240,26 @@ async fn csv_and_jsonl_hold_the_same_rows_and_filters_pick_them(backend: Backend
             .unwrap()
     };
     assert_eq!(audit.len() as i64, audited_in_db);
+    // The count behind the CLI's progress bar agrees with every filter.
+    let mut conn = app.db.connect();
+    for (query, rows) in [
+        ("", all.len()),
+        ("source=human", human.len()),
+        ("source=model", model.len()),
+        ("kind=audit", audit.len()),
+        ("kind=uncertain", uncertain.len()),
+    ] {
+        let pairs = query
+            .split_once('=')
+            .map(|(k, v)| vec![(k.to_string(), v.to_string())])
+            .unwrap_or_default();
+        let request = verdict::export::Params::from_pairs(pairs)
+            .unwrap()
+            .parse(verdict::export::Format::Jsonl)
+            .unwrap();
+        let counted = verdict::export::count(&mut conn, TASK, &request.filter).unwrap();
+        assert_eq!(counted as usize, rows, "{query}");
+    }
     let future = app.jsonl("since=2999-01-01").await;
     assert!(future.is_empty());
     let past = app.jsonl("until=2000-01-01T00:00:00Z").await;
