@@ -193,7 +193,7 @@ pub fn authenticate(
     let row: Option<(String, String, bool)> = users::table
         .select((users::password_hash, users::role, users::disabled))
         .find(name)
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     let Some((hash, role, disabled)) = row else {
         let _ = verify_password(password, &DUMMY_HASH);
@@ -218,7 +218,7 @@ pub fn load(conn: &mut DbConnection, name: &str) -> QueryResult<Option<User>> {
     let row: Option<(String, bool)> = users::table
         .select((users::role, users::disabled))
         .find(name)
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     let Some((role, false)) = row else {
         return Ok(None);

@@ -90,7 +90,7 @@ fn open(
         .filter(alerts::subject.eq(subject))
         .filter(alerts::resolved_at.is_null())
         .select(Alert::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -127,18 +127,26 @@ pub fn raise(conn: &mut DbConnection, settings: &Settings, f: &Firing) -> QueryR
     Ok(true)
 }
 
-/// A threshold rule's outcome: raises its alert while `firing`, resolves
-/// it (subject-less) otherwise.
-fn settle(
-    conn: &mut DbConnection,
-    settings: &Settings,
-    kind: &str,
-    task: &str,
-    firing: Option<Firing>,
-) -> QueryResult<()> {
-    match firing {
-        Some(f) => raise(conn, settings, &f).map(|_| ()),
-        None => resolve(conn, settings, kind, task, "").map(|_| ()),
+/// What one rule found in one task: the alerts that fire now; every other
+/// open alert of the rule in the task resolves.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub kind: &'static str,
+    pub task: String,
+    pub firing: Vec<Firing>,
+    /// Subjects that still hold without being listed in `firing` (items
+    /// overdue beyond the first ones listed).
+    pub still: HashSet<String>,
+}
+
+impl Finding {
+    fn new(kind: &'static str, task: &str, firing: impl IntoIterator<Item = Firing>) -> Self {
+        Finding {
+            kind,
+            task: task.into(),
+            firing: firing.into_iter().collect(),
+            still: HashSet::new(),
+        }
     }
 }
 
@@ -340,23 +348,18 @@ fn scoring_errors(
     .get_result(conn)
 }
 
-/// One pass of the monitor over every rule and task. On PostgreSQL only
-/// the instance that gets the advisory lock evaluates; returns whether this
-/// one did. Call it in a write transaction.
+/// One pass of the monitor: [`measure`], then [`apply`]. Call it in a
+/// write transaction; returns whether this instance applied the findings.
 pub fn evaluate(conn: &mut DbConnection, settings: &Settings) -> QueryResult<bool> {
-    if let DbConnection::Pg(pg) = conn {
-        #[derive(QueryableByName)]
-        struct Locked {
-            #[diesel(sql_type = diesel::sql_types::Bool)]
-            locked: bool,
-        }
-        let got: Locked = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
-            .bind::<diesel::sql_types::BigInt, _>(MONITOR_LOCK)
-            .get_result(pg)?;
-        if !got.locked {
-            return Ok(false);
-        }
-    }
+    let findings = measure(conn, settings)?;
+    apply(conn, settings, &findings)
+}
+
+/// Evaluates every rule over every task, reading only: on SQLite it runs on
+/// a reading connection, so the counts over a large table never hold up the
+/// one writer.
+pub fn measure(conn: &mut DbConnection, settings: &Settings) -> QueryResult<Vec<Finding>> {
+    let mut findings = Vec::new();
     let at = now();
     let rules = &settings.alerts;
     for task in &settings.tasks {
@@ -377,25 +380,20 @@ pub fn evaluate(conn: &mut DbConnection, settings: &Settings) -> QueryResult<boo
         let late = |deadline: &Option<Timestamp>| deadline.map_or(0, |d| (at - d).num_minutes());
         match rules.sla {
             SlaAlerts::PerItem => {
-                let mut firing = HashSet::new();
+                let mut finding = Finding::new(SLA_BREACH, task, []);
                 for (id, deadline) in &overdue {
-                    raise(
-                        conn,
-                        settings,
-                        &Firing {
-                            kind: SLA_BREACH,
-                            task: task.into(),
-                            subject: id.clone(),
-                            severity: WARNING,
-                            summary: format!("item {id} is past its SLA"),
-                            numbers: serde_json::json!({
-                                "item": id,
-                                "deadline": deadline.as_ref().map(rfc3339),
-                                "minutes late": late(deadline),
-                            }),
-                        },
-                    )?;
-                    firing.insert(id.clone());
+                    finding.firing.push(Firing {
+                        kind: SLA_BREACH,
+                        task: task.into(),
+                        subject: id.clone(),
+                        severity: WARNING,
+                        summary: format!("item {id} is past its SLA"),
+                        numbers: serde_json::json!({
+                            "item": id,
+                            "deadline": deadline.as_ref().map(rfc3339),
+                            "minutes late": late(deadline),
+                        }),
+                    });
                 }
                 if overdue.len() == OVERDUE_LISTED {
                     // Beyond the first ones listed: keep the alerts of
@@ -413,14 +411,14 @@ pub fn evaluate(conn: &mut DbConnection, settings: &Settings) -> QueryResult<boo
                             .count()
                             .get_result(conn)?;
                         if still > 0 {
-                            firing.insert(subject);
+                            finding.still.insert(subject);
                         }
                     }
                 }
-                resolve_all_but(conn, settings, SLA_BREACH, task, &firing)?;
+                findings.push(finding);
             }
             SlaAlerts::Batched => {
-                let mut firing = HashSet::new();
+                let mut finding = Finding::new(SLA_BREACH, task, []);
                 if !overdue.is_empty() {
                     let count: i64 = waiting()
                         .filter(items::sla_deadline.lt(Some(at)))
@@ -428,29 +426,24 @@ pub fn evaluate(conn: &mut DbConnection, settings: &Settings) -> QueryResult<boo
                         .get_result(conn)?;
                     let listed: Vec<&str> =
                         overdue.iter().take(20).map(|(id, _)| id.as_str()).collect();
-                    raise(
-                        conn,
-                        settings,
-                        &Firing {
-                            kind: SLA_BREACH,
-                            task: task.into(),
-                            subject: String::new(),
-                            severity: WARNING,
-                            summary: format!(
-                                "{} past {} SLA",
-                                count_of(count, "item", "items", "is", "are"),
-                                if count == 1 { "its" } else { "their" }
-                            ),
-                            numbers: serde_json::json!({
-                                "items past SLA": count,
-                                "most late (minutes)": late(&overdue[0].1),
-                                "items": listed,
-                            }),
-                        },
-                    )?;
-                    firing.insert(String::new());
+                    finding.firing.push(Firing {
+                        kind: SLA_BREACH,
+                        task: task.into(),
+                        subject: String::new(),
+                        severity: WARNING,
+                        summary: format!(
+                            "{} past {} SLA",
+                            count_of(count, "item", "items", "is", "are"),
+                            if count == 1 { "its" } else { "their" }
+                        ),
+                        numbers: serde_json::json!({
+                            "items past SLA": count,
+                            "most late (minutes)": late(&overdue[0].1),
+                            "items": listed,
+                        }),
+                    });
                 }
-                resolve_all_but(conn, settings, SLA_BREACH, task, &firing)?;
+                findings.push(finding);
             }
         }
 
@@ -470,12 +463,12 @@ pub fn evaluate(conn: &mut DbConnection, settings: &Settings) -> QueryResult<boo
             }),
             _ => None,
         };
-        settle(conn, settings, BACKLOG, task, firing)?;
+        findings.push(Finding::new(BACKLOG, task, firing));
 
         // The oldest waiting item.
         let oldest: Option<Timestamp> = waiting()
             .select(diesel::dsl::min(items::created_at))
-            .first(conn)?;
+            .get_result(conn)?;
         let age = oldest.map(|t| (at - t).num_minutes());
         let firing = match (rules.oldest_item_minutes, age) {
             (Some(limit), Some(age)) if age > limit => Some(Firing {
@@ -488,7 +481,7 @@ pub fn evaluate(conn: &mut DbConnection, settings: &Settings) -> QueryResult<boo
             }),
             _ => None,
         };
-        settle(conn, settings, OLDEST_ITEM, task, firing)?;
+        findings.push(Finding::new(OLDEST_ITEM, task, firing));
 
         // Scoring errors.
         let since = at - chrono::Duration::minutes(rules.error_rate_window_minutes);
@@ -514,19 +507,7 @@ pub fn evaluate(conn: &mut DbConnection, settings: &Settings) -> QueryResult<boo
             }),
             _ => None,
         };
-        settle(conn, settings, ERROR_RATE, task, firing)?;
-    }
-
-    // Alerts of tasks no longer configured cannot clear by themselves.
-    let configured: Vec<&str> = settings.tasks.iter().map(|t| t.name.as_str()).collect();
-    let orphans: Vec<Alert> = alerts::table
-        .filter(alerts::resolved_at.is_null())
-        .filter(alerts::task.ne(""))
-        .filter(alerts::task.ne_all(&configured))
-        .select(Alert::as_select())
-        .load(conn)?;
-    for alert in orphans {
-        resolve_alert(conn, settings, alert)?;
+        findings.push(Finding::new(ERROR_RATE, task, firing));
     }
 
     // The outbox itself.
@@ -548,7 +529,50 @@ pub fn evaluate(conn: &mut DbConnection, settings: &Settings) -> QueryResult<boo
         }),
         _ => None,
     };
-    settle(conn, settings, DEAD_MESSAGES, "", firing)?;
+    findings.push(Finding::new(DEAD_MESSAGES, "", firing));
+    Ok(findings)
+}
+
+/// Raises what fires and resolves what no longer does, in a write
+/// transaction. On PostgreSQL only the instance that gets the advisory lock
+/// applies; returns whether this one did.
+pub fn apply(
+    conn: &mut DbConnection,
+    settings: &Settings,
+    findings: &[Finding],
+) -> QueryResult<bool> {
+    if let DbConnection::Pg(pg) = conn {
+        #[derive(QueryableByName)]
+        struct Locked {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            locked: bool,
+        }
+        let got: Locked = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
+            .bind::<diesel::sql_types::BigInt, _>(MONITOR_LOCK)
+            .get_result(pg)?;
+        if !got.locked {
+            return Ok(false);
+        }
+    }
+    for finding in findings {
+        let mut holds = finding.still.clone();
+        for firing in &finding.firing {
+            raise(conn, settings, firing)?;
+            holds.insert(firing.subject.clone());
+        }
+        resolve_all_but(conn, settings, finding.kind, &finding.task, &holds)?;
+    }
+    // Alerts of tasks no longer configured cannot clear by themselves.
+    let configured: Vec<&str> = settings.tasks.iter().map(|t| t.name.as_str()).collect();
+    let orphans: Vec<Alert> = alerts::table
+        .filter(alerts::resolved_at.is_null())
+        .filter(alerts::task.ne(""))
+        .filter(alerts::task.ne_all(&configured))
+        .select(Alert::as_select())
+        .load(conn)?;
+    for alert in orphans {
+        resolve_alert(conn, settings, alert)?;
+    }
     Ok(true)
 }
 
@@ -557,10 +581,22 @@ pub async fn run(state: web::Data<AppState>) {
     let every = std::time::Duration::from_millis(state.settings.alerts.interval_ms);
     loop {
         let job = state.clone();
-        let result = state
+        let measured = state
             .db
-            .write(move |conn| evaluate(conn, &job.settings).map_err(AppError::from))
+            .read(move |conn| measure(conn, &job.settings).map_err(AppError::from))
             .await;
+        let job = state.clone();
+        let result = match measured {
+            Ok(findings) => {
+                state
+                    .db
+                    .write(move |conn| {
+                        apply(conn, &job.settings, &findings).map_err(AppError::from)
+                    })
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         if let Err(e) = result {
             tracing::warn!(error = %e, "alert monitor pass failed");
         }

@@ -221,6 +221,10 @@ pub struct DatabaseSettings {
     pub busy_timeout_ms: u32,
     /// Most units of work the writer commits in one transaction.
     pub max_batch_jobs: usize,
+    /// SQLite: the WAL is rewound once it holds this many MiB (checkpoints
+    /// run in the background; a rewind pauses the writer for a few ms, so a
+    /// larger WAL means fewer pauses under heavy writes).
+    pub wal_limit_mb: u32,
 }
 
 impl Default for DatabaseSettings {
@@ -231,6 +235,7 @@ impl Default for DatabaseSettings {
             pool_size: 8,
             busy_timeout_ms: 5000,
             max_batch_jobs: 256,
+            wal_limit_mb: 256,
         }
     }
 }
@@ -474,6 +479,9 @@ impl Settings {
         let err = |key: String, msg: &str| Err(ConfigError(format!("{key}: {msg}")));
         crate::db::Backend::from_url(&self.database.url)
             .map_err(|e| ConfigError(format!("database.url: {e}")))?;
+        if self.database.wal_limit_mb == 0 {
+            return err("database.wal_limit_mb".into(), "must be at least 1");
+        }
         if self.database.pool_size == 0 {
             return err("database.pool_size".into(), "must be at least 1");
         }

@@ -16,7 +16,7 @@ pub const REVIEW_NONE: &str = "none";
 pub const REVIEW_PENDING: &str = "pending";
 pub const SOURCE_MODEL: &str = "model";
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = items)]
 pub struct ItemRow {
@@ -158,7 +158,7 @@ pub fn find_items(
         let row = crate::on_backend!(conn, c => items::table
             .find((task, *id))
             .select(ItemRow::as_select())
-            .first::<ItemRow>(c)
+            .get_result::<ItemRow>(c)
             .optional())?;
         if let Some(row) = row {
             found.insert(row.id.clone(), row);
@@ -222,7 +222,7 @@ pub fn load_doc(conn: &mut DbConnection, task: &str, id: &str) -> QueryResult<Op
         .filter(items::task.eq(task))
         .filter(items::id.eq(id))
         .select(ItemRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
     else {
         return Ok(None);
@@ -247,23 +247,41 @@ pub fn insert_all(
     prediction_rows: &[PredictionRow],
     verdict_rows: &[VerdictRow],
 ) -> QueryResult<()> {
-    // One row: a statement diesel keeps prepared. More: multi-row inserts,
-    // chunked to stay under SQLite's parameter limit.
-    macro_rules! insert {
-        ($conn:expr, $table:expr, $rows:expr) => {{
-            if let [row] = $rows {
-                diesel::insert_into($table).values(row).execute($conn)?;
-            } else {
-                for chunk in $rows.chunks(200) {
-                    diesel::insert_into($table).values(chunk).execute($conn)?;
-                }
+    // SQLite: one prepared single-row statement run per row (a multi-row
+    // insert is parsed anew for every size, which cost more than it saved).
+    // PostgreSQL: multi-row inserts, one round trip per table, chunked to
+    // stay under the parameter limit.
+    match conn {
+        DbConnection::Sqlite(c) => {
+            for row in item_rows {
+                diesel::insert_into(items::table).values(row).execute(c)?;
             }
-        }};
+            for row in prediction_rows {
+                diesel::insert_into(predictions::table)
+                    .values(row)
+                    .execute(c)?;
+            }
+            for row in verdict_rows {
+                diesel::insert_into(verdicts::table)
+                    .values(row)
+                    .execute(c)?;
+            }
+        }
+        DbConnection::Pg(c) => {
+            for chunk in item_rows.chunks(200) {
+                diesel::insert_into(items::table).values(chunk).execute(c)?;
+            }
+            for chunk in prediction_rows.chunks(200) {
+                diesel::insert_into(predictions::table)
+                    .values(chunk)
+                    .execute(c)?;
+            }
+            for chunk in verdict_rows.chunks(200) {
+                diesel::insert_into(verdicts::table)
+                    .values(chunk)
+                    .execute(c)?;
+            }
+        }
     }
-    crate::on_backend!(conn, c => {
-        insert!(c, items::table, item_rows);
-        insert!(c, predictions::table, prediction_rows);
-        insert!(c, verdicts::table, verdict_rows);
-    });
     Ok(())
 }

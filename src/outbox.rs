@@ -223,7 +223,7 @@ pub fn mark_failed(
             .filter(outbox::id.eq(id))
             .filter(outbox::lease_owner.eq(owner))
             .select(outbox::attempts)
-            .first(conn)
+            .get_result(conn)
             .optional()?;
         let Some(attempts) = attempts else { continue };
         let attempts = attempts + 1;

@@ -27,12 +27,6 @@ pub struct Claim {
     pub lease_expires_at: Timestamp,
 }
 
-#[derive(QueryableByName)]
-struct ClaimedKey {
-    #[diesel(sql_type = Text)]
-    id: String,
-}
-
 /// The order in which a task's queue hands out items.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -112,10 +106,13 @@ pub fn claim_from(
     // order is the items_review_queue index's, so the first free row ends
     // the scan. (Items without a margin, i.e. without a prediction, sort
     // first on SQLite and last on PostgreSQL among equal deadlines.)
-    let skip_locked = if matches!(conn, DbConnection::Pg(_)) {
-        "FOR UPDATE SKIP LOCKED"
+    // On PostgreSQL `OFFSET 0` keeps the reviewer check a per-row probe of
+    // the reviews key: pulled up into an anti-join, the planner may scan all
+    // of the reviewer's (or the task's) reviews for every claim.
+    let (skip_locked, probe) = if matches!(conn, DbConnection::Pg(_)) {
+        ("FOR UPDATE SKIP LOCKED", "OFFSET 0")
     } else {
-        ""
+        ("", "")
     };
     let sql = format!(
         "UPDATE items SET lease_owner = $1, lease_expires_at = $2 \
@@ -123,26 +120,20 @@ pub fn claim_from(
            SELECT i.id FROM items i \
            WHERE i.task = $3 AND i.review_state = '{state}' \
              AND (i.lease_expires_at IS NULL OR i.lease_expires_at < $4) \
-             AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.task = i.task AND r.item_id = i.id AND r.reviewer = $1) \
+             AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.task = i.task AND r.item_id = i.id AND r.reviewer = $1 {probe}) \
            ORDER BY {order} \
            LIMIT 1 {skip_locked}) \
-         RETURNING id"
+         RETURNING task, id, input, input_sha256, status, reason, review_state, blind, audit, \
+           model_version, margin, sla_deadline, created_at, decided_at"
     );
-    let claimed: Option<ClaimedKey> = diesel::sql_query(sql)
+    let claimed: Option<ItemRow> = diesel::sql_query(sql)
         .bind::<Text, _>(reviewer)
         .bind::<SqlTimestamp, _>(expires)
         .bind::<Text, _>(task)
         .bind::<SqlTimestamp, _>(at)
         .get_result(conn)
         .optional()?;
-    let Some(ClaimedKey { id }) = claimed else {
-        return Ok(None);
-    };
-    let item = items::table
-        .find((task, id.as_str()))
-        .select(ItemRow::as_select())
-        .first(conn)?;
-    Ok(Some(Claim {
+    Ok(claimed.map(|item| Claim {
         item,
         lease_expires_at: expires,
     }))
@@ -162,7 +153,7 @@ pub fn held_by(
         .filter(items::lease_owner.eq(reviewer))
         .filter(items::lease_expires_at.gt(Some(now())))
         .select((ItemRow::as_select(), items::lease_expires_at))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     Ok(row.and_then(|(item, expires)| {
         expires.map(|lease_expires_at| Claim {
@@ -186,7 +177,7 @@ fn held_lease(
             items::lease_owner,
             items::lease_expires_at,
         ))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     let Some((item, owner, expires)) = row else {
         return Err(AppError::ItemNotFound {
@@ -366,18 +357,24 @@ pub fn submit(
         Outcome::Tied => REVIEW_ADJUDICATION,
         Outcome::Decided { .. } | Outcome::Audited => REVIEW_DONE,
     };
-    diesel::update(items::table.find((task, item_id)))
-        .set((
-            items::review_state.eq(next_state),
-            items::lease_owner.eq(None::<String>),
-            items::lease_expires_at.eq(None::<Timestamp>),
-        ))
-        .execute(conn)?;
+    let release = (
+        items::review_state.eq(next_state),
+        items::lease_owner.eq(None::<String>),
+        items::lease_expires_at.eq(None::<Timestamp>),
+    );
+    let item_row = diesel::update(items::table.find((task, item_id)));
     if let Outcome::Decided {
         label: decided,
         basis,
     } = &outcome
     {
+        item_row
+            .set((
+                release,
+                items::status.eq(STATUS_DECIDED),
+                items::decided_at.eq(Some(at)),
+            ))
+            .execute(conn)?;
         diesel::insert_into(verdicts::table)
             .values((
                 verdicts::task.eq(task),
@@ -391,15 +388,11 @@ pub fn submit(
                 verdicts::basis.eq(Some(*basis)),
             ))
             .execute(conn)?;
-        diesel::update(items::table.find((task, item_id)))
-            .set((
-                items::status.eq(STATUS_DECIDED),
-                items::decided_at.eq(Some(at)),
-            ))
-            .execute(conn)?;
         if let Some(url) = &rules.callback_url {
             crate::webhooks::enqueue_verdict(conn, task, item_id, url)?;
         }
+    } else {
+        item_row.set(release).execute(conn)?;
     }
     let detail = match &outcome {
         Outcome::Decided {

@@ -189,7 +189,7 @@ fn load_task(
         let existing: Option<String> = tasks::table
             .select(tasks::name)
             .find(name)
-            .first(conn)
+            .get_result(conn)
             .optional()?;
         if existing.is_some() {
             diesel::update(tasks::table.find(name))
@@ -208,7 +208,7 @@ fn load_task(
             let known: Option<String> = model_versions::table
                 .select(model_versions::version)
                 .find((name, model.version()))
-                .first(conn)
+                .get_result(conn)
                 .optional()?;
             if known.is_none() {
                 diesel::insert_into(model_versions::table)
@@ -281,7 +281,7 @@ pub fn current_live(conn: &mut DbConnection, task: &str) -> QueryResult<Option<S
     Ok(deployments::table
         .select(deployments::live_version)
         .find(task)
-        .first::<Option<String>>(conn)
+        .get_result::<Option<String>>(conn)
         .optional()?
         .flatten())
 }
@@ -301,7 +301,7 @@ pub fn deploy(
         let exists = deployments::table
             .select(deployments::task)
             .find(task)
-            .first::<String>(conn)
+            .get_result::<String>(conn)
             .optional()?
             .is_some();
         if exists {

@@ -108,7 +108,7 @@ fn lookup(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Known>> {
         .select((api_tokens::name, api_tokens::secret_sha256))
         .filter(api_tokens::id.eq(id))
         .filter(api_tokens::revoked_at.is_null())
-        .first::<(String, String)>(conn)
+        .get_result::<(String, String)>(conn)
         .optional()
         .map(|row| {
             row.map(|(name, secret_sha256)| Known {

@@ -8,6 +8,11 @@
 //!   never spoils another's.
 //! - PostgreSQL takes concurrent writers and groups their commits itself:
 //!   each write is its own transaction on a pooled connection.
+//!
+//! Lookups by a unique key end in `.get_result()`, not `.first()`: `first`
+//! binds `LIMIT` as a parameter, SQLite plans with the bound value, and a
+//! statement whose planned parameter is bound again is re-prepared on every
+//! run (it cost a tenth of the scoring path's CPU).
 
 pub mod fast_time;
 pub mod schema;
@@ -99,8 +104,9 @@ pub fn establish(settings: &DatabaseSettings) -> Result<DbConnection, String> {
                 Synchronous::Full => "FULL",
             };
             conn.batch_execute(&format!(
-                "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; PRAGMA journal_size_limit = 67108864;",
-                settings.busy_timeout_ms
+                "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; PRAGMA journal_size_limit = {};",
+                settings.busy_timeout_ms,
+                u64::from(settings.wal_limit_mb) << 20
             ))
             .map_err(|e| format!("cannot configure SQLite database {path}: {e}"))?;
             Ok(DbConnection::Sqlite(conn))
@@ -170,9 +176,14 @@ impl Db {
                 settings: settings.clone(),
             })
             .map_err(|e| format!("cannot open the connection pool: {e}"))?;
-        let writer = backend
-            .is_sqlite()
-            .then(|| Writer::start(conn, settings.clone(), settings.max_batch_jobs));
+        let writer = match backend.is_sqlite() {
+            true => Some(Writer::start(
+                conn,
+                settings.clone(),
+                settings.max_batch_jobs,
+            )?),
+            false => None,
+        };
         Ok(Db {
             pool,
             writer,

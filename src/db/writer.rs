@@ -2,12 +2,25 @@
 //! waiting in its queue, runs each in a savepoint of one transaction and
 //! commits once. A reply is sent only after the commit, so an acknowledged
 //! write is durable.
+//!
+//! WAL checkpoints stay out of the commit path: the writer's connection does
+//! not checkpoint on commit; a checkpointer thread with its own connection
+//! copies the WAL into the database in the background (`PASSIVE`, which
+//! never blocks the writer). A passive checkpoint under steady writes never
+//! catches up with the end of the WAL, and SQLite only rewinds the WAL once
+//! every frame is copied, so when the WAL has grown past `wal_limit_mb`
+//! the checkpointer asks the writer to copy the last few frames itself
+//! between two commits (nothing is appended meanwhile); the next commit then
+//! starts the WAL from the beginning again.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
-use diesel::Connection;
+use diesel::sql_types::BigInt;
+use diesel::{Connection, RunQueryDsl};
 
 use super::{establish, DbConnection};
 use crate::config::DatabaseSettings;
@@ -23,14 +36,57 @@ pub struct Writer {
     queue: mpsc::Sender<Work>,
 }
 
+/// Pause between two background checkpoints while the WAL is quiet; while it
+/// grows, passes follow each other after [`CHECKPOINT_BUSY`], so that little
+/// is left for the writer when the WAL is rewound.
+const CHECKPOINT_IDLE: Duration = Duration::from_millis(100);
+const CHECKPOINT_BUSY: Duration = Duration::from_millis(5);
+/// Frames the writer may be left to copy when it rewinds the WAL.
+const REWIND_LEFT: i64 = 256;
+
 impl Writer {
-    pub fn start(conn: DbConnection, settings: DatabaseSettings, max_batch: usize) -> Writer {
+    /// Starts the writer thread on `conn` and, on SQLite, the checkpointer.
+    pub fn start(
+        mut conn: DbConnection,
+        settings: DatabaseSettings,
+        max_batch: usize,
+    ) -> Result<Writer, String> {
+        let rewind = Arc::new(Rewind::default());
+        if let DbConnection::Sqlite(_) = conn {
+            use diesel::connection::SimpleConnection;
+            conn.batch_execute("PRAGMA wal_autocheckpoint = 0")
+                .map_err(|e| format!("cannot configure the writer: {e}"))?;
+            let checkpoints = establish(&settings)?;
+            let rewind = rewind.clone();
+            // The writer's share of a rewind (the frames written since the
+            // last background pass, and two syncs) pauses it for a few ms:
+            // rarely, with a large WAL.
+            let page_size: i64 = {
+                #[derive(diesel::QueryableByName)]
+                struct PageSize {
+                    #[diesel(sql_type = BigInt)]
+                    page_size: i64,
+                }
+                diesel::sql_query("PRAGMA page_size")
+                    .get_result::<PageSize>(&mut conn)
+                    .map_err(|e| format!("cannot read the page size: {e}"))?
+                    .page_size
+            };
+            let frames = (i64::from(settings.wal_limit_mb) << 20) / page_size.max(512);
+            std::thread::Builder::new()
+                .name("verdict-checkpoint".into())
+                .spawn(move || checkpoint_loop(checkpoints, &rewind, frames.max(1)))
+                .map_err(|e| format!("cannot start the checkpoint thread: {e}"))?;
+        }
         let (queue, receiver) = mpsc::channel::<Work>();
         std::thread::Builder::new()
             .name("verdict-writer".into())
-            .spawn(move || run(conn, settings, receiver, max_batch.max(1)))
-            .expect("cannot start the writer thread");
-        Writer { queue }
+            .spawn(move || {
+                run(conn, settings, receiver, max_batch.max(1), &rewind.wanted);
+                rewind.writer_gone.store(true, Ordering::Release);
+            })
+            .map_err(|e| format!("cannot start the writer thread: {e}"))?;
+        Ok(Writer { queue })
     }
 
     pub async fn write<T, F>(&self, f: F) -> Result<T, AppError>
@@ -72,13 +128,94 @@ fn begin(conn: &mut DbConnection) -> diesel::QueryResult<()> {
     }
 }
 
+#[derive(diesel::QueryableByName)]
+struct CheckpointResult {
+    #[diesel(sql_type = BigInt)]
+    busy: i64,
+    /// Frames in the WAL.
+    #[diesel(sql_type = BigInt)]
+    log: i64,
+    /// Frames of the WAL copied into the database.
+    #[diesel(sql_type = BigInt)]
+    checkpointed: i64,
+}
+
+/// `PRAGMA wal_checkpoint(PASSIVE)`: copies what it can without waiting.
+fn checkpoint(conn: &mut DbConnection) -> diesel::QueryResult<CheckpointResult> {
+    diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(conn)
+}
+
+/// The checkpointer's and the writer's signals.
+#[derive(Default)]
+struct Rewind {
+    /// Set by the checkpointer, cleared by the writer once it has copied the
+    /// last frames.
+    wanted: AtomicBool,
+    /// The writer has stopped: so does the checkpointer.
+    writer_gone: AtomicBool,
+}
+
+/// The background half of the checkpoints (see the module comment).
+fn checkpoint_loop(mut conn: DbConnection, rewind: &Rewind, rewind_frames: i64) {
+    let mut copied = 0;
+    while !rewind.writer_gone.load(Ordering::Acquire) {
+        let pause = match checkpoint(&mut conn) {
+            Ok(done) if done.busy == 0 && done.log >= rewind_frames => {
+                // Copy again until little is left for the writer: what was
+                // written while this pass ran.
+                let mut left = done.log - done.checkpointed;
+                for _ in 0..8 {
+                    if left <= REWIND_LEFT {
+                        break;
+                    }
+                    match checkpoint(&mut conn) {
+                        Ok(again) => left = again.log - again.checkpointed,
+                        Err(_) => break,
+                    }
+                }
+                rewind.wanted.store(true, Ordering::Release);
+                while rewind.wanted.load(Ordering::Acquire)
+                    && !rewind.writer_gone.load(Ordering::Acquire)
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                copied = 0;
+                CHECKPOINT_BUSY
+            }
+            Ok(done) => {
+                let grew = done.checkpointed > copied;
+                copied = done.checkpointed;
+                if grew {
+                    CHECKPOINT_BUSY
+                } else {
+                    CHECKPOINT_IDLE
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "background checkpoint failed");
+                CHECKPOINT_IDLE
+            }
+        };
+        std::thread::sleep(pause);
+    }
+}
+
 fn run(
     mut conn: DbConnection,
     settings: DatabaseSettings,
     queue: mpsc::Receiver<Work>,
     max_batch: usize,
+    rewind: &AtomicBool,
 ) {
-    while let Ok(first) = queue.recv() {
+    loop {
+        let first = match queue.recv_timeout(CHECKPOINT_IDLE) {
+            Ok(work) => work,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                finish_rewind(&mut conn, rewind);
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         // Everything waiting joins this commit: under concurrency groups
         // grow by themselves; a lone writer never waits.
         let mut batch = vec![first];
@@ -127,7 +264,27 @@ fn run(
         for completion in completions {
             completion(commit.clone());
         }
+        finish_rewind(&mut conn, rewind);
     }
+}
+
+/// The writer's half of a rewind, between two commits: copies the frames
+/// written since the checkpointer's last pass, so the next commit starts the
+/// WAL from the beginning.
+fn finish_rewind(conn: &mut DbConnection, wanted: &AtomicBool) {
+    if !wanted.load(Ordering::Acquire) {
+        return;
+    }
+    match checkpoint(conn) {
+        Ok(done) => tracing::debug!(
+            busy = done.busy,
+            log = done.log,
+            checkpointed = done.checkpointed,
+            "checkpoint before rewinding the WAL"
+        ),
+        Err(e) => tracing::warn!(error = %e, "checkpoint before rewinding the WAL failed"),
+    }
+    wanted.store(false, Ordering::Release);
 }
 
 impl DbConnection {

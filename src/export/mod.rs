@@ -347,10 +347,10 @@ pub fn count(conn: &mut DbConnection, task: &str, filter: &Filter) -> QueryResul
                 .filter(verdicts::task.eq(task.to_string()))
                 .into_boxed();
             q = with_verdict_filters!(q, filter);
-            return q.select(diesel::dsl::count_star()).first(conn);
+            return q.select(diesel::dsl::count_star()).get_result(conn);
         }
     }
-    q.select(diesel::dsl::count_star()).first(conn)
+    q.select(diesel::dsl::count_star()).get_result(conn)
 }
 
 /// One page of an export: the rows, and where the next page starts.

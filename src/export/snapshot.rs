@@ -88,7 +88,7 @@ pub fn find(conn: &mut DbConnection, task: &str, name: &str) -> QueryResult<Opti
     dataset_snapshots::table
         .find((task, name))
         .select(SnapshotRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

@@ -257,7 +257,7 @@ pub async fn item(
             let Some(item) = items::table
                 .find((t.as_str(), i.as_str()))
                 .select(ItemRow::as_select())
-                .first::<ItemRow>(conn)
+                .get_result::<ItemRow>(conn)
                 .optional()?
             else {
                 return Ok(None);
@@ -283,7 +283,7 @@ pub async fn item(
             let verdict = verdicts::table
                 .find((t.as_str(), i.as_str()))
                 .select(VerdictRow::as_select())
-                .first(conn)
+                .get_result(conn)
                 .optional()?;
             let audit = audit_log::table
                 .filter(audit_log::task.eq(Some(t.as_str())))

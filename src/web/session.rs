@@ -126,7 +126,7 @@ fn lookup(conn: &mut DbConnection, id: &str) -> QueryResult<Option<(User, String
         .filter(sessions::expires_at.gt(now()))
         .filter(users::disabled.eq(false))
         .select((sessions::user_name, sessions::csrf_token))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     let Some((name, csrf)) = row else {
         return Ok(None);

@@ -73,3 +73,70 @@ async fn acknowledged_items_survive_kill_9() {
         assert!(stored.contains(id), "acknowledged item {id} was lost");
     }
 }
+
+/// Checkpoints run beside the writer, yet the WAL does not grow without
+/// bound under writes that never pause: it is rewound near `wal_limit_mb`.
+#[actix_web::test]
+async fn the_wal_is_rewound_under_continuous_writes() {
+    use verdict::items::{insert_all, ItemRow, REVIEW_NONE, STATUS_DECIDED};
+    let db = TestDb::new(Backend::Sqlite).unwrap();
+    let settings = verdict::config::DatabaseSettings {
+        url: db.url.clone(),
+        wal_limit_mb: 1,
+        ..Default::default()
+    };
+    let store = verdict::db::Db::open(&settings).unwrap();
+    let wal = db.dir().join("verdict.db-wal");
+    let input = format!("{{\"text\":\"{}\"}}", "x".repeat(4000));
+    let at = verdict::domain::now();
+    let (mut largest, writers, per_writer, batch) = (0u64, 4, 60, 10);
+    let mut loops = Vec::new();
+    for w in 0..writers {
+        let (store, input) = (store.clone(), input.clone());
+        loops.push(actix_web::rt::spawn(async move {
+            for n in 0..per_writer {
+                let rows: Vec<ItemRow> = (0..batch)
+                    .map(|k| ItemRow {
+                        task: "wal".into(),
+                        id: format!("item-{w}-{n}-{k}"),
+                        input: input.clone(),
+                        input_sha256: String::new(),
+                        status: STATUS_DECIDED.into(),
+                        reason: None,
+                        review_state: REVIEW_NONE.into(),
+                        blind: false,
+                        audit: false,
+                        model_version: None,
+                        margin: None,
+                        sla_deadline: None,
+                        created_at: at,
+                        decided_at: Some(at),
+                    })
+                    .collect();
+                store
+                    .write(move |conn| Ok(insert_all(conn, &rows, &[], &[])?))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    // Sample the WAL's size while the writers run.
+    while loops.iter().any(|l| !l.is_finished()) {
+        largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+        actix_web::rt::time::sleep(Duration::from_millis(2)).await;
+    }
+    for l in loops {
+        l.await.unwrap();
+    }
+    let written = (writers * per_writer * batch) as u64 * input.len() as u64;
+    assert!(written > 8 << 20, "the test writes {written} bytes");
+    assert!(
+        largest < 6 << 20,
+        "the WAL grew to {largest} bytes with a 1 MiB limit after {written} bytes of items"
+    );
+    let mut conn = db.connect();
+    use diesel::prelude::*;
+    use verdict::db::schema::items;
+    let stored: i64 = items::table.count().get_result(&mut conn).unwrap();
+    assert_eq!(stored, (writers * per_writer * batch) as i64);
+}
