@@ -60,6 +60,11 @@ pub struct BenchOptions {
     /// Claim-and-label rounds in the queue benchmark.
     #[arg(long, default_value_t = 4000)]
     pub rounds: usize,
+    /// Queue benchmark: pace the reviewers at this many rounds per second in
+    /// all (an open load, as people make it; latency counted from each
+    /// round's scheduled time). Without it reviewers go back to back.
+    #[arg(long)]
+    pub pace: Option<f64>,
     /// Measure the label export instead: write this many labelled items,
     /// then time `verdict export` over them and report its peak memory.
     #[arg(long)]
@@ -451,9 +456,22 @@ fn run_queue(
         );
         let db = Arc::new(db);
         let per_reviewer = opts.rounds / opts.reviewers.max(1);
+        // Paced: each reviewer starts a round every `interval`, staggered.
+        let interval = opts
+            .pace
+            .filter(|p| *p > 0.0)
+            .map(|p| Duration::from_secs_f64(opts.reviewers.max(1) as f64 / p));
+        if let Some(p) = opts.pace {
+            println!("paced at {p:.0} rounds per second in all\n");
+        }
+        let start = Instant::now();
         let mut loops = Vec::new();
         for r in 0..opts.reviewers {
             let db = db.clone();
+            let mut next = start
+                + interval.map_or(Duration::ZERO, |i| {
+                    i.mul_f64(r as f64 / opts.reviewers.max(1) as f64)
+                });
             loops.push(tokio::spawn(async move {
                 let who = format!("reviewer-{r}");
                 let rules = Rules {
@@ -464,7 +482,15 @@ fn run_queue(
                 let (mut claims, mut labels) = (Vec::new(), Vec::new());
                 for _ in 0..per_reviewer {
                     let (w, t) = (who.clone(), task);
-                    let sent = Instant::now();
+                    let sent = match interval {
+                        Some(interval) => {
+                            tokio::time::sleep_until(next.into()).await;
+                            let scheduled = next;
+                            next += interval;
+                            scheduled
+                        }
+                        None => Instant::now(),
+                    };
                     let claim = db
                         .write(move |conn| queue::claim_next(conn, t, &w, queue::DEFAULT_LEASE))
                         .await?;
