@@ -173,6 +173,13 @@ fn checkpoint_loop(mut conn: DbConnection, rewind: &Rewind, rewind_frames: i64) 
                         Err(_) => break,
                     }
                 }
+                if left > REWIND_LEFT {
+                    // A long read holds back the copy (a checkpoint cannot
+                    // pass the oldest reader's snapshot): rather than leave
+                    // the writer a long copy, try again shortly.
+                    std::thread::sleep(CHECKPOINT_BUSY);
+                    continue;
+                }
                 rewind.wanted.store(true, Ordering::Release);
                 while rewind.wanted.load(Ordering::Acquire)
                     && !rewind.writer_gone.load(Ordering::Acquire)
