@@ -36,13 +36,17 @@ pub struct Writer {
     queue: mpsc::Sender<Work>,
 }
 
-/// Pause between two background checkpoints while the WAL is quiet; while it
-/// grows, passes follow each other after [`CHECKPOINT_BUSY`], so that little
-/// is left for the writer when the WAL is rewound.
+/// Pause between two background checkpoints while the WAL is quiet, and
+/// while it grows ([`CHECKPOINT_BUSY`]): each pass syncs the WAL and the
+/// database, and syncing every few ms under load cost throughput; when the
+/// WAL is to be rewound, passes follow each other until little is left.
 const CHECKPOINT_IDLE: Duration = Duration::from_millis(100);
-const CHECKPOINT_BUSY: Duration = Duration::from_millis(5);
+const CHECKPOINT_BUSY: Duration = Duration::from_millis(50);
 /// Frames the writer may be left to copy when it rewinds the WAL.
 const REWIND_LEFT: i64 = 256;
+/// Rewinds put off because more was left; then the writer copies the rest.
+const MAX_DEFERRALS: u32 = 10;
+const CHECKPOINT_RETRY: Duration = Duration::from_millis(5);
 
 impl Writer {
     /// Starts the writer thread on `conn` and, on SQLite, the checkpointer.
@@ -158,6 +162,7 @@ struct Rewind {
 /// The background half of the checkpoints (see the module comment).
 fn checkpoint_loop(mut conn: DbConnection, rewind: &Rewind, rewind_frames: i64) {
     let mut copied = 0;
+    let mut deferred = 0;
     while !rewind.writer_gone.load(Ordering::Acquire) {
         let pause = match checkpoint(&mut conn) {
             Ok(done) if done.busy == 0 && done.log >= rewind_frames => {
@@ -173,13 +178,17 @@ fn checkpoint_loop(mut conn: DbConnection, rewind: &Rewind, rewind_frames: i64) 
                         Err(_) => break,
                     }
                 }
-                if left > REWIND_LEFT {
-                    // A long read holds back the copy (a checkpoint cannot
-                    // pass the oldest reader's snapshot): rather than leave
-                    // the writer a long copy, try again shortly.
-                    std::thread::sleep(CHECKPOINT_BUSY);
+                if left > REWIND_LEFT && deferred < MAX_DEFERRALS {
+                    // Writes outran the copy, or a long read holds it back
+                    // (a checkpoint cannot pass the oldest reader's
+                    // snapshot): try again shortly rather than leave the
+                    // writer a long copy; but not for ever, or the WAL would
+                    // grow without bound.
+                    deferred += 1;
+                    std::thread::sleep(CHECKPOINT_RETRY);
                     continue;
                 }
+                deferred = 0;
                 rewind.wanted.store(true, Ordering::Release);
                 while rewind.wanted.load(Ordering::Acquire)
                     && !rewind.writer_gone.load(Ordering::Acquire)
