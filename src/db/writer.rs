@@ -44,8 +44,9 @@ const CHECKPOINT_IDLE: Duration = Duration::from_millis(100);
 const CHECKPOINT_BUSY: Duration = Duration::from_millis(50);
 /// Frames the writer may be left to copy when it rewinds the WAL.
 const REWIND_LEFT: i64 = 256;
-/// Rewinds put off because more was left; then the writer copies the rest.
-const MAX_DEFERRALS: u32 = 10;
+/// Rewinds put off because more was left; then the writer copies the rest
+/// (more deferrals let the WAL outgrow its limit under heavy writes).
+const MAX_DEFERRALS: u32 = 2;
 const CHECKPOINT_RETRY: Duration = Duration::from_millis(5);
 
 impl Writer {
@@ -169,7 +170,7 @@ fn checkpoint_loop(mut conn: DbConnection, rewind: &Rewind, rewind_frames: i64) 
                 // Copy again until little is left for the writer: what was
                 // written while this pass ran.
                 let mut left = done.log - done.checkpointed;
-                for _ in 0..8 {
+                for _ in 0..4 {
                     if left <= REWIND_LEFT {
                         break;
                     }
