@@ -148,6 +148,25 @@ impl Finding {
             still: HashSet::new(),
         }
     }
+
+    /// A threshold rule of the whole task (no subject): it fires with
+    /// `(summary, numbers)` when the rule is over its threshold.
+    fn threshold(
+        kind: &'static str,
+        task: &str,
+        severity: &'static str,
+        over: Option<(String, serde_json::Value)>,
+    ) -> Self {
+        let firing = over.map(|(summary, numbers)| Firing {
+            kind,
+            task: task.into(),
+            subject: String::new(),
+            severity,
+            summary,
+            numbers,
+        });
+        Finding::new(kind, task, firing)
+    }
 }
 
 /// Resolves the open alert of `kind`, `task` and `subject`, if any, and
@@ -449,39 +468,31 @@ pub fn measure(conn: &mut DbConnection, settings: &Settings) -> QueryResult<Vec<
 
         // Backlog.
         let queued: i64 = waiting().count().get_result(conn)?;
-        let firing = match rules.backlog_items {
-            Some(limit) if queued > limit => Some(Firing {
-                kind: BACKLOG,
-                task: task.into(),
-                subject: String::new(),
-                severity: WARNING,
-                summary: format!(
+        let over = match rules.backlog_items {
+            Some(limit) if queued > limit => Some((
+                format!(
                     "{} for a human",
                     count_of(queued, "item", "items", "waits", "wait")
                 ),
-                numbers: serde_json::json!({"waiting": queued, "threshold": limit}),
-            }),
+                serde_json::json!({"waiting": queued, "threshold": limit}),
+            )),
             _ => None,
         };
-        findings.push(Finding::new(BACKLOG, task, firing));
+        findings.push(Finding::threshold(BACKLOG, task, WARNING, over));
 
         // The oldest waiting item.
         let oldest: Option<Timestamp> = waiting()
             .select(diesel::dsl::min(items::created_at))
             .get_result(conn)?;
         let age = oldest.map(|t| (at - t).num_minutes());
-        let firing = match (rules.oldest_item_minutes, age) {
-            (Some(limit), Some(age)) if age > limit => Some(Firing {
-                kind: OLDEST_ITEM,
-                task: task.into(),
-                subject: String::new(),
-                severity: WARNING,
-                summary: format!("the oldest waiting item is {age} minutes old"),
-                numbers: serde_json::json!({"oldest (minutes)": age, "threshold (minutes)": limit}),
-            }),
+        let over = match (rules.oldest_item_minutes, age) {
+            (Some(limit), Some(age)) if age > limit => Some((
+                format!("the oldest waiting item is {age} minutes old"),
+                serde_json::json!({"oldest (minutes)": age, "threshold (minutes)": limit}),
+            )),
             _ => None,
         };
-        findings.push(Finding::new(OLDEST_ITEM, task, firing));
+        findings.push(Finding::threshold(OLDEST_ITEM, task, WARNING, over));
 
         // Scoring errors.
         let since = at - chrono::Duration::minutes(rules.error_rate_window_minutes);
@@ -491,23 +502,19 @@ pub fn measure(conn: &mut DbConnection, settings: &Settings) -> QueryResult<Vec<
         } else {
             0.0
         };
-        let firing = match rules.error_rate {
-            Some(limit) if total >= rules.error_rate_min_items && rate > limit => Some(Firing {
-                kind: ERROR_RATE,
-                task: task.into(),
-                subject: String::new(),
-                severity: CRITICAL,
-                summary: format!("{:.1}% of items failed to score", rate * 100.0),
-                numbers: serde_json::json!({
+        let over = match rules.error_rate {
+            Some(limit) if total >= rules.error_rate_min_items && rate > limit => Some((
+                format!("{:.1}% of items failed to score", rate * 100.0),
+                serde_json::json!({
                     "failed": failed,
                     "items": total,
                     "window (minutes)": rules.error_rate_window_minutes,
                     "threshold": limit,
                 }),
-            }),
+            )),
             _ => None,
         };
-        findings.push(Finding::new(ERROR_RATE, task, firing));
+        findings.push(Finding::threshold(ERROR_RATE, task, CRITICAL, over));
     }
 
     // The outbox itself.
@@ -515,21 +522,17 @@ pub fn measure(conn: &mut DbConnection, settings: &Settings) -> QueryResult<Vec<
         .filter(outbox::status.eq(STATUS_DEAD))
         .count()
         .get_result(conn)?;
-    let firing = match rules.dead_messages {
-        Some(limit) if dead > limit => Some(Firing {
-            kind: DEAD_MESSAGES,
-            task: String::new(),
-            subject: String::new(),
-            severity: CRITICAL,
-            summary: format!(
+    let over = match rules.dead_messages {
+        Some(limit) if dead > limit => Some((
+            format!(
                 "{} dead",
                 count_of(dead, "outbox message", "outbox messages", "is", "are")
             ),
-            numbers: serde_json::json!({"dead": dead, "threshold": limit}),
-        }),
+            serde_json::json!({"dead": dead, "threshold": limit}),
+        )),
         _ => None,
     };
-    findings.push(Finding::new(DEAD_MESSAGES, "", firing));
+    findings.push(Finding::threshold(DEAD_MESSAGES, "", CRITICAL, over));
     Ok(findings)
 }
 

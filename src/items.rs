@@ -251,37 +251,24 @@ pub fn insert_all(
     // insert is parsed anew for every size, which cost more than it saved).
     // PostgreSQL: multi-row inserts, one round trip per table, chunked to
     // stay under the parameter limit.
-    match conn {
-        DbConnection::Sqlite(c) => {
-            for row in item_rows {
-                diesel::insert_into(items::table).values(row).execute(c)?;
+    macro_rules! insert {
+        ($table:expr, $rows:expr) => {
+            match &mut *conn {
+                DbConnection::Sqlite(c) => {
+                    for row in $rows {
+                        diesel::insert_into($table).values(row).execute(c)?;
+                    }
+                }
+                DbConnection::Pg(c) => {
+                    for chunk in $rows.chunks(200) {
+                        diesel::insert_into($table).values(chunk).execute(c)?;
+                    }
+                }
             }
-            for row in prediction_rows {
-                diesel::insert_into(predictions::table)
-                    .values(row)
-                    .execute(c)?;
-            }
-            for row in verdict_rows {
-                diesel::insert_into(verdicts::table)
-                    .values(row)
-                    .execute(c)?;
-            }
-        }
-        DbConnection::Pg(c) => {
-            for chunk in item_rows.chunks(200) {
-                diesel::insert_into(items::table).values(chunk).execute(c)?;
-            }
-            for chunk in prediction_rows.chunks(200) {
-                diesel::insert_into(predictions::table)
-                    .values(chunk)
-                    .execute(c)?;
-            }
-            for chunk in verdict_rows.chunks(200) {
-                diesel::insert_into(verdicts::table)
-                    .values(chunk)
-                    .execute(c)?;
-            }
-        }
+        };
     }
+    insert!(items::table, item_rows);
+    insert!(predictions::table, prediction_rows);
+    insert!(verdicts::table, verdict_rows);
     Ok(())
 }

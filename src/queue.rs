@@ -123,9 +123,9 @@ pub fn claim_from(
              AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.task = i.task AND r.item_id = i.id AND r.reviewer = $1 {probe}) \
            ORDER BY {order} \
            LIMIT 1 {skip_locked}) \
-         RETURNING task, id, input, input_sha256, status, reason, review_state, blind, audit, \
-           model_version, margin, sla_deadline, created_at, decided_at"
+         RETURNING *"
     );
+    // The whole row comes back; `ItemRow` picks its columns by name.
     let claimed: Option<ItemRow> = diesel::sql_query(sql)
         .bind::<Text, _>(reviewer)
         .bind::<SqlTimestamp, _>(expires)

@@ -58,30 +58,7 @@ impl Writer {
     ) -> Result<Writer, String> {
         let rewind = Arc::new(Rewind::default());
         if let DbConnection::Sqlite(_) = conn {
-            use diesel::connection::SimpleConnection;
-            conn.batch_execute("PRAGMA wal_autocheckpoint = 0")
-                .map_err(|e| format!("cannot configure the writer: {e}"))?;
-            let checkpoints = establish(&settings)?;
-            let rewind = rewind.clone();
-            // The writer's share of a rewind (the frames written since the
-            // last background pass, and two syncs) pauses it for a few ms:
-            // rarely, with a large WAL.
-            let page_size: i64 = {
-                #[derive(diesel::QueryableByName)]
-                struct PageSize {
-                    #[diesel(sql_type = BigInt)]
-                    page_size: i64,
-                }
-                diesel::sql_query("PRAGMA page_size")
-                    .get_result::<PageSize>(&mut conn)
-                    .map_err(|e| format!("cannot read the page size: {e}"))?
-                    .page_size
-            };
-            let frames = (i64::from(settings.wal_limit_mb) << 20) / page_size.max(512);
-            std::thread::Builder::new()
-                .name("verdict-checkpoint".into())
-                .spawn(move || checkpoint_loop(checkpoints, &rewind, frames.max(1)))
-                .map_err(|e| format!("cannot start the checkpoint thread: {e}"))?;
+            start_checkpointer(&mut conn, &settings, rewind.clone())?;
         }
         let (queue, receiver) = mpsc::channel::<Work>();
         std::thread::Builder::new()
@@ -131,6 +108,41 @@ fn begin(conn: &mut DbConnection) -> diesel::QueryResult<()> {
         }
         DbConnection::Pg(c) => AnsiTransactionManager::begin_transaction(c),
     }
+}
+
+/// The writer's commits never checkpoint (the checkpointer does).
+const NO_AUTOCHECKPOINT: &str = "PRAGMA wal_autocheckpoint = 0";
+
+/// Takes the WAL checkpoints off `writer`'s commits and starts the
+/// checkpointer thread on a connection of its own.
+fn start_checkpointer(
+    writer: &mut DbConnection,
+    settings: &DatabaseSettings,
+    rewind: Arc<Rewind>,
+) -> Result<(), String> {
+    use diesel::connection::SimpleConnection;
+    #[derive(diesel::QueryableByName)]
+    struct PageSize {
+        #[diesel(sql_type = BigInt)]
+        page_size: i64,
+    }
+    writer
+        .batch_execute(NO_AUTOCHECKPOINT)
+        .map_err(|e| format!("cannot configure the writer: {e}"))?;
+    let page_size = diesel::sql_query("PRAGMA page_size")
+        .get_result::<PageSize>(writer)
+        .map_err(|e| format!("cannot read the page size: {e}"))?
+        .page_size;
+    // The writer's share of a rewind (the frames written since the last
+    // background pass, and two syncs) pauses it for a few ms: rarely, with
+    // a large WAL.
+    let frames = (i64::from(settings.wal_limit_mb) << 20) / page_size.max(512);
+    let conn = establish(settings)?;
+    std::thread::Builder::new()
+        .name("verdict-checkpoint".into())
+        .spawn(move || checkpoint_loop(conn, &rewind, frames.max(1)))
+        .map_err(|e| format!("cannot start the checkpoint thread: {e}"))?;
+    Ok(())
 }
 
 #[derive(diesel::QueryableByName)]
@@ -244,10 +256,7 @@ fn run(
         }
         if let Err(e) = begin(&mut conn) {
             tracing::error!(error = %e, "cannot begin a write transaction; reconnecting");
-            match establish(&settings) {
-                Ok(fresh) => conn = fresh,
-                Err(e) => tracing::error!(error = %e, "reconnect failed"),
-            }
+            reopen(&mut conn, &settings);
             if begin(&mut conn).is_err() {
                 // Dropping the work drops its reply channel: callers get 503.
                 continue;
@@ -265,10 +274,7 @@ fn run(
                 tracing::error!(
                     "a write panicked; the batch is rolled back and the connection reopened"
                 );
-                match establish(&settings) {
-                    Ok(fresh) => conn = fresh,
-                    Err(e) => tracing::error!(error = %e, "reconnect failed"),
-                }
+                reopen(&mut conn, &settings);
                 continue;
             }
         };
@@ -282,6 +288,24 @@ fn run(
             completion(commit.clone());
         }
         finish_rewind(&mut conn, rewind);
+    }
+}
+
+/// Replaces the writer's connection with a fresh one, configured as at
+/// start (no checkpoints in its commits on SQLite).
+fn reopen(conn: &mut DbConnection, settings: &DatabaseSettings) {
+    use diesel::connection::SimpleConnection;
+    let fresh = establish(settings).and_then(|mut fresh| {
+        if let DbConnection::Sqlite(_) = fresh {
+            fresh
+                .batch_execute(NO_AUTOCHECKPOINT)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(fresh)
+    });
+    match fresh {
+        Ok(fresh) => *conn = fresh,
+        Err(e) => tracing::error!(error = %e, "reconnect failed"),
     }
 }
 

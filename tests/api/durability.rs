@@ -78,7 +78,6 @@ async fn acknowledged_items_survive_kill_9() {
 /// bound under writes that never pause: it is rewound near `wal_limit_mb`.
 #[actix_web::test]
 async fn the_wal_is_rewound_under_continuous_writes() {
-    use verdict::items::{insert_all, ItemRow, REVIEW_NONE, STATUS_DECIDED};
     let db = TestDb::new(Backend::Sqlite).unwrap();
     let settings = verdict::config::DatabaseSettings {
         url: db.url.clone(),
@@ -88,7 +87,6 @@ async fn the_wal_is_rewound_under_continuous_writes() {
     let store = verdict::db::Db::open(&settings).unwrap();
     let wal = db.dir().join("verdict.db-wal");
     let input = format!("{{\"text\":\"{}\"}}", "x".repeat(2000));
-    let at = verdict::domain::now();
     let (mut largest, writers, batch) = (0u64, 4, 10);
     let until = Instant::now() + Duration::from_secs(1);
     let mut loops = Vec::new();
@@ -98,28 +96,7 @@ async fn the_wal_is_rewound_under_continuous_writes() {
             let mut n = 0;
             while Instant::now() < until {
                 n += 1;
-                let rows: Vec<ItemRow> = (0..batch)
-                    .map(|k| ItemRow {
-                        task: "wal".into(),
-                        id: format!("item-{w}-{n}-{k}"),
-                        input: input.clone(),
-                        input_sha256: String::new(),
-                        status: STATUS_DECIDED.into(),
-                        reason: None,
-                        review_state: REVIEW_NONE.into(),
-                        blind: false,
-                        audit: false,
-                        model_version: None,
-                        margin: None,
-                        sla_deadline: None,
-                        created_at: at,
-                        decided_at: Some(at),
-                    })
-                    .collect();
-                store
-                    .write(move |conn| Ok(insert_all(conn, &rows, &[], &[])?))
-                    .await
-                    .unwrap();
+                write_items(&store, &format!("item-{w}-{n}"), batch, &input).await;
             }
             n * batch
         }));
@@ -155,7 +132,6 @@ async fn the_wal_is_rewound_under_continuous_writes() {
 /// SQLite starts the WAL over at the next write.
 #[actix_web::test]
 async fn a_quiet_wal_is_rewound_before_its_limit() {
-    use verdict::items::{insert_all, ItemRow, REVIEW_NONE, STATUS_DECIDED};
     let db = TestDb::new(Backend::Sqlite).unwrap();
     let settings = verdict::config::DatabaseSettings {
         url: db.url.clone(),
@@ -164,33 +140,11 @@ async fn a_quiet_wal_is_rewound_before_its_limit() {
     let store = verdict::db::Db::open(&settings).unwrap();
     let wal = db.dir().join("verdict.db-wal");
     let input = format!("{{\"text\":\"{}\"}}", "x".repeat(1500));
-    let at = verdict::domain::now();
     let burst = |round: usize| {
         let (store, input) = (store.clone(), input.clone());
         async move {
             for n in 0..200 {
-                let rows: Vec<ItemRow> = (0..10)
-                    .map(|k| ItemRow {
-                        task: "wal".into(),
-                        id: format!("item-{round}-{n}-{k}"),
-                        input: input.clone(),
-                        input_sha256: String::new(),
-                        status: STATUS_DECIDED.into(),
-                        reason: None,
-                        review_state: REVIEW_NONE.into(),
-                        blind: false,
-                        audit: false,
-                        model_version: None,
-                        margin: None,
-                        sla_deadline: None,
-                        created_at: at,
-                        decided_at: Some(at),
-                    })
-                    .collect();
-                store
-                    .write(move |conn| Ok(insert_all(conn, &rows, &[], &[])?))
-                    .await
-                    .unwrap();
+                write_items(&store, &format!("item-{round}-{n}"), 10, &input).await;
             }
         }
     };
@@ -208,4 +162,33 @@ async fn a_quiet_wal_is_rewound_before_its_limit() {
         after_two < after_one + (after_one / 2),
         "the second burst appended to the WAL ({after_one} → {after_two} bytes) instead of reusing it"
     );
+}
+
+/// Writes `count` decided items `{prefix}-0…` with `input` through the
+/// writer, in one commit.
+async fn write_items(store: &verdict::db::Db, prefix: &str, count: usize, input: &str) {
+    use verdict::items::{insert_all, ItemRow, REVIEW_NONE, STATUS_DECIDED};
+    let at = verdict::domain::now();
+    let rows: Vec<ItemRow> = (0..count)
+        .map(|k| ItemRow {
+            task: "wal".into(),
+            id: format!("{prefix}-{k}"),
+            input: input.to_string(),
+            input_sha256: String::new(),
+            status: STATUS_DECIDED.into(),
+            reason: None,
+            review_state: REVIEW_NONE.into(),
+            blind: false,
+            audit: false,
+            model_version: None,
+            margin: None,
+            sla_deadline: None,
+            created_at: at,
+            decided_at: Some(at),
+        })
+        .collect();
+    store
+        .write(move |conn| Ok(insert_all(conn, &rows, &[], &[])?))
+        .await
+        .unwrap();
 }
