@@ -10,35 +10,14 @@ use rand::Rng;
 
 use crate::db::schema::{user_tasks, users};
 use crate::db::DbConnection;
-use crate::domain::now;
+use crate::domain::{now, Role};
 
 /// Shortest password accepted.
 pub const MIN_PASSWORD_LEN: usize = 10;
 
-/// What a user may do; enforced on the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Works the queues of the tasks they are given.
-    Reviewer,
-    /// Everything, on every task.
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Reviewer => "reviewer",
-            Role::Admin => "admin",
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<Role, String> {
-        match s {
-            "reviewer" => Ok(Role::Reviewer),
-            "admin" => Ok(Role::Admin),
-            other => Err(format!("{other:?} is not a role: use reviewer or admin")),
-        }
-    }
+/// The role named `s`, or a message that says which roles there are.
+pub fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| format!("{s:?} is not a role: use reviewer or admin"))
 }
 
 /// A user name: 1-64 letters, digits, `.`, `_`, `-` or `@`.
@@ -199,7 +178,7 @@ pub fn authenticate(
         let _ = verify_password(password, &DUMMY_HASH);
         return Ok(None);
     };
-    if !verify_password(password, &hash) || disabled || Role::parse(&role).is_err() {
+    if !verify_password(password, &hash) || disabled || Role::parse(&role).is_none() {
         return Ok(None);
     }
     load(conn, name)
@@ -223,7 +202,7 @@ pub fn load(conn: &mut DbConnection, name: &str) -> QueryResult<Option<User>> {
     let Some((role, false)) = row else {
         return Ok(None);
     };
-    let Ok(role) = Role::parse(&role) else {
+    let Some(role) = Role::parse(&role) else {
         return Ok(None);
     };
     let tasks = user_tasks::table
@@ -275,8 +254,10 @@ mod tests {
         assert!(check_name("ana.lopez@lab").is_ok());
         assert!(check_name("").is_err());
         assert!(check_name("has space").is_err());
-        assert_eq!(Role::parse("admin"), Ok(Role::Admin));
-        assert!(Role::parse("root").is_err());
+        assert_eq!(parse_role("admin"), Ok(Role::Admin));
+        assert!(parse_role("root")
+            .unwrap_err()
+            .contains("reviewer or admin"));
         let reviewer = User {
             name: "r".into(),
             role: Role::Reviewer,

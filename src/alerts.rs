@@ -19,20 +19,10 @@ use diesel::sql_types::{BigInt, Text, Timestamp as SqlTimestamp};
 use crate::db::schema::{alerts, items, outbox};
 use crate::db::DbConnection;
 use crate::domain::{now, rfc3339, Timestamp};
+use crate::domain::{AlertKind, OutboxKind, OutboxStatus, ReviewState, Severity};
 use crate::error::AppError;
-use crate::items::REVIEW_PENDING;
-use crate::outbox::{NewMessage, KIND_EMAIL, STATUS_DEAD};
-use crate::queue::REVIEW_ADJUDICATION;
+use crate::outbox::NewMessage;
 use crate::startup::AppState;
-
-pub const SLA_BREACH: &str = "sla_breach";
-pub const BACKLOG: &str = "backlog";
-pub const OLDEST_ITEM: &str = "oldest_item";
-pub const DEAD_MESSAGES: &str = "dead_messages";
-pub const ERROR_RATE: &str = "error_rate";
-
-pub const WARNING: &str = "warning";
-pub const CRITICAL: &str = "critical";
 
 /// Overdue items one pass looks at (per-item SLA alerts).
 const OVERDUE_LISTED: usize = 1000;
@@ -44,10 +34,10 @@ const MONITOR_LOCK: i64 = 0x7665_7264_6963_7401;
 #[diesel(table_name = alerts)]
 pub struct Alert {
     pub id: i64,
-    pub kind: String,
+    pub kind: AlertKind,
     pub task: String,
     pub subject: String,
-    pub severity: String,
+    pub severity: Severity,
     pub summary: String,
     pub numbers: String,
     pub fired_at: Timestamp,
@@ -67,12 +57,12 @@ fn count_of(n: i64, one: &str, many: &str, verb_one: &str, verb_many: &str) -> S
 /// A condition that holds now.
 #[derive(Debug, Clone)]
 pub struct Firing {
-    pub kind: &'static str,
+    pub kind: AlertKind,
     /// `""` for the whole service.
     pub task: String,
     /// What within the task: `""`, or e.g. an item id.
     pub subject: String,
-    pub severity: &'static str,
+    pub severity: Severity,
     pub summary: String,
     /// The figures that fired it: a JSON object.
     pub numbers: serde_json::Value,
@@ -80,7 +70,7 @@ pub struct Firing {
 
 fn open(
     conn: &mut DbConnection,
-    kind: &str,
+    kind: AlertKind,
     task: &str,
     subject: &str,
 ) -> QueryResult<Option<Alert>> {
@@ -122,7 +112,7 @@ pub fn raise(conn: &mut DbConnection, settings: &Settings, f: &Firing) -> QueryR
         ))
         .execute(conn)?;
     let alert = open(conn, f.kind, &f.task, &f.subject)?.ok_or(diesel::result::Error::NotFound)?;
-    tracing::warn!(kind = f.kind, task = %f.task, subject = %f.subject, summary = %f.summary, "alert fired");
+    tracing::warn!(kind = f.kind.as_str(), task = %f.task, subject = %f.subject, summary = %f.summary, "alert fired");
     notify(conn, settings, &alert)?;
     Ok(true)
 }
@@ -131,7 +121,7 @@ pub fn raise(conn: &mut DbConnection, settings: &Settings, f: &Firing) -> QueryR
 /// open alert of the rule in the task resolves.
 #[derive(Debug, Clone)]
 pub struct Finding {
-    pub kind: &'static str,
+    pub kind: AlertKind,
     pub task: String,
     pub firing: Vec<Firing>,
     /// Subjects that still hold without being listed in `firing` (items
@@ -140,7 +130,7 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn new(kind: &'static str, task: &str, firing: impl IntoIterator<Item = Firing>) -> Self {
+    fn new(kind: AlertKind, task: &str, firing: impl IntoIterator<Item = Firing>) -> Self {
         Finding {
             kind,
             task: task.into(),
@@ -152,9 +142,9 @@ impl Finding {
     /// A threshold rule of the whole task (no subject): it fires with
     /// `(summary, numbers)` when the rule is over its threshold.
     fn threshold(
-        kind: &'static str,
+        kind: AlertKind,
         task: &str,
-        severity: &'static str,
+        severity: Severity,
         over: Option<(String, serde_json::Value)>,
     ) -> Self {
         let firing = over.map(|(summary, numbers)| Firing {
@@ -174,7 +164,7 @@ impl Finding {
 pub fn resolve(
     conn: &mut DbConnection,
     settings: &Settings,
-    kind: &str,
+    kind: AlertKind,
     task: &str,
     subject: &str,
 ) -> QueryResult<bool> {
@@ -204,7 +194,7 @@ fn resolve_alert(
 fn resolve_all_but(
     conn: &mut DbConnection,
     settings: &Settings,
-    kind: &str,
+    kind: AlertKind,
     task: &str,
     firing: &HashSet<String>,
 ) -> QueryResult<()> {
@@ -239,7 +229,7 @@ pub fn recipients(settings: &Settings, task: &str, severity: &str) -> Vec<String
 /// Where an alert is seen in the web UI.
 pub fn link(settings: &Settings, alert: &Alert) -> String {
     let base = settings.mail.base_url.trim_end_matches('/');
-    if alert.kind == SLA_BREACH && !alert.subject.is_empty() {
+    if alert.kind == AlertKind::SlaBreach && !alert.subject.is_empty() {
         format!("{base}/admin/items/{}/{}", alert.task, alert.subject)
     } else {
         format!("{base}/admin/alerts")
@@ -281,9 +271,9 @@ fn notify(conn: &mut DbConnection, settings: &Settings, alert: &Alert) -> QueryR
     let fired = alert.resolved_at.is_none();
     let mail = crate::mail::AlertMail {
         fired,
-        kind: &alert.kind,
+        kind: alert.kind.as_str(),
         task: &alert.task,
-        severity: &alert.severity,
+        severity: alert.severity.as_str(),
         summary: &alert.summary,
         numbers: numbers(alert),
         fired_at: rfc3339(&alert.fired_at),
@@ -299,12 +289,12 @@ fn notify(conn: &mut DbConnection, settings: &Settings, alert: &Alert) -> QueryR
         }
     };
     let event = if fired { "fired" } else { "resolved" };
-    for to in recipients(settings, &alert.task, &alert.severity) {
+    for to in recipients(settings, &alert.task, alert.severity.as_str()) {
         let key = format!("alert:{}:{event}:{to}", alert.id);
         crate::outbox::enqueue(
             conn,
             &NewMessage {
-                kind: KIND_EMAIL,
+                kind: OutboxKind::Email,
                 destination: &to,
                 task: Some(&alert.task)
                     .filter(|t| !t.is_empty())
@@ -384,9 +374,9 @@ pub fn measure(conn: &mut DbConnection, settings: &Settings) -> QueryResult<Vec<
     for task in &settings.tasks {
         let task = task.name.as_str();
         let waiting = || {
-            items::table
-                .filter(items::task.eq(task))
-                .filter(items::review_state.eq_any([REVIEW_PENDING, REVIEW_ADJUDICATION]))
+            items::table.filter(items::task.eq(task)).filter(
+                items::review_state.eq_any([ReviewState::Pending, ReviewState::Adjudication]),
+            )
         };
 
         // Items past their SLA.
@@ -399,13 +389,13 @@ pub fn measure(conn: &mut DbConnection, settings: &Settings) -> QueryResult<Vec<
         let late = |deadline: &Option<Timestamp>| deadline.map_or(0, |d| (at - d).num_minutes());
         match rules.sla {
             SlaAlerts::PerItem => {
-                let mut finding = Finding::new(SLA_BREACH, task, []);
+                let mut finding = Finding::new(AlertKind::SlaBreach, task, []);
                 for (id, deadline) in &overdue {
                     finding.firing.push(Firing {
-                        kind: SLA_BREACH,
+                        kind: AlertKind::SlaBreach,
                         task: task.into(),
                         subject: id.clone(),
-                        severity: WARNING,
+                        severity: Severity::Warning,
                         summary: format!("item {id} is past its SLA"),
                         numbers: serde_json::json!({
                             "item": id,
@@ -418,7 +408,7 @@ pub fn measure(conn: &mut DbConnection, settings: &Settings) -> QueryResult<Vec<
                     // Beyond the first ones listed: keep the alerts of
                     // items that are still overdue.
                     let subjects: Vec<String> = alerts::table
-                        .filter(alerts::kind.eq(SLA_BREACH))
+                        .filter(alerts::kind.eq(AlertKind::SlaBreach))
                         .filter(alerts::task.eq(task))
                         .filter(alerts::resolved_at.is_null())
                         .select(alerts::subject)
@@ -437,7 +427,7 @@ pub fn measure(conn: &mut DbConnection, settings: &Settings) -> QueryResult<Vec<
                 findings.push(finding);
             }
             SlaAlerts::Batched => {
-                let mut finding = Finding::new(SLA_BREACH, task, []);
+                let mut finding = Finding::new(AlertKind::SlaBreach, task, []);
                 if !overdue.is_empty() {
                     let count: i64 = waiting()
                         .filter(items::sla_deadline.lt(Some(at)))
@@ -446,10 +436,10 @@ pub fn measure(conn: &mut DbConnection, settings: &Settings) -> QueryResult<Vec<
                     let listed: Vec<&str> =
                         overdue.iter().take(20).map(|(id, _)| id.as_str()).collect();
                     finding.firing.push(Firing {
-                        kind: SLA_BREACH,
+                        kind: AlertKind::SlaBreach,
                         task: task.into(),
                         subject: String::new(),
-                        severity: WARNING,
+                        severity: Severity::Warning,
                         summary: format!(
                             "{} past {} SLA",
                             count_of(count, "item", "items", "is", "are"),
@@ -478,7 +468,12 @@ pub fn measure(conn: &mut DbConnection, settings: &Settings) -> QueryResult<Vec<
             )),
             _ => None,
         };
-        findings.push(Finding::threshold(BACKLOG, task, WARNING, over));
+        findings.push(Finding::threshold(
+            AlertKind::Backlog,
+            task,
+            Severity::Warning,
+            over,
+        ));
 
         // The oldest waiting item.
         let oldest: Option<Timestamp> = waiting()
@@ -492,7 +487,12 @@ pub fn measure(conn: &mut DbConnection, settings: &Settings) -> QueryResult<Vec<
             )),
             _ => None,
         };
-        findings.push(Finding::threshold(OLDEST_ITEM, task, WARNING, over));
+        findings.push(Finding::threshold(
+            AlertKind::OldestItem,
+            task,
+            Severity::Warning,
+            over,
+        ));
 
         // Scoring errors.
         let since = at - chrono::Duration::minutes(rules.error_rate_window_minutes);
@@ -514,12 +514,17 @@ pub fn measure(conn: &mut DbConnection, settings: &Settings) -> QueryResult<Vec<
             )),
             _ => None,
         };
-        findings.push(Finding::threshold(ERROR_RATE, task, CRITICAL, over));
+        findings.push(Finding::threshold(
+            AlertKind::ErrorRate,
+            task,
+            Severity::Critical,
+            over,
+        ));
     }
 
     // The outbox itself.
     let dead: i64 = outbox::table
-        .filter(outbox::status.eq(STATUS_DEAD))
+        .filter(outbox::status.eq(OutboxStatus::Dead))
         .count()
         .get_result(conn)?;
     let over = match rules.dead_messages {
@@ -532,7 +537,12 @@ pub fn measure(conn: &mut DbConnection, settings: &Settings) -> QueryResult<Vec<
         )),
         _ => None,
     };
-    findings.push(Finding::threshold(DEAD_MESSAGES, "", CRITICAL, over));
+    findings.push(Finding::threshold(
+        AlertKind::DeadMessages,
+        "",
+        Severity::Critical,
+        over,
+    ));
     Ok(findings)
 }
 

@@ -409,7 +409,8 @@ fn run_queue(
     url: &str,
     synchronous: Synchronous,
 ) -> anyhow::Result<()> {
-    use crate::items::{ItemRow, REVIEW_PENDING, STATUS_QUEUED};
+    use crate::domain::{ItemStatus, QueueReason, ReviewState};
+    use crate::items::ItemRow;
     use crate::queue::{self, Label, Rules};
     let settings = DatabaseSettings {
         url: url.to_string(),
@@ -434,9 +435,9 @@ fn run_queue(
                     id: format!("item-{i:08}"),
                     input: "{}".into(),
                     input_sha256: String::new(),
-                    status: STATUS_QUEUED.into(),
-                    reason: Some("low_confidence".into()),
-                    review_state: REVIEW_PENDING.into(),
+                    status: ItemStatus::Queued,
+                    reason: Some(QueueReason::LowConfidence),
+                    review_state: ReviewState::Pending,
                     blind: false,
                     audit: false,
                     model_version: None,
@@ -446,7 +447,7 @@ fn run_queue(
                     decided_at: None,
                 })
                 .collect();
-            db.write(move |conn| Ok(crate::items::insert_all(conn, &rows, &[], &[])?)).await?;
+            db.write(move |conn| Ok::<_, crate::error::AppError>(crate::items::insert_all(conn, &rows, &[], &[])?)).await?;
         }
         println!(
             "verdict bench --queue: {queued} items queued in {:.1} s on {url}; {} reviewers, {} claim + label rounds\n",

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::domain::TaskName;
-use crate::policy::AutomationLevel;
+use crate::domain::{AutomationLevel, Backend, QueueOrder};
 
 pub const DEFAULT_CONFIG_FILE: &str = "verdict.toml";
 
@@ -301,7 +301,7 @@ pub struct TaskConfig {
     pub reviews_required: u32,
     /// How the review queue orders items.
     #[serde(default)]
-    pub queue_order: crate::queue::QueueOrder,
+    pub queue_order: QueueOrder,
     /// The version made live when the task has no deployment yet; by default
     /// the newest version in the models directory.
     pub model_version: Option<String>,
@@ -477,7 +477,7 @@ impl Settings {
     /// Checks what the types alone cannot; each error names its key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |key: String, msg: &str| Err(ConfigError(format!("{key}: {msg}")));
-        crate::db::Backend::from_url(&self.database.url)
+        Backend::from_url(&self.database.url)
             .map_err(|e| ConfigError(format!("database.url: {e}")))?;
         if self.database.wal_limit_mb == 0 {
             return err("database.wal_limit_mb".into(), "must be at least 1");

@@ -162,3 +162,13 @@ impl From<diesel::result::Error> for AppError {
         }
     }
 }
+
+impl From<crate::db::DbError> for AppError {
+    fn from(e: crate::db::DbError) -> Self {
+        use crate::db::DbError;
+        match e {
+            DbError::Query(e) => AppError::from(e),
+            DbError::Busy(detail) | DbError::Closed(detail) => AppError::Unavailable(detail),
+        }
+    }
+}

@@ -8,13 +8,9 @@ use serde::Serialize;
 
 use crate::db::schema::{items, predictions, verdicts};
 use crate::db::DbConnection;
-use crate::domain::{rfc3339, Timestamp};
-
-pub const STATUS_QUEUED: &str = "queued";
-pub const STATUS_DECIDED: &str = "decided";
-pub const REVIEW_NONE: &str = "none";
-pub const REVIEW_PENDING: &str = "pending";
-pub const SOURCE_MODEL: &str = "model";
+use crate::domain::{
+    rfc3339, ItemStatus, QueueReason, ReviewState, Timestamp, VerdictBasis, VerdictSource,
+};
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(treat_none_as_default_value = false)]
@@ -24,9 +20,9 @@ pub struct ItemRow {
     pub id: String,
     pub input: String,
     pub input_sha256: String,
-    pub status: String,
-    pub reason: Option<String>,
-    pub review_state: String,
+    pub status: ItemStatus,
+    pub reason: Option<QueueReason>,
+    pub review_state: ReviewState,
     pub blind: bool,
     pub audit: bool,
     pub model_version: Option<String>,
@@ -60,13 +56,12 @@ pub struct VerdictRow {
     pub task: String,
     pub item_id: String,
     pub label: String,
-    pub source: String,
+    pub source: VerdictSource,
     pub confidence: Option<f64>,
     pub model_version: Option<String>,
     pub decided_by: Option<String>,
     pub created_at: Timestamp,
-    /// `model`, `single`, `consensus` or `adjudication`.
-    pub basis: Option<String>,
+    pub basis: Option<VerdictBasis>,
 }
 
 /// What a client sees of an item.
@@ -89,7 +84,7 @@ pub struct ItemDoc {
 pub struct VerdictDoc {
     pub label: String,
     /// `model` or `human`.
-    pub source: String,
+    pub source: VerdictSource,
     pub confidence: Option<f64>,
     pub model_version: Option<String>,
     pub decided_at: String,
@@ -136,10 +131,10 @@ impl ItemDoc {
         ItemDoc {
             id: item.id.clone(),
             task: item.task.clone(),
-            status: item.status.clone(),
+            status: item.status.as_str().to_string(),
             verdict: verdict.map(VerdictDoc::from),
             prediction: prediction.and_then(PredictionDoc::from_row),
-            reason: item.reason.clone(),
+            reason: item.reason.map(|r| r.as_str().to_string()),
             audit: item.audit,
             created_at: rfc3339(&item.created_at),
         }
@@ -233,7 +228,7 @@ pub fn load_doc(conn: &mut DbConnection, task: &str, id: &str) -> QueryResult<Op
 /// Items waiting for a human, per task.
 pub fn queue_depths(conn: &mut DbConnection) -> QueryResult<HashMap<String, i64>> {
     let rows: Vec<(String, i64)> = items::table
-        .filter(items::review_state.eq(REVIEW_PENDING))
+        .filter(items::review_state.eq(ReviewState::Pending))
         .group_by(items::task)
         .select((items::task, diesel::dsl::count_star()))
         .load(conn)?;

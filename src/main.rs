@@ -298,12 +298,12 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn user_command(settings: &Settings, command: UserCommand) -> anyhow::Result<()> {
-    use verdict::accounts::{self, Role};
+    use verdict::accounts;
     let mut conn = verdict::db::establish(&settings.database).map_err(anyhow::Error::msg)?;
     verdict::db::run_migrations(&mut conn).map_err(anyhow::Error::msg)?;
     match command {
         UserCommand::Add { name, role, tasks } => {
-            let role = Role::parse(&role).map_err(anyhow::Error::msg)?;
+            let role = accounts::parse_role(&role).map_err(anyhow::Error::msg)?;
             for task in &tasks {
                 if settings.task(task).is_none() {
                     anyhow::bail!("no task named {task:?} in the configuration");

@@ -17,15 +17,9 @@ use diesel::sql_types::{BigInt, Text, Timestamp as SqlTimestamp};
 use crate::config::OutboxSettings;
 use crate::db::schema::{outbox, outbox_attempts};
 use crate::db::DbConnection;
-use crate::domain::{now, Timestamp};
+use crate::domain::{now, OutboxKind, OutboxStatus, Timestamp};
 use crate::error::AppError;
 use crate::startup::AppState;
-
-pub const KIND_EMAIL: &str = "email";
-pub const KIND_WEBHOOK: &str = "webhook";
-pub const STATUS_PENDING: &str = "pending";
-pub const STATUS_SENT: &str = "sent";
-pub const STATUS_DEAD: &str = "dead";
 
 /// Messages one worker pass claims at most.
 const CLAIM_BATCH: i64 = 100;
@@ -35,13 +29,13 @@ const CLAIM_BATCH: i64 = 100;
 #[diesel(table_name = outbox)]
 pub struct Message {
     pub id: i64,
-    pub kind: String,
+    pub kind: OutboxKind,
     pub destination: String,
     pub task: Option<String>,
     pub subject: String,
     pub body: String,
     pub html: Option<String>,
-    pub status: String,
+    pub status: OutboxStatus,
     pub attempts: i32,
     pub next_attempt_at: Timestamp,
     pub last_error: Option<String>,
@@ -52,7 +46,7 @@ pub struct Message {
 /// A message to write.
 #[derive(Debug, Clone)]
 pub struct NewMessage<'a> {
-    pub kind: &'a str,
+    pub kind: OutboxKind,
     pub destination: &'a str,
     pub task: Option<&'a str>,
     pub subject: &'a str,
@@ -74,7 +68,7 @@ pub fn enqueue(conn: &mut DbConnection, m: &NewMessage) -> QueryResult<bool> {
         outbox::body.eq(m.body),
         outbox::html.eq(m.html),
         outbox::dedupe_key.eq(m.dedupe_key),
-        outbox::status.eq(STATUS_PENDING),
+        outbox::status.eq(OutboxStatus::Pending),
         outbox::attempts.eq(0),
         outbox::next_attempt_at.eq(at),
         outbox::created_at.eq(at),
@@ -101,7 +95,7 @@ pub fn backoff(attempts: u32, settings: &OutboxSettings) -> Duration {
 fn any_due(conn: &mut DbConnection) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         outbox::table
-            .filter(outbox::status.eq(STATUS_PENDING))
+            .filter(outbox::status.eq(OutboxStatus::Pending))
             .filter(outbox::next_attempt_at.le(now())),
     ))
     .get_result(conn)
@@ -191,7 +185,7 @@ pub fn mark_sent(
                 .filter(outbox::lease_owner.eq(owner)),
         )
         .set((
-            outbox::status.eq(STATUS_SENT),
+            outbox::status.eq(OutboxStatus::Sent),
             outbox::attempts.eq(outbox::attempts + 1),
             outbox::sent_at.eq(Some(at)),
             outbox::delivery.eq(Some(delivery)),
@@ -230,7 +224,11 @@ pub fn mark_failed(
         let dead = attempts as u32 >= settings.max_attempts;
         diesel::update(outbox::table.find(id))
             .set((
-                outbox::status.eq(if dead { STATUS_DEAD } else { STATUS_PENDING }),
+                outbox::status.eq(if dead {
+                    OutboxStatus::Dead
+                } else {
+                    OutboxStatus::Pending
+                }),
                 outbox::attempts.eq(attempts),
                 outbox::next_attempt_at.eq(at + backoff(attempts as u32, settings)),
                 outbox::last_error.eq(Some(error)),
@@ -273,10 +271,10 @@ pub fn retry(conn: &mut DbConnection, id: i64, actor: &str) -> QueryResult<bool>
     let updated = diesel::update(
         outbox::table
             .filter(outbox::id.eq(id))
-            .filter(outbox::status.eq(STATUS_DEAD)),
+            .filter(outbox::status.eq(OutboxStatus::Dead)),
     )
     .set((
-        outbox::status.eq(STATUS_PENDING),
+        outbox::status.eq(OutboxStatus::Pending),
         outbox::attempts.eq(0),
         outbox::next_attempt_at.eq(now()),
     ))
@@ -295,7 +293,11 @@ pub fn retry(conn: &mut DbConnection, id: i64, actor: &str) -> QueryResult<bool>
 }
 
 /// The newest messages with `status`.
-pub fn list(conn: &mut DbConnection, status: &str, limit: i64) -> QueryResult<Vec<Message>> {
+pub fn list(
+    conn: &mut DbConnection,
+    status: OutboxStatus,
+    limit: i64,
+) -> QueryResult<Vec<Message>> {
     outbox::table
         .filter(outbox::status.eq(status))
         .order(outbox::id.desc())
@@ -324,7 +326,7 @@ pub fn rate_limited_until(
     let hour = Duration::hours(1);
     let mut sends: Vec<(Option<String>, Option<Timestamp>)> = outbox::table
         .filter(outbox::destination.eq(destination))
-        .filter(outbox::kind.eq(KIND_EMAIL))
+        .filter(outbox::kind.eq(OutboxKind::Email))
         .filter(outbox::sent_at.gt(Some(at - hour)))
         .select((outbox::delivery, outbox::sent_at))
         .load(conn)?;
@@ -341,7 +343,7 @@ pub fn rate_limited_until(
 /// The background worker: claims due messages, sends them, records the
 /// outcome. Runs until the process ends.
 pub async fn run(state: web::Data<AppState>) {
-    let owner = crate::web::session::random_token()[..16].to_string();
+    let owner = crate::crypto::random_token()[..16].to_string();
     let settings = state.settings.outbox.clone();
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(
@@ -387,7 +389,11 @@ async fn pass(
     let lease_secs = state.settings.outbox.lease_secs;
     let lease = Duration::seconds(lease_secs as i64);
     // A read first: an idle outbox costs no write transaction.
-    if !state.db.read(|conn| Ok(any_due(conn)?)).await? {
+    if !state
+        .db
+        .read(|conn| Ok::<_, crate::db::DbError>(any_due(conn)?))
+        .await?
+    {
         return Ok(0);
     }
     let who = owner.to_string();
@@ -400,7 +406,7 @@ async fn pass(
     let mut jobs = Vec::new();
     let mut emails: BTreeMap<String, Vec<Message>> = BTreeMap::new();
     for message in claimed {
-        if message.kind == KIND_EMAIL {
+        if message.kind == OutboxKind::Email {
             emails
                 .entry(message.destination.clone())
                 .or_default()
@@ -501,7 +507,7 @@ async fn finish(
     let settings = state.settings.outbox.clone();
     match outcome {
         Ok(()) => {
-            let delivery = crate::web::session::random_token()[..24].to_string();
+            let delivery = crate::crypto::random_token()[..24].to_string();
             state
                 .db
                 .write(move |conn| {

@@ -10,13 +10,11 @@ use diesel::sql_types::{Text, Timestamp as SqlTimestamp};
 use crate::db::schema::{items, reviews, verdicts};
 use crate::db::DbConnection;
 use crate::domain::{now, Timestamp};
+use crate::domain::{ItemStatus, QueueKind, QueueOrder, ReviewState, VerdictBasis, VerdictSource};
 use crate::error::AppError;
-use crate::items::{ItemRow, REVIEW_PENDING, STATUS_DECIDED, STATUS_QUEUED};
+use crate::items::ItemRow;
 
-pub const REVIEW_DONE: &str = "done";
 /// Reviewers disagreed with no majority: an admin decides.
-pub const REVIEW_ADJUDICATION: &str = "adjudication";
-pub const SOURCE_HUMAN: &str = "human";
 /// How long a claim lasts unless renewed.
 pub const DEFAULT_LEASE: Duration = Duration::minutes(5);
 
@@ -27,45 +25,12 @@ pub struct Claim {
     pub lease_expires_at: Timestamp,
 }
 
-/// The order in which a task's queue hands out items.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum QueueOrder {
-    /// Earliest SLA deadline first, then the model's least certain (the
-    /// queue index's order: fast at any depth).
-    #[default]
-    DeadlineThenUncertainty,
-    /// The model's least certain first, then the deadline.
-    UncertaintyThenDeadline,
-    /// First come, first served.
-    OldestFirst,
-}
-
-impl QueueOrder {
-    fn sql(self) -> &'static str {
-        match self {
-            QueueOrder::DeadlineThenUncertainty => "i.sla_deadline, i.margin",
-            QueueOrder::UncertaintyThenDeadline => "i.margin, i.sla_deadline",
-            QueueOrder::OldestFirst => "i.created_at, i.id",
-        }
-    }
-}
-
-/// Which queue to claim from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QueueKind {
-    /// Items waiting for a reviewer.
-    Review,
-    /// Ties between reviewers, for admins.
-    Adjudication,
-}
-
-impl QueueKind {
-    fn state(self) -> &'static str {
-        match self {
-            QueueKind::Review => REVIEW_PENDING,
-            QueueKind::Adjudication => REVIEW_ADJUDICATION,
-        }
+/// The `ORDER BY` of a claim in `order`.
+fn order_sql(order: QueueOrder) -> &'static str {
+    match order {
+        QueueOrder::DeadlineThenUncertainty => "i.sla_deadline, i.margin",
+        QueueOrder::UncertaintyThenDeadline => "i.margin, i.sla_deadline",
+        QueueOrder::OldestFirst => "i.created_at, i.id",
     }
 }
 
@@ -98,7 +63,7 @@ pub fn claim_from(
     lease: Duration,
 ) -> Result<Option<Claim>, AppError> {
     let state = kind.state();
-    let order = order.sql();
+    let order = order_sql(order);
     let at = now();
     let expires = at + lease;
     // One statement on both backends; PostgreSQL skips rows other claimers
@@ -186,7 +151,10 @@ fn held_lease(
         });
     };
     let live = owner.as_deref() == Some(reviewer) && expires.is_some_and(|e| e > now());
-    if !live || (item.review_state != REVIEW_PENDING && item.review_state != REVIEW_ADJUDICATION) {
+    if !live
+        || (item.review_state != ReviewState::Pending
+            && item.review_state != ReviewState::Adjudication)
+    {
         return Err(AppError::invalid(
             "stale_lease",
             "lease",
@@ -259,7 +227,7 @@ pub struct Rules {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// The verdict is decided (`basis`: single, consensus or adjudication).
-    Decided { label: String, basis: &'static str },
+    Decided { label: String, basis: VerdictBasis },
     /// More reviewers must label it.
     NeedsMore,
     /// The reviewers tied: an admin adjudicates.
@@ -322,17 +290,17 @@ pub fn submit(
             reviews::created_at.eq(at),
         ))
         .execute(conn)?;
-    let outcome = if item.status != STATUS_QUEUED {
+    let outcome = if item.status != ItemStatus::Queued {
         Outcome::Audited
-    } else if item.review_state == REVIEW_ADJUDICATION {
+    } else if item.review_state == ReviewState::Adjudication {
         Outcome::Decided {
             label: label.label.clone(),
-            basis: "adjudication",
+            basis: VerdictBasis::Adjudication,
         }
     } else if rules.reviews_required <= 1 {
         Outcome::Decided {
             label: label.label.clone(),
-            basis: "single",
+            basis: VerdictBasis::Single,
         }
     } else {
         let votes: Vec<String> = reviews::table
@@ -346,16 +314,16 @@ pub fn submit(
             match majority(&votes) {
                 Some(label) => Outcome::Decided {
                     label,
-                    basis: "consensus",
+                    basis: VerdictBasis::Consensus,
                 },
                 None => Outcome::Tied,
             }
         }
     };
     let next_state = match &outcome {
-        Outcome::NeedsMore => REVIEW_PENDING,
-        Outcome::Tied => REVIEW_ADJUDICATION,
-        Outcome::Decided { .. } | Outcome::Audited => REVIEW_DONE,
+        Outcome::NeedsMore => ReviewState::Pending,
+        Outcome::Tied => ReviewState::Adjudication,
+        Outcome::Decided { .. } | Outcome::Audited => ReviewState::Done,
     };
     let release = (
         items::review_state.eq(next_state),
@@ -371,7 +339,7 @@ pub fn submit(
         item_row
             .set((
                 release,
-                items::status.eq(STATUS_DECIDED),
+                items::status.eq(ItemStatus::Decided),
                 items::decided_at.eq(Some(at)),
             ))
             .execute(conn)?;
@@ -380,7 +348,7 @@ pub fn submit(
                 verdicts::task.eq(task),
                 verdicts::item_id.eq(item_id),
                 verdicts::label.eq(decided),
-                verdicts::source.eq(SOURCE_HUMAN),
+                verdicts::source.eq(VerdictSource::Human),
                 verdicts::confidence.eq(None::<f64>),
                 verdicts::model_version.eq(None::<String>),
                 verdicts::decided_by.eq(Some(reviewer)),
@@ -447,7 +415,7 @@ pub fn undo_last(
         verdicts::table
             .filter(verdicts::task.eq(task))
             .filter(verdicts::item_id.eq(&item_id))
-            .filter(verdicts::source.eq(SOURCE_HUMAN))
+            .filter(verdicts::source.eq(VerdictSource::Human))
             .filter(verdicts::decided_by.eq(reviewer)),
     )
     .execute(conn)?;
@@ -457,14 +425,14 @@ pub fn undo_last(
         crate::webhooks::withdraw(conn, task, &item_id)?;
         diesel::update(items::table.find((task, item_id.as_str())))
             .set((
-                items::status.eq(STATUS_QUEUED),
+                items::status.eq(ItemStatus::Queued),
                 items::decided_at.eq(None::<Timestamp>),
             ))
             .execute(conn)?;
     }
     diesel::update(items::table.find((task, item_id.as_str())))
         .set((
-            items::review_state.eq(REVIEW_PENDING),
+            items::review_state.eq(ReviewState::Pending),
             items::lease_owner.eq(Some(reviewer)),
             items::lease_expires_at.eq(Some(at + lease)),
         ))
@@ -509,7 +477,7 @@ pub fn depth(conn: &mut DbConnection, task: &str) -> QueryResult<Depth> {
     let at = now();
     let pending = items::table
         .filter(items::task.eq(task))
-        .filter(items::review_state.eq(REVIEW_PENDING));
+        .filter(items::review_state.eq(ReviewState::Pending));
     let queued = pending.count().get_result(conn)?;
     let in_review = pending
         .filter(items::lease_expires_at.gt(Some(at)))
@@ -521,7 +489,7 @@ pub fn depth(conn: &mut DbConnection, task: &str) -> QueryResult<Depth> {
         .get_result(conn)?;
     let adjudication = items::table
         .filter(items::task.eq(task))
-        .filter(items::review_state.eq(REVIEW_ADJUDICATION))
+        .filter(items::review_state.eq(ReviewState::Adjudication))
         .count()
         .get_result(conn)?;
     Ok(Depth {

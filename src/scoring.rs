@@ -12,11 +12,9 @@ use sha2::{Digest, Sha256};
 
 use crate::db::Db;
 use crate::domain::{now, ItemId};
+use crate::domain::{ItemStatus, ReviewState, VerdictBasis, VerdictSource};
 use crate::error::AppError;
-use crate::items::{
-    self, ItemDoc, ItemRow, PredictionRow, VerdictRow, REVIEW_NONE, REVIEW_PENDING, SOURCE_MODEL,
-    STATUS_DECIDED, STATUS_QUEUED,
-};
+use crate::items::{self, ItemDoc, ItemRow, PredictionRow, VerdictRow};
 use crate::ml::LoadedModel;
 use crate::policy::{decide, Decision, ModelOutcome};
 use crate::tasks::TaskRuntime;
@@ -283,16 +281,20 @@ pub async fn submit(
         };
         let (status, reason, review_state, blind, audit) = match decision {
             Decision::Automate { audit } => (
-                STATUS_DECIDED,
+                ItemStatus::Decided,
                 None,
-                if audit { REVIEW_PENDING } else { REVIEW_NONE },
+                if audit {
+                    ReviewState::Pending
+                } else {
+                    ReviewState::None
+                },
                 audit,
                 audit,
             ),
             Decision::Queue { reason, blind } => (
-                STATUS_QUEUED,
-                Some(reason.as_str().to_string()),
-                REVIEW_PENDING,
+                ItemStatus::Queued,
+                Some(reason),
+                ReviewState::Pending,
                 blind,
                 false,
             ),
@@ -302,12 +304,12 @@ pub async fn submit(
                 task: task.name().to_string(),
                 item_id: submission.id.as_str().to_string(),
                 label: s.label.clone(),
-                source: SOURCE_MODEL.to_string(),
+                source: VerdictSource::Model,
                 confidence: Some(s.confidence),
                 model_version: version.clone(),
                 decided_by: None,
                 created_at,
-                basis: Some(SOURCE_MODEL.to_string()),
+                basis: Some(VerdictBasis::Model),
             }),
             _ => None,
         };
@@ -316,9 +318,9 @@ pub async fn submit(
             id: submission.id.as_str().to_string(),
             input: features.canonical,
             input_sha256: features.sha256,
-            status: status.to_string(),
+            status,
             reason,
-            review_state: review_state.to_string(),
+            review_state,
             blind,
             audit,
             model_version: prediction.as_ref().map(|p| p.model_version.clone()),
@@ -326,8 +328,8 @@ pub async fn submit(
             margin: summary
                 .as_ref()
                 .map(|s| s.margin)
-                .filter(|m| m.is_finite() && review_state == REVIEW_PENDING),
-            sla_deadline: (review_state == REVIEW_PENDING).then_some(sla_deadline),
+                .filter(|m| m.is_finite() && review_state == ReviewState::Pending),
+            sla_deadline: (review_state == ReviewState::Pending).then_some(sla_deadline),
             created_at,
             decided_at: verdict.as_ref().map(|v| v.created_at),
         };

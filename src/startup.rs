@@ -30,7 +30,7 @@ pub struct AppState {
 /// HTTP workers when the configuration names none: one per core, less the
 /// core SQLite's writer thread needs (on two cores one HTTP worker gives
 /// twice the throughput of two, which starve the writer).
-fn default_workers(backend: &crate::db::Backend) -> usize {
+fn default_workers(backend: &crate::domain::Backend) -> usize {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     if backend.is_sqlite() {
         cores.saturating_sub(1).max(1)

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use rand::RngCore;
-use sha2::{Digest, Sha256};
+
 use subtle::ConstantTimeEq;
 
 use crate::db::schema::api_tokens;
@@ -21,7 +21,7 @@ const PREFIX: &str = "vdt_";
 const CACHE_TTL: Duration = Duration::from_secs(30);
 
 fn hash(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    crate::crypto::sha256_hex(secret)
 }
 
 /// Splits a presented token into id and secret.

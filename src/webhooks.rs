@@ -9,11 +9,9 @@
 //! (replays). `Verdict-Delivery` is the message id, the same on every retry:
 //! delivery is at least once, so receivers deduplicate on it.
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
 use crate::db::DbConnection;
-use crate::outbox::{self, Message, NewMessage, KIND_WEBHOOK};
+use crate::domain::{OutboxKind, OutboxStatus};
+use crate::outbox::{self, Message, NewMessage};
 
 pub const SIGNATURE_HEADER: &str = "Verdict-Signature";
 pub const DELIVERY_HEADER: &str = "Verdict-Delivery";
@@ -33,7 +31,7 @@ pub fn enqueue_verdict(
     outbox::enqueue(
         conn,
         &NewMessage {
-            kind: KIND_WEBHOOK,
+            kind: OutboxKind::Webhook,
             destination: url,
             task: Some(task),
             subject: &subject(task, item_id),
@@ -59,10 +57,10 @@ pub fn withdraw(conn: &mut DbConnection, task: &str, item_id: &str) -> diesel::Q
     let now = crate::domain::now();
     diesel::delete(
         outbox::table
-            .filter(outbox::kind.eq(KIND_WEBHOOK))
+            .filter(outbox::kind.eq(OutboxKind::Webhook))
             .filter(outbox::task.eq(task))
             .filter(outbox::subject.eq(subject(task, item_id)))
-            .filter(outbox::status.eq(crate::outbox::STATUS_PENDING))
+            .filter(outbox::status.eq(OutboxStatus::Pending))
             .filter(
                 outbox::lease_expires_at
                     .is_null()
@@ -74,12 +72,10 @@ pub fn withdraw(conn: &mut DbConnection, task: &str, item_id: &str) -> diesel::Q
 
 /// The hex HMAC-SHA256 of `"<timestamp>.<body>"` under `secret`.
 pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any size");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+    crate::crypto::hmac_sha256_hex(
+        secret.as_bytes(),
+        &[timestamp.to_string().as_bytes(), b".", body.as_bytes()],
+    )
 }
 
 /// Whether `header` (`t=…,v1=…`) signs `body` under `secret`, made no more
@@ -98,7 +94,7 @@ pub fn verify(secret: &str, header: &str, body: &str, now_unix: i64, tolerance_s
         return false;
     };
     (now_unix - t).abs() <= tolerance_secs
-        && crate::web::session::same_token(&signature(secret, t, body), v1)
+        && crate::crypto::same_token(&signature(secret, t, body), v1)
 }
 
 /// POSTs a stored webhook; any answer but 2xx is a failure to retry.

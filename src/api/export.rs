@@ -75,7 +75,7 @@ pub async fn create_snapshot(
     let (t, n) = (task_name.clone(), name.clone());
     if state
         .db
-        .read(move |conn| Ok(snapshot::find(conn, &t, &n)?))
+        .read(move |conn| Ok::<_, crate::error::AppError>(snapshot::find(conn, &t, &n)?))
         .await?
         .is_some()
     {
@@ -171,7 +171,7 @@ pub async fn snapshot_list(
     let task = task(&state, &path)?.name().to_string();
     let rows = state
         .db
-        .read(move |conn| Ok(snapshot::list(conn, Some(&task))?))
+        .read(move |conn| Ok::<_, crate::error::AppError>(snapshot::list(conn, Some(&task))?))
         .await?;
     Ok(HttpResponse::Ok().json(SnapshotList {
         datasets: rows.iter().map(SnapshotDoc::from).collect(),

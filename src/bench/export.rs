@@ -12,6 +12,7 @@ use diesel::prelude::*;
 use super::BenchOptions;
 use crate::config::DatabaseSettings;
 use crate::db::schema::reviews;
+use crate::domain::{ItemStatus, QueueReason, ReviewState, VerdictBasis, VerdictSource};
 use crate::items::{ItemRow, PredictionRow, VerdictRow};
 
 const TASK: &str = "bench-export";
@@ -41,9 +42,13 @@ fn fill(db: &crate::db::Db, inputs: &[String], n: usize) -> anyhow::Result<()> {
                     id: id.clone(),
                     input: inputs[i % inputs.len()].clone(),
                     input_sha256: String::new(),
-                    status: crate::items::STATUS_DECIDED.into(),
-                    reason: human.then(|| "low_confidence".into()),
-                    review_state: if human || audit { "done" } else { "none" }.into(),
+                    status: ItemStatus::Decided,
+                    reason: human.then_some(QueueReason::LowConfidence),
+                    review_state: if human || audit {
+                        ReviewState::Done
+                    } else {
+                        ReviewState::None
+                    },
                     blind: audit,
                     audit,
                     model_version: Some("v1".into()),
@@ -73,12 +78,20 @@ fn fill(db: &crate::db::Db, inputs: &[String], n: usize) -> anyhow::Result<()> {
                     task: TASK.into(),
                     item_id: id.clone(),
                     label: label.into(),
-                    source: if human { "human" } else { "model" }.into(),
+                    source: if human {
+                        VerdictSource::Human
+                    } else {
+                        VerdictSource::Model
+                    },
                     confidence: (!human).then_some(0.99),
                     model_version: (!human).then(|| "v1".into()),
                     decided_by: human.then(|| "ana".into()),
                     created_at: at,
-                    basis: Some(if human { "single" } else { "model" }.into()),
+                    basis: Some(if human {
+                        VerdictBasis::Single
+                    } else {
+                        VerdictBasis::Model
+                    }),
                 });
                 if human || audit {
                     reviews.push((id, label));
@@ -100,7 +113,7 @@ fn fill(db: &crate::db::Db, inputs: &[String], n: usize) -> anyhow::Result<()> {
                         ))
                         .execute(conn)?;
                 }
-                Ok(())
+                Ok::<_, crate::error::AppError>(())
             })
             .await?;
         }

@@ -22,9 +22,9 @@ use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::sql_types::BigInt;
 use diesel::{Connection, RunQueryDsl};
 
+use super::DbError;
 use super::{establish, DbConnection};
 use crate::config::DatabaseSettings;
-use crate::error::AppError;
 
 /// Called once the transaction holding a unit of work has committed (`Ok`)
 /// or failed (`Err` with the reason).
@@ -71,22 +71,23 @@ impl Writer {
         Ok(Writer { queue })
     }
 
-    pub async fn write<T, F>(&self, f: F) -> Result<T, AppError>
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
+        E: From<DbError> + From<diesel::result::Error> + Send + 'static,
     {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let span = tracing::Span::current();
         let work: Work = Box::new(move |conn| {
             let outcome = {
                 let _entered = span.enter();
-                conn.transaction::<T, AppError, _>(f)
+                conn.transaction::<T, E, _>(f)
             };
             Box::new(move |commit: Result<(), String>| {
                 let result = match (outcome, commit) {
                     (Err(e), _) => Err(e),
-                    (Ok(_), Err(e)) => Err(AppError::Unavailable(format!("commit failed: {e}"))),
+                    (Ok(_), Err(e)) => Err(DbError::Closed(format!("commit failed: {e}")).into()),
                     (Ok(value), Ok(())) => Ok(value),
                 };
                 let _ = reply.send(result);
@@ -94,10 +95,10 @@ impl Writer {
         });
         self.queue
             .send(work)
-            .map_err(|_| AppError::Unavailable("the writer has stopped".into()))?;
+            .map_err(|_| DbError::Closed("the writer has stopped".into()))?;
         answer
             .await
-            .map_err(|_| AppError::Unavailable("the write was abandoned".into()))?
+            .map_err(|_| DbError::Closed("the write was abandoned".into()))?
     }
 }
 

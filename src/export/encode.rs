@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::{Filter, Format, Record};
-use crate::domain::rfc3339;
+use crate::domain::{rfc3339, VerdictSource};
 
 /// The columns before the input fields.
 const LEADING: [&str; 2] = ["id", "created_at"];
@@ -350,7 +350,7 @@ fn join<'a>(s: &mut String, parts: impl Iterator<Item = &'a str>) {
 /// The label people gave: the verdict when a human decided, else (a blind
 /// audit) the majority of the reviews.
 pub fn human_label(r: &Record) -> Option<String> {
-    if r.head.source == crate::queue::SOURCE_HUMAN {
+    if r.head.source == VerdictSource::Human.as_str() {
         return Some(r.head.label.clone());
     }
     let votes: Vec<String> = r.reviews.iter().map(|v| v.label.clone()).collect();

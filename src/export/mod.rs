@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::db::fast_time::FastTimestamp;
 use crate::db::schema::{items, predictions, reviews, verdicts};
 use crate::db::DbConnection;
-use crate::domain::Timestamp;
+use crate::domain::{Timestamp, VerdictSource};
 use crate::error::AppError;
 pub use encode::Encoder;
 
@@ -314,8 +314,8 @@ macro_rules! with_verdict_filters {
             q = q.filter(verdicts::created_at.lt(until));
         }
         match filter.source {
-            SourceFilter::Human => q = q.filter(verdicts::source.eq(crate::queue::SOURCE_HUMAN)),
-            SourceFilter::Model => q = q.filter(verdicts::source.eq(crate::items::SOURCE_MODEL)),
+            SourceFilter::Human => q = q.filter(verdicts::source.eq(VerdictSource::Human)),
+            SourceFilter::Model => q = q.filter(verdicts::source.eq(VerdictSource::Model)),
             SourceFilter::All => {}
         }
         q

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::session::{CsrfForm, SignedIn};
 use super::{redirect, render, WebError};
-use crate::accounts::{self, Role};
+use crate::accounts;
 use crate::startup::AppState;
 
 pub struct UserRow {
@@ -46,7 +46,7 @@ async fn users_page(
                     tasks,
                 });
             }
-            Ok(rows)
+            Ok::<_, crate::db::DbError>(rows)
         })
         .await?;
     Ok(render(
@@ -95,7 +95,7 @@ pub async fn add_user(
         .filter(|t| !t.is_empty())
         .map(String::from)
         .collect();
-    let problem = match Role::parse(&form.role) {
+    let problem = match accounts::parse_role(&form.role) {
         Err(e) => Some(e),
         Ok(_) => tasks
             .iter()
@@ -105,14 +105,14 @@ pub async fn add_user(
     if let Some(problem) = problem {
         return users_page(&state, &signed_in, StatusCode::BAD_REQUEST, Some(problem)).await;
     }
-    let role = Role::parse(&form.role).expect("checked above");
+    let role = accounts::parse_role(&form.role).expect("checked above");
     let actor = signed_in.user.name.clone();
     let name = form.name.trim().to_string();
     // argon2 is slow on purpose: hash on the blocking pool, not the writer.
     let added = state
         .db
         .read(move |conn| {
-            Ok(
+            Ok::<_, crate::db::DbError>(
                 accounts::add_user(conn, &name, &form.password, role, &tasks, &actor)
                     .map_err(|e| e.to_string()),
             )
@@ -153,7 +153,9 @@ pub async fn set_disabled(
     state
         .db
         .write(move |conn| {
-            Ok(accounts::set_disabled(conn, &name, disabled, &actor).map_err(|e| e.to_string()))
+            Ok::<_, crate::db::DbError>(
+                accounts::set_disabled(conn, &name, disabled, &actor).map_err(|e| e.to_string()),
+            )
         })
         .await?
         .map_err(|_| WebError::Forbidden("There is no such user."))?;

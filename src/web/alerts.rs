@@ -7,7 +7,7 @@ use askama::Template;
 use super::session::SignedIn;
 use super::{render, WebError};
 use crate::alerts;
-use crate::domain::rfc3339;
+use crate::domain::{rfc3339, AlertKind};
 use crate::startup::AppState;
 
 /// Resolved alerts shown below the open ones.
@@ -35,14 +35,14 @@ impl From<&alerts::Alert> for AlertRow {
             } else {
                 "resolved"
             },
-            kind: a.kind.clone(),
+            kind: a.kind.to_string(),
             task: a.task.clone(),
-            severity: a.severity.clone(),
+            severity: a.severity.to_string(),
             summary: a.summary.clone(),
             numbers: alerts::numbers(a),
             fired_at: rfc3339(&a.fired_at),
             resolved_at: a.resolved_at.as_ref().map(rfc3339).unwrap_or_default(),
-            item_link: (a.kind == alerts::SLA_BREACH && !a.subject.is_empty())
+            item_link: (a.kind == AlertKind::SlaBreach && !a.subject.is_empty())
                 .then(|| format!("/admin/items/{}/{}", a.task, a.subject)),
         }
     }
@@ -66,7 +66,7 @@ pub async fn page(
     signed_in.require_admin()?;
     let (open, resolved) = state
         .db
-        .read(|conn| Ok(alerts::list(conn, RESOLVED_SHOWN)?))
+        .read(|conn| Ok::<_, crate::db::DbError>(alerts::list(conn, RESOLVED_SHOWN)?))
         .await?;
     Ok(render(
         StatusCode::OK,

@@ -143,7 +143,7 @@ pub async fn list(
                     );
                 }
             }
-            Ok(q.load(conn)?)
+            Ok::<_, crate::db::DbError>(q.load(conn)?)
         })
         .await?;
     let more = found.len() as i64 > PAGE;
@@ -161,14 +161,14 @@ pub async fn list(
         .map(|(item, verdict)| Row {
             id: item.id.clone(),
             created_at: rfc3339(&item.created_at),
-            status: item.status.clone(),
+            status: item.status.to_string(),
             label: verdict
                 .as_ref()
                 .map(|v| v.label.clone())
                 .unwrap_or_default(),
             source: verdict
                 .as_ref()
-                .map(|v| v.source.clone())
+                .map(|v| v.source.to_string())
                 .unwrap_or_default(),
             decided_by: verdict
                 .as_ref()
@@ -260,7 +260,7 @@ pub async fn item(
                 .get_result::<ItemRow>(conn)
                 .optional()?
             else {
-                return Ok(None);
+                return Ok::<_, crate::db::DbError>(None);
             };
             let preds = predictions::table
                 .filter(predictions::task.eq(&t))
@@ -339,8 +339,8 @@ pub async fn item(
             verdict: verdict.map(|v| {
                 (
                     v.label,
-                    v.source,
-                    v.basis.unwrap_or_default(),
+                    v.source.to_string(),
+                    v.basis.map(|b| b.to_string()).unwrap_or_default(),
                     v.decided_by
                         .unwrap_or_else(|| v.model_version.unwrap_or_default()),
                 )
@@ -435,7 +435,7 @@ pub async fn reviewers(
                     )
                 })
                 .collect();
-            Ok((facts, verdict_facts))
+            Ok::<_, crate::db::DbError>((facts, verdict_facts))
         })
         .await?;
     let percent = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{:.0} %", v * 100.0));

@@ -165,7 +165,7 @@ async fn models_page(
                     versions,
                 });
             }
-            Ok(tasks)
+            Ok::<_, crate::db::DbError>(tasks)
         })
         .await?;
     let status = if message.is_some() {
@@ -247,7 +247,7 @@ pub async fn snapshot_file(
     let (task, name) = path.into_inner();
     let row = state
         .db
-        .read(move |conn| Ok(snapshot::find(conn, &task, &name)?))
+        .read(move |conn| Ok::<_, crate::db::DbError>(snapshot::find(conn, &task, &name)?))
         .await?;
     match row {
         Some(row) => Ok(file_response(&row)),

@@ -157,3 +157,10 @@ async fn asset(path: web::Path<String>) -> HttpResponse {
         _ => HttpResponse::NotFound().finish(),
     }
 }
+
+impl From<crate::db::DbError> for WebError {
+    fn from(e: crate::db::DbError) -> Self {
+        tracing::error!(error = %e, "web request failed");
+        WebError::Internal
+    }
+}

@@ -9,7 +9,8 @@ use serde::Deserialize;
 use super::session::{CsrfForm, SignedIn};
 use super::{redirect, render, WebError};
 use crate::domain::rfc3339;
-use crate::outbox::{self, STATUS_DEAD, STATUS_PENDING, STATUS_SENT};
+use crate::domain::OutboxStatus;
+use crate::outbox;
 use crate::startup::AppState;
 
 /// Messages listed per status.
@@ -31,7 +32,7 @@ impl From<&outbox::Message> for MessageRow {
     fn from(m: &outbox::Message) -> Self {
         MessageRow {
             id: m.id,
-            kind: m.kind.clone(),
+            kind: m.kind.to_string(),
             destination: m.destination.clone(),
             subject: m.subject.clone(),
             attempts: m.attempts,
@@ -73,14 +74,16 @@ pub async fn page(
 ) -> Result<HttpResponse, WebError> {
     signed_in.require_admin()?;
     let status = match query.status.as_deref() {
-        None | Some("pending") => STATUS_PENDING,
-        Some("sent") => STATUS_SENT,
-        Some("dead") => STATUS_DEAD,
+        None | Some("pending") => OutboxStatus::Pending,
+        Some("sent") => OutboxStatus::Sent,
+        Some("dead") => OutboxStatus::Dead,
         Some(_) => return Err(WebError::Forbidden("Unknown status.")),
     };
     let (counts, messages) = state
         .db
-        .read(move |conn| Ok((outbox::counts(conn)?, outbox::list(conn, status, SHOWN)?)))
+        .read(move |conn| {
+            Ok::<_, crate::db::DbError>((outbox::counts(conn)?, outbox::list(conn, status, SHOWN)?))
+        })
         .await?;
     Ok(render(
         StatusCode::OK,
@@ -88,14 +91,18 @@ pub async fn page(
             user: signed_in.user.name.clone(),
             csrf: signed_in.csrf.clone(),
             status: status.to_string(),
-            tabs: [STATUS_PENDING, STATUS_SENT, STATUS_DEAD]
-                .into_iter()
-                .map(|s| Tab {
-                    status: s,
-                    count: counts.get(s).copied().unwrap_or(0),
-                    current: s == status,
-                })
-                .collect(),
+            tabs: [
+                OutboxStatus::Pending,
+                OutboxStatus::Sent,
+                OutboxStatus::Dead,
+            ]
+            .into_iter()
+            .map(|s| Tab {
+                status: s.as_str(),
+                count: counts.get(s.as_str()).copied().unwrap_or(0),
+                current: s == status,
+            })
+            .collect(),
             messages: messages.iter().map(MessageRow::from).collect(),
         },
     ))
@@ -113,7 +120,7 @@ pub async fn retry(
     let actor = signed_in.user.name.clone();
     let retried = state
         .db
-        .write(move |conn| Ok(outbox::retry(conn, id, &actor)?))
+        .write(move |conn| Ok::<_, crate::db::DbError>(outbox::retry(conn, id, &actor)?))
         .await?;
     if !retried {
         return Err(WebError::Forbidden("That message is not dead."));

@@ -9,10 +9,11 @@ use serde::Deserialize;
 
 use super::session::{CsrfForm, SignedIn};
 use super::{redirect, render, WebError};
+use crate::domain::QueueKind;
 use crate::error::AppError;
 use crate::items::{self, PredictionDoc};
 use crate::ml::LoadedModel;
-use crate::queue::{self, Claim, Label, QueueKind, Rules};
+use crate::queue::{self, Claim, Label, Rules};
 use crate::startup::AppState;
 use crate::tasks::TaskRuntime;
 
@@ -155,7 +156,7 @@ pub async fn next(
 ) -> Result<HttpResponse, WebError> {
     let task = task_for(&state, &signed_in, &path)?;
     let kind = match notice.queue.as_deref() {
-        Some("adjudication") if signed_in.user.role == crate::accounts::Role::Admin => {
+        Some("adjudication") if signed_in.user.role == crate::domain::Role::Admin => {
             QueueKind::Adjudication
         }
         Some("adjudication") => return Err(WebError::Forbidden("Only admins adjudicate.")),
@@ -190,7 +191,9 @@ pub async fn next(
     } else {
         let doc = state
             .db
-            .read(move |conn| Ok(items::docs_for(conn, std::slice::from_ref(&item))?))
+            .read(move |conn| {
+                Ok::<_, crate::db::DbError>(items::docs_for(conn, std::slice::from_ref(&item))?)
+            })
             .await?
             .pop();
         doc.and_then(|d| d.prediction)

@@ -7,12 +7,10 @@ use std::pin::Pin;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use diesel::prelude::*;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::WebError;
 use crate::accounts::{self, User};
+use crate::crypto::{random_token, same_token};
 use crate::db::schema::{sessions, users};
 use crate::db::DbConnection;
 use crate::domain::now;
@@ -22,19 +20,8 @@ pub const SESSION_COOKIE: &str = "verdict_session";
 /// How long a session lasts from sign-in.
 pub const SESSION_HOURS: i64 = 12;
 
-pub fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
-}
-
 fn digest(id: &str) -> String {
-    hex::encode(Sha256::digest(id.as_bytes()))
-}
-
-/// Whether two tokens are equal, in constant time.
-pub fn same_token(a: &str, b: &str) -> bool {
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+    crate::crypto::sha256_hex(id)
 }
 
 /// The session cookie: HttpOnly, SameSite=Lax, Secure when the request came
@@ -101,7 +88,7 @@ pub struct CsrfForm {
 impl SignedIn {
     /// Refuses anyone but an admin; the role is checked here, on the server.
     pub fn require_admin(&self) -> Result<(), WebError> {
-        if self.user.role == accounts::Role::Admin {
+        if self.user.role == crate::domain::Role::Admin {
             Ok(())
         } else {
             Err(WebError::Forbidden("Only admins may open this page."))
@@ -147,7 +134,7 @@ impl FromRequest for SignedIn {
             let lookup_id = id.clone();
             let found = state
                 .db
-                .read(move |conn| lookup(conn, &lookup_id).map_err(Into::into))
+                .read(move |conn| lookup(conn, &lookup_id).map_err(crate::db::DbError::from))
                 .await
                 .map_err(|_| WebError::Internal)?;
             let (user, csrf) = found.ok_or(WebError::SignInRequired)?;

@@ -8,8 +8,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::session::{self, random_token, same_token, CsrfForm, SignedIn, SESSION_COOKIE};
+use super::session::{self, CsrfForm, SignedIn, SESSION_COOKIE};
 use super::{redirect, render, WebError};
+use crate::crypto::{random_token, same_token};
 use crate::startup::AppState;
 
 const SIGN_IN_COOKIE: &str = "verdict_sign_in";
@@ -94,7 +95,8 @@ pub async fn submit(
     let user = state
         .db
         .read(move |conn| {
-            crate::accounts::authenticate(conn, &check_name, &password).map_err(Into::into)
+            crate::accounts::authenticate(conn, &check_name, &password)
+                .map_err(crate::db::DbError::from)
         })
         .await?;
     let Some(user) = user else {
@@ -121,7 +123,7 @@ pub async fn submit(
                 Some(&user_name),
                 serde_json::json!({}),
             )?;
-            Ok(session::start(conn, &user_name, previous.as_deref())?)
+            Ok::<_, crate::db::DbError>(session::start(conn, &user_name, previous.as_deref())?)
         })
         .await?;
     let mut response = redirect("/");
@@ -142,7 +144,7 @@ pub async fn sign_out(
     let id = signed_in.session_id.clone();
     state
         .db
-        .write(move |conn| Ok(session::end(conn, &id)?))
+        .write(move |conn| Ok::<_, crate::db::DbError>(session::end(conn, &id)?))
         .await?;
     let mut response = redirect("/sign-in");
     let mut gone = session::cookie(&req, String::new(), 0);

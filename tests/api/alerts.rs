@@ -8,7 +8,7 @@ use crate::helpers::{row, spawn_configured, task, Backend, TestApp, TASK};
 use crate::servers::{eventually, Email, SmtpServer};
 use verdict::config::{Settings, SlaAlerts, SmtpSecurity, SmtpSettings};
 use verdict::db::schema::{alerts, items, outbox};
-use verdict::policy::AutomationLevel;
+use verdict::domain::AutomationLevel;
 
 crate::on_both_backends!(
     an_item_past_its_sla_emails_each_recipient_once_with_a_link_and_again_when_resolved,

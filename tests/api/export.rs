@@ -11,7 +11,7 @@ use sha2::Digest;
 
 use crate::helpers::{repo, spawn_with, task, Backend, TestApp, TASK};
 use verdict::db::Db;
-use verdict::policy::AutomationLevel;
+use verdict::domain::AutomationLevel;
 use verdict::queue::{self, Label, Rules};
 
 crate::on_both_backends!(

@@ -8,8 +8,8 @@ use serde_json::{json, Value};
 
 use verdict::config::{Settings, TaskConfig};
 use verdict::db::{self, DbConnection};
+use verdict::domain::AutomationLevel;
 use verdict::domain::TaskName;
-use verdict::policy::AutomationLevel;
 use verdict::startup::Application;
 
 pub const TASK: &str = "tumor-triage";

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod alerts;
+mod architecture;
 mod browser;
 mod cli;
 mod durability;

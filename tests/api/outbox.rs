@@ -9,10 +9,10 @@ use serde_json::{json, Value};
 use crate::helpers::{row, spawn_configured, task, Backend, TestApp, TestDb, TASK};
 use crate::servers::{eventually, free_port, Receiver, SmtpServer};
 use crate::web::{add_user, Browser};
-use verdict::accounts::Role;
 use verdict::db::schema::{outbox, outbox_attempts};
 use verdict::db::Db;
-use verdict::policy::AutomationLevel;
+use verdict::domain::AutomationLevel;
+use verdict::domain::Role;
 use verdict::queue::{self, Label, Rules};
 
 crate::on_both_backends!(

@@ -7,8 +7,9 @@ use serde_json::{json, Value};
 
 use crate::helpers::{rows, spawn, Backend, TestApp, TASK};
 use verdict::db::Db;
-use verdict::policy::AutomationLevel;
-use verdict::queue::{self, Label, Outcome, QueueKind, Rules};
+use verdict::domain::AutomationLevel;
+use verdict::domain::{QueueKind, VerdictBasis};
+use verdict::queue::{self, Label, Outcome, Rules};
 
 crate::on_both_backends!(
     claimers_never_share_an_item_and_every_item_is_labelled_once,
@@ -91,7 +92,10 @@ async fn claimers_never_share_an_item_and_every_item_is_labelled_once(backend: B
     assert_eq!(total, 2000, "every item labelled, none twice");
     assert_eq!(app.count("reviews"), 2000);
     assert_eq!(app.count("verdicts"), 2000);
-    let depth = db.read(|conn| Ok(queue::depth(conn, TASK)?)).await.unwrap();
+    let depth = db
+        .read(|conn| Ok::<_, verdict::db::DbError>(queue::depth(conn, TASK)?))
+        .await
+        .unwrap();
     assert_eq!(depth, queue::Depth::default(), "nothing left waiting");
 }
 
@@ -116,7 +120,10 @@ async fn an_expired_lease_frees_the_item_and_its_late_label_is_refused(backend: 
         second.item.id, "q00001",
         "a held item is not handed out twice"
     );
-    let depth = db.read(|conn| Ok(queue::depth(conn, TASK)?)).await.unwrap();
+    let depth = db
+        .read(|conn| Ok::<_, verdict::db::DbError>(queue::depth(conn, TASK)?))
+        .await
+        .unwrap();
     assert_eq!((depth.queued, depth.in_review), (2, 2));
     assert!(db
         .write(|conn| queue::claim_next(conn, TASK, "cy", queue::DEFAULT_LEASE))
@@ -237,7 +244,7 @@ async fn two_reviewers_who_agree_decide_and_a_tie_goes_to_an_admin(backend: Back
         submit("bo", bo, "benign").await,
         Outcome::Decided {
             label: "benign".into(),
-            basis: "consensus"
+            basis: VerdictBasis::Consensus
         }
     );
     let (_, doc) = app
@@ -258,7 +265,10 @@ async fn two_reviewers_who_agree_decide_and_a_tie_goes_to_an_admin(backend: Back
     );
     let cy = claim("cy", QueueKind::Review).await.unwrap();
     assert_eq!(submit("cy", cy, "benign").await, Outcome::Tied);
-    let depth = db.read(|conn| Ok(queue::depth(conn, TASK)?)).await.unwrap();
+    let depth = db
+        .read(|conn| Ok::<_, verdict::db::DbError>(queue::depth(conn, TASK)?))
+        .await
+        .unwrap();
     assert_eq!((depth.queued, depth.adjudication), (0, 1));
     assert!(claim("dee", QueueKind::Review).await.is_none());
     assert!(
@@ -271,7 +281,7 @@ async fn two_reviewers_who_agree_decide_and_a_tie_goes_to_an_admin(backend: Back
         submit("admin", tied, "malignant").await,
         Outcome::Decided {
             label: "malignant".into(),
-            basis: "adjudication"
+            basis: VerdictBasis::Adjudication
         }
     );
     let (_, doc) = app
@@ -282,8 +292,9 @@ async fn two_reviewers_who_agree_decide_and_a_tie_goes_to_an_admin(backend: Back
 }
 
 async fn each_queue_order_hands_out_items_in_its_order(backend: Backend) {
-    use verdict::items::{ItemRow, REVIEW_PENDING, STATUS_QUEUED};
-    use verdict::queue::QueueOrder;
+    use verdict::domain::QueueOrder;
+    use verdict::domain::{ItemStatus, QueueReason, ReviewState};
+    use verdict::items::ItemRow;
     let Some(app) = spawn(backend, AutomationLevel::HumanOnly).await else {
         return;
     };
@@ -302,9 +313,9 @@ async fn each_queue_order_hands_out_items_in_its_order(backend: Backend) {
             id: id.into(),
             input: "{}".into(),
             input_sha256: String::new(),
-            status: STATUS_QUEUED.into(),
-            reason: Some("low_confidence".into()),
-            review_state: REVIEW_PENDING.into(),
+            status: ItemStatus::Queued,
+            reason: Some(QueueReason::LowConfidence),
+            review_state: ReviewState::Pending,
             blind: false,
             audit: false,
             model_version: None,
@@ -314,9 +325,11 @@ async fn each_queue_order_hands_out_items_in_its_order(backend: Backend) {
             decided_at: None,
         })
         .collect();
-    db.write(move |conn| Ok(verdict::items::insert_all(conn, &rows, &[], &[])?))
-        .await
-        .unwrap();
+    db.write(move |conn| {
+        Ok::<_, verdict::db::DbError>(verdict::items::insert_all(conn, &rows, &[], &[])?)
+    })
+    .await
+    .unwrap();
     for (order, first) in [
         (QueueOrder::DeadlineThenUncertainty, "early-sure"),
         (QueueOrder::UncertaintyThenDeadline, "late-unsure"),

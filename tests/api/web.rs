@@ -4,8 +4,9 @@ use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
 
 use crate::helpers::{spawn_with, task, Backend, TestApp};
-use verdict::accounts::{self, Role};
-use verdict::policy::AutomationLevel;
+use verdict::accounts;
+use verdict::domain::AutomationLevel;
+use verdict::domain::Role;
 
 crate::on_both_backends!(
     signing_in_starts_a_fresh_session_that_shows_the_queues,
@@ -696,7 +697,8 @@ async fn admins_browse_items_with_filters_and_paging_and_open_one() {
 
 #[actix_web::test]
 async fn reviewer_statistics_show_agreement_with_the_consensus() {
-    use verdict::queue::{self, Label, QueueKind, Rules};
+    use verdict::domain::QueueKind;
+    use verdict::queue::{self, Label, Rules};
     let mut config = task(AutomationLevel::HumanOnly);
     config.reviews_required = 2;
     let Some(app) = spawn_with(Backend::Sqlite, config, None).await else {
