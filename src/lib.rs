@@ -2,7 +2,6 @@ pub mod accounts;
 pub mod alerts;
 pub mod api;
 pub mod audit;
-pub mod bench;
 pub mod config;
 pub mod crypto;
 pub mod db;

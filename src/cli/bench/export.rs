@@ -10,21 +10,21 @@ use anyhow::{bail, Context};
 use diesel::prelude::*;
 
 use super::BenchOptions;
-use crate::config::DatabaseSettings;
-use crate::db::schema::reviews;
-use crate::domain::{ItemStatus, QueueReason, ReviewState, VerdictBasis, VerdictSource};
-use crate::items::{ItemRow, PredictionRow, VerdictRow};
+use verdict::config::DatabaseSettings;
+use verdict::db::schema::reviews;
+use verdict::domain::{ItemStatus, QueueReason, ReviewState, VerdictBasis, VerdictSource};
+use verdict::items::{ItemRow, PredictionRow, VerdictRow};
 
 const TASK: &str = "bench-export";
 
 /// Inserts `n` labelled items: inputs from the demo data, a prediction
 /// each, one in four decided by a reviewer (with the review), one in fifty
 /// a blind audit sample.
-fn fill(db: &crate::db::Db, inputs: &[String], n: usize) -> anyhow::Result<()> {
+fn fill(db: &verdict::db::Db, inputs: &[String], n: usize) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let at = crate::domain::now();
+    let at = verdict::domain::now();
     runtime.block_on(async {
         for start in (0..n).step_by(1000) {
             let end = (start + 1000).min(n);
@@ -98,7 +98,7 @@ fn fill(db: &crate::db::Db, inputs: &[String], n: usize) -> anyhow::Result<()> {
                 }
             }
             db.write(move |conn| {
-                crate::items::insert_all(conn, &items, &predictions, &verdicts)?;
+                verdict::items::insert_all(conn, &items, &predictions, &verdicts)?;
                 for (id, label) in &reviews {
                     diesel::insert_into(reviews::table)
                         .values((
@@ -113,11 +113,11 @@ fn fill(db: &crate::db::Db, inputs: &[String], n: usize) -> anyhow::Result<()> {
                         ))
                         .execute(conn)?;
                 }
-                Ok::<_, crate::error::AppError>(())
+                Ok::<_, verdict::error::AppError>(())
             })
             .await?;
         }
-        Ok::<_, crate::error::AppError>(())
+        Ok::<_, verdict::error::AppError>(())
     })?;
     Ok(())
 }
@@ -154,7 +154,7 @@ pub fn run(opts: &BenchOptions, n: usize) -> anyhow::Result<()> {
     };
     let started = Instant::now();
     {
-        let db = crate::db::Db::open(&settings).map_err(anyhow::Error::msg)?;
+        let db = verdict::db::Db::open(&settings).map_err(anyhow::Error::msg)?;
         fill(&db, &inputs, n)?;
     }
     println!(
