@@ -1,7 +1,6 @@
 pub mod accounts;
 pub mod alerts;
 pub mod api;
-pub mod audit;
 pub mod config;
 pub mod crypto;
 pub mod db;
@@ -17,6 +16,7 @@ pub mod queue;
 pub mod review_stats;
 pub mod scoring;
 pub mod startup;
+pub mod store;
 pub mod tasks;
 pub mod telemetry;
 pub mod tokens;

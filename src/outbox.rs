@@ -280,7 +280,7 @@ pub fn retry(conn: &mut DbConnection, id: i64, actor: &str) -> QueryResult<bool>
     ))
     .execute(conn)?;
     if updated > 0 {
-        crate::audit::record(
+        crate::store::audit::record(
             conn,
             actor,
             "outbox.retry",

@@ -194,7 +194,7 @@ pub fn skip(
             items::lease_expires_at.eq(None::<Timestamp>),
         ))
         .execute(conn)?;
-    crate::audit::record(
+    crate::store::audit::record(
         conn,
         reviewer,
         "review.skip",
@@ -375,7 +375,7 @@ pub fn submit(
         }
         Outcome::Audited => serde_json::json!({"label": label.label, "outcome": "blind audit"}),
     };
-    crate::audit::record(
+    crate::store::audit::record(
         conn,
         reviewer,
         "review.label",
@@ -437,7 +437,7 @@ pub fn undo_last(
             items::lease_expires_at.eq(Some(at + lease)),
         ))
         .execute(conn)?;
-    crate::audit::record(
+    crate::store::audit::record(
         conn,
         reviewer,
         "review.undo",

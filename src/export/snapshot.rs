@@ -241,7 +241,7 @@ pub fn record(conn: &mut DbConnection, row: &SnapshotRow) -> Result<(), AppError
         }
         Err(e) => return Err(e.into()),
     }
-    crate::audit::record(
+    crate::store::audit::record(
         conn,
         &row.created_by,
         "dataset.snapshot",

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::session::{CsrfForm, SignedIn};
 use super::{redirect, render, WebError};
-use crate::accounts;
+use crate::accounts::{self, AccountError};
 use crate::startup::AppState;
 
 pub struct UserRow {
@@ -108,21 +108,21 @@ pub async fn add_user(
     let role = accounts::parse_role(&form.role).expect("checked above");
     let actor = signed_in.user.name.clone();
     let name = form.name.trim().to_string();
-    // argon2 is slow on purpose: hash on the blocking pool, not the writer.
-    let added = state
-        .db
-        .read(move |conn| {
-            Ok::<_, crate::db::DbError>(
-                accounts::add_user(conn, &name, &form.password, role, &tasks, &actor)
-                    .map_err(|e| e.to_string()),
-            )
-        })
-        .await?;
+    // argon2 is slow on purpose: the service hashes on the blocking pool,
+    // then writes through the writer.
+    let added = accounts::add(&state.db, name, form.password, role, tasks, actor).await;
     match added {
         Ok(()) => Ok(redirect("/admin/users")),
-        Err(problem) => {
-            users_page(&state, &signed_in, StatusCode::BAD_REQUEST, Some(problem)).await
+        Err(e) if e.is_refusal() => {
+            users_page(
+                &state,
+                &signed_in,
+                StatusCode::BAD_REQUEST,
+                Some(e.to_string()),
+            )
+            .await
         }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -152,12 +152,11 @@ pub async fn set_disabled(
     let actor = signed_in.user.name.clone();
     state
         .db
-        .write(move |conn| {
-            Ok::<_, crate::db::DbError>(
-                accounts::set_disabled(conn, &name, disabled, &actor).map_err(|e| e.to_string()),
-            )
-        })
-        .await?
-        .map_err(|_| WebError::Forbidden("There is no such user."))?;
+        .write(move |conn| accounts::set_disabled(conn, &name, disabled, &actor))
+        .await
+        .map_err(|e| match e {
+            AccountError::UnknownUser(_) => WebError::NotFound("There is no such user."),
+            other => other.into(),
+        })?;
     Ok(redirect("/admin/users"))
 }

@@ -93,6 +93,9 @@ pub enum WebError {
     SignInRequired,
     #[error("{0}")]
     Forbidden(&'static str),
+    /// A missing item, task, user or page: a 404 page saying what is missing.
+    #[error("{0}")]
+    NotFound(&'static str),
     #[error("too many attempts")]
     TooManyAttempts { minutes: u64 },
     #[error("internal error")]
@@ -111,6 +114,7 @@ impl ResponseError for WebError {
         match self {
             WebError::SignInRequired => StatusCode::SEE_OTHER,
             WebError::Forbidden(_) => StatusCode::FORBIDDEN,
+            WebError::NotFound(_) => StatusCode::NOT_FOUND,
             WebError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             WebError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -120,6 +124,7 @@ impl ResponseError for WebError {
         let (title, message) = match self {
             WebError::SignInRequired => return redirect("/sign-in"),
             WebError::Forbidden(why) => ("Not allowed", why.to_string()),
+            WebError::NotFound(what) => ("Not found", what.to_string()),
             WebError::TooManyAttempts { minutes } => (
                 "Too many attempts",
                 format!("Too many failed sign-ins. Try again in {minutes} minutes."),
@@ -161,6 +166,13 @@ async fn asset(path: web::Path<String>) -> HttpResponse {
 impl From<crate::db::DbError> for WebError {
     fn from(e: crate::db::DbError) -> Self {
         tracing::error!(error = %e, "web request failed");
+        WebError::Internal
+    }
+}
+
+impl From<crate::accounts::AccountError> for WebError {
+    fn from(e: crate::accounts::AccountError) -> Self {
+        tracing::error!(error = %e, code = e.code(), "web request failed");
         WebError::Internal
     }
 }

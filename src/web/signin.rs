@@ -115,7 +115,7 @@ pub async fn submit(
     let id = state
         .db
         .write(move |conn| {
-            crate::audit::record(
+            crate::store::audit::record(
                 conn,
                 &user_name,
                 "sign_in",

@@ -1,0 +1,8 @@
+//! The stores: one module per group of tables, queries only. Where SQLite
+//! and PostgreSQL differ, the store that owns the table matches on the
+//! connection; nothing above this layer writes SQL.
+
+pub mod accounts;
+pub mod audit;
+pub mod tasks;
+pub mod tokens;
