@@ -15,6 +15,7 @@ pub mod policy;
 pub mod queue;
 pub mod review_stats;
 pub mod scoring;
+pub mod sessions;
 pub mod startup;
 pub mod store;
 pub mod tasks;

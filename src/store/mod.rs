@@ -4,5 +4,6 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod sessions;
 pub mod tasks;
 pub mod tokens;

@@ -1,28 +1,18 @@
-//! Signed-in sessions: a random id in an HttpOnly cookie, its SHA-256 in the
-//! database, a CSRF token per session for every form it posts.
+//! The session cookie (HttpOnly, SameSite=Lax) and the signed-in user of a
+//! request; sessions themselves are `crate::sessions`.
 
 use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
-use diesel::prelude::*;
 
 use super::WebError;
-use crate::accounts::{self, User};
-use crate::crypto::{random_token, same_token};
-use crate::db::schema::{sessions, users};
-use crate::db::DbConnection;
-use crate::domain::now;
+use crate::accounts::User;
+use crate::crypto::same_token;
 use crate::startup::AppState;
 
 pub const SESSION_COOKIE: &str = "verdict_session";
-/// How long a session lasts from sign-in.
-pub const SESSION_HOURS: i64 = 12;
-
-fn digest(id: &str) -> String {
-    crate::crypto::sha256_hex(id)
-}
 
 /// The session cookie: HttpOnly, SameSite=Lax, Secure when the request came
 /// over TLS (directly or through a proxy that says so).
@@ -37,39 +27,7 @@ pub fn cookie(req: &HttpRequest, value: String, max_age_hours: i64) -> Cookie<'s
     cookie
 }
 
-/// Starts a session for `user_name`; returns the new id (for the cookie).
-/// Always a fresh id: an id the browser had before signing in is never
-/// adopted (no session fixation), and `previous` is ended.
-pub fn start(
-    conn: &mut DbConnection,
-    user_name: &str,
-    previous: Option<&str>,
-) -> QueryResult<String> {
-    let id = random_token();
-    let at = now();
-    conn.transaction(|conn| {
-        if let Some(previous) = previous {
-            diesel::delete(sessions::table.find(digest(previous))).execute(conn)?;
-        }
-        diesel::delete(sessions::table.filter(sessions::expires_at.lt(at))).execute(conn)?;
-        diesel::insert_into(sessions::table)
-            .values((
-                sessions::id_sha256.eq(digest(&id)),
-                sessions::user_name.eq(user_name),
-                sessions::csrf_token.eq(random_token()),
-                sessions::created_at.eq(at),
-                sessions::expires_at.eq(at + chrono::Duration::hours(SESSION_HOURS)),
-            ))
-            .execute(conn)
-    })?;
-    Ok(id)
-}
-
-pub fn end(conn: &mut DbConnection, id: &str) -> QueryResult<()> {
-    diesel::delete(sessions::table.find(digest(id)))
-        .execute(conn)
-        .map(drop)
-}
+pub use crate::sessions::{end, start, SESSION_HOURS};
 
 /// The signed-in user of a request and their session's CSRF token.
 #[derive(Debug, Clone)]
@@ -105,22 +63,6 @@ impl SignedIn {
     }
 }
 
-/// Looks the session up: live, and its user still enabled.
-fn lookup(conn: &mut DbConnection, id: &str) -> QueryResult<Option<(User, String)>> {
-    let row: Option<(String, String)> = sessions::table
-        .inner_join(users::table.on(users::name.eq(sessions::user_name)))
-        .filter(sessions::id_sha256.eq(digest(id)))
-        .filter(sessions::expires_at.gt(now()))
-        .filter(users::disabled.eq(false))
-        .select((sessions::user_name, sessions::csrf_token))
-        .get_result(conn)
-        .optional()?;
-    let Some((name, csrf)) = row else {
-        return Ok(None);
-    };
-    Ok(accounts::load(conn, &name)?.map(|user| (user, csrf)))
-}
-
 impl FromRequest for SignedIn {
     type Error = WebError;
     type Future = Pin<Box<dyn Future<Output = Result<SignedIn, WebError>>>>;
@@ -134,7 +76,9 @@ impl FromRequest for SignedIn {
             let lookup_id = id.clone();
             let found = state
                 .db
-                .read(move |conn| lookup(conn, &lookup_id).map_err(crate::db::DbError::from))
+                .read(move |conn| {
+                    crate::sessions::lookup(conn, &lookup_id).map_err(crate::db::DbError::from)
+                })
                 .await
                 .map_err(|_| WebError::Internal)?;
             let (user, csrf) = found.ok_or(WebError::SignInRequired)?;
