@@ -20,9 +20,9 @@ use crate::db::schema::{alerts, items, outbox};
 use crate::db::DbConnection;
 use crate::domain::{now, rfc3339, Timestamp};
 use crate::domain::{AlertKind, OutboxKind, OutboxStatus, ReviewState, Severity};
-use crate::error::AppError;
+use crate::http::error::AppError;
+use crate::http::state::AppState;
 use crate::outbox::NewMessage;
-use crate::startup::AppState;
 
 /// Overdue items one pass looks at (per-item SLA alerts).
 const OVERDUE_LISTED: usize = 1000;

@@ -18,8 +18,8 @@ use crate::config::OutboxSettings;
 use crate::db::schema::{outbox, outbox_attempts};
 use crate::db::DbConnection;
 use crate::domain::{now, OutboxKind, OutboxStatus, Timestamp};
-use crate::error::AppError;
-use crate::startup::AppState;
+use crate::http::error::AppError;
+use crate::http::state::AppState;
 
 /// Messages one worker pass claims at most.
 const CLAIM_BATCH: i64 = 100;

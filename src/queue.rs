@@ -11,7 +11,7 @@ use crate::db::schema::{items, reviews, verdicts};
 use crate::db::DbConnection;
 use crate::domain::{now, Timestamp};
 use crate::domain::{ItemStatus, QueueKind, QueueOrder, ReviewState, VerdictBasis, VerdictSource};
-use crate::error::AppError;
+use crate::http::error::AppError;
 use crate::items::ItemRow;
 
 /// Reviewers disagreed with no majority: an admin decides.

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::db::Db;
 use crate::domain::{now, ItemId};
 use crate::domain::{ItemStatus, ReviewState, VerdictBasis, VerdictSource};
-use crate::error::AppError;
+use crate::http::error::AppError;
 use crate::items::{self, ItemDoc, ItemRow, PredictionRow, VerdictRow};
 use crate::ml::LoadedModel;
 use crate::policy::{decide, Decision, ModelOutcome};

@@ -9,23 +9,13 @@ use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
 use crate::db::Db;
-use crate::error::AppError;
+use crate::http::error::AppError;
+use crate::http::state::AppState;
 use crate::tasks::Registry;
 use crate::tokens::{self, TokenCache};
 
 /// How often each instance looks for deployment changes.
 const DEPLOYMENT_POLL: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Everything a request handler may use.
-pub struct AppState {
-    pub db: Db,
-    pub tasks: Registry,
-    pub tokens: TokenCache,
-    pub sign_in_limiter: crate::web::ratelimit::SignInLimiter,
-    /// The mail server, when `[smtp]` is configured.
-    pub mailer: Option<std::sync::Arc<crate::mail::Mailer>>,
-    pub settings: Settings,
-}
 
 /// HTTP workers when the configuration names none: one per core, less the
 /// core SQLite's writer thread needs (on two cores one HTTP worker gives
@@ -155,9 +145,9 @@ impl Application {
             App::new()
                 .wrap(TracingLogger::default())
                 .app_data(app_state.clone())
-                .configure(crate::api::routes)
-                .configure(crate::web::routes)
-                .default_service(web::to(crate::api::not_found))
+                .configure(crate::http::api::routes)
+                .configure(crate::http::web::routes)
+                .default_service(web::to(crate::http::api::not_found))
         })
         .workers(workers)
         .listen(listener)?

@@ -56,7 +56,7 @@ fn run_with_progress(
     request: &Request,
     write: impl FnOnce(
         &mut Encoder,
-        &mut dyn FnMut(Option<&str>, i64) -> Result<super::Page, crate::error::AppError>,
+        &mut dyn FnMut(Option<&str>, i64) -> Result<super::Page, crate::http::error::AppError>,
         &mut dyn FnMut(u64),
     ) -> anyhow::Result<u64>,
 ) -> anyhow::Result<u64> {

@@ -15,7 +15,7 @@ use crate::db::fast_time::FastTimestamp;
 use crate::db::schema::{items, predictions, reviews, verdicts};
 use crate::db::DbConnection;
 use crate::domain::{Timestamp, VerdictSource};
-use crate::error::AppError;
+use crate::http::error::AppError;
 pub use encode::Encoder;
 
 /// Rows fetched per query.

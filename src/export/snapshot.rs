@@ -14,7 +14,7 @@ use super::{Encoder, Page, Request, Summary};
 use crate::db::schema::dataset_snapshots;
 use crate::db::DbConnection;
 use crate::domain::{now, rfc3339, Timestamp};
-use crate::error::AppError;
+use crate::http::error::AppError;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = dataset_snapshots)]

@@ -248,7 +248,7 @@ async fn repeated_failures_lock_the_account_even_for_the_right_password() {
     };
     add_user(&app, "ana", Role::Admin, &[]);
     let mut browser = Browser::new(&app);
-    for _ in 0..verdict::web::ratelimit::PER_ACCOUNT {
+    for _ in 0..verdict::http::web::ratelimit::PER_ACCOUNT {
         assert_eq!(browser.sign_in("ana", "not the password").await.0, 401);
     }
     let (status, page, _, raw) = browser.sign_in("ana", "a long passphrase").await;

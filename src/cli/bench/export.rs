@@ -113,11 +113,11 @@ fn fill(db: &verdict::db::Db, inputs: &[String], n: usize) -> anyhow::Result<()>
                         ))
                         .execute(conn)?;
                 }
-                Ok::<_, verdict::error::AppError>(())
+                Ok::<_, verdict::http::error::AppError>(())
             })
             .await?;
         }
-        Ok::<_, verdict::error::AppError>(())
+        Ok::<_, verdict::http::error::AppError>(())
     })?;
     Ok(())
 }

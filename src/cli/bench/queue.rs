@@ -55,7 +55,7 @@ pub(super) fn run_queue(
                     decided_at: None,
                 })
                 .collect();
-            db.write(move |conn| Ok::<_, verdict::error::AppError>(verdict::items::insert_all(conn, &rows, &[], &[])?)).await?;
+            db.write(move |conn| Ok::<_, verdict::http::error::AppError>(verdict::items::insert_all(conn, &rows, &[], &[])?)).await?;
         }
         println!(
             "verdict bench --queue: {queued} items queued in {:.1} s on {url}; {} reviewers, {} claim + label rounds\n",
@@ -118,7 +118,7 @@ pub(super) fn run_queue(
                     .await?;
                     labels.push(sent.elapsed().as_micros() as u64);
                 }
-                Ok::<_, verdict::error::AppError>((claims, labels))
+                Ok::<_, verdict::http::error::AppError>((claims, labels))
             }));
         }
         let (mut claims, mut labels) = (Vec::new(), Vec::new());

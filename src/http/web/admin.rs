@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::session::{CsrfForm, SignedIn};
 use super::{redirect, render, WebError};
 use crate::accounts::{self, AccountError};
-use crate::startup::AppState;
+use crate::http::state::AppState;
 
 pub struct UserRow {
     pub name: String,

@@ -5,10 +5,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::{task, ApiClient};
-use crate::error::AppError;
 use crate::export::snapshot::{self, SnapshotDoc};
 use crate::export::{self, Encoder, Format, Params, Request};
-use crate::startup::AppState;
+use crate::http::error::AppError;
+use crate::http::state::AppState;
 
 /// The query string as key/value pairs (unknown keys are refused later).
 pub fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, AppError> {
@@ -75,7 +75,7 @@ pub async fn create_snapshot(
     let (t, n) = (task_name.clone(), name.clone());
     if state
         .db
-        .read(move |conn| Ok::<_, crate::error::AppError>(snapshot::find(conn, &t, &n)?))
+        .read(move |conn| Ok::<_, crate::http::error::AppError>(snapshot::find(conn, &t, &n)?))
         .await?
         .is_some()
     {
@@ -171,7 +171,7 @@ pub async fn snapshot_list(
     let task = task(&state, &path)?.name().to_string();
     let rows = state
         .db
-        .read(move |conn| Ok::<_, crate::error::AppError>(snapshot::list(conn, Some(&task))?))
+        .read(move |conn| Ok::<_, crate::http::error::AppError>(snapshot::list(conn, Some(&task))?))
         .await?;
     Ok(HttpResponse::Ok().json(SnapshotList {
         datasets: rows.iter().map(SnapshotDoc::from).collect(),

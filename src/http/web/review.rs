@@ -10,11 +10,11 @@ use serde::Deserialize;
 use super::session::{CsrfForm, SignedIn};
 use super::{redirect, render, WebError};
 use crate::domain::QueueKind;
-use crate::error::AppError;
+use crate::http::error::AppError;
+use crate::http::state::AppState;
 use crate::items::{self, PredictionDoc};
 use crate::ml::LoadedModel;
 use crate::queue::{self, Claim, Label, Rules};
-use crate::startup::AppState;
 use crate::tasks::TaskRuntime;
 
 pub struct FeatureRow {

@@ -6,8 +6,8 @@ use askama::Template;
 
 use super::session::SignedIn;
 use super::{render, WebError};
+use crate::http::state::AppState;
 use crate::queue;
-use crate::startup::AppState;
 
 pub struct QueueRow {
     pub task: String,
@@ -58,7 +58,7 @@ pub async fn page(
                         queue::labelled_since(conn, task, &who, midnight)?,
                     ))
                 })
-                .collect::<Result<Vec<_>, crate::error::AppError>>()
+                .collect::<Result<Vec<_>, crate::http::error::AppError>>()
         })
         .await?;
     let queues = tasks

@@ -10,8 +10,8 @@ use super::session::{CsrfForm, SignedIn};
 use super::{redirect, render, WebError};
 use crate::domain::rfc3339;
 use crate::domain::OutboxStatus;
+use crate::http::state::AppState;
 use crate::outbox;
-use crate::startup::AppState;
 
 /// Messages listed per status.
 const SHOWN: i64 = 100;

@@ -8,7 +8,7 @@ use super::session::SignedIn;
 use super::{render, WebError};
 use crate::alerts;
 use crate::domain::{rfc3339, AlertKind};
-use crate::startup::AppState;
+use crate::http::state::AppState;
 
 /// Resolved alerts shown below the open ones.
 const RESOLVED_SHOWN: i64 = 50;

@@ -5,8 +5,8 @@ use std::pin::Pin;
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 
-use crate::error::AppError;
-use crate::startup::AppState;
+use crate::http::error::AppError;
+use crate::http::state::AppState;
 use crate::tokens::Cached;
 
 /// The client a valid API token belongs to.

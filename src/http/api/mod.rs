@@ -9,9 +9,9 @@ use std::sync::Arc;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use crate::error::AppError;
+use crate::http::error::AppError;
+use crate::http::state::AppState;
 use crate::items;
-use crate::startup::AppState;
 use crate::tasks::TaskRuntime;
 pub use auth::ApiClient;
 
@@ -49,7 +49,7 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
     if req.path().starts_with("/api/") {
         AppError::NotFound.error_response()
     } else {
-        crate::web::not_found_page()
+        crate::http::web::not_found_page()
     }
 }
 

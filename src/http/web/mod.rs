@@ -138,15 +138,15 @@ impl ResponseError for WebError {
     }
 }
 
-impl From<crate::error::AppError> for WebError {
-    fn from(e: crate::error::AppError) -> Self {
+impl From<crate::http::error::AppError> for WebError {
+    fn from(e: crate::http::error::AppError) -> Self {
         tracing::error!(error = %e, "web request failed");
         WebError::Internal
     }
 }
 
-const CSS: &str = include_str!("../../static/verdict.css");
-const REVIEW_JS: &str = include_str!("../../static/review.js");
+const CSS: &str = include_str!("../../../static/verdict.css");
+const REVIEW_JS: &str = include_str!("../../../static/review.js");
 
 /// Assets are built into the binary: one file to deploy, no CDN.
 async fn asset(path: web::Path<String>) -> HttpResponse {

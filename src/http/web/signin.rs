@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::session::{self, CsrfForm, SignedIn, SESSION_COOKIE};
 use super::{redirect, render, WebError};
 use crate::crypto::{random_token, same_token};
-use crate::startup::AppState;
+use crate::http::state::AppState;
 
 const SIGN_IN_COOKIE: &str = "verdict_sign_in";
 

@@ -10,7 +10,7 @@ use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use super::WebError;
 use crate::accounts::User;
 use crate::crypto::same_token;
-use crate::startup::AppState;
+use crate::http::state::AppState;
 
 pub const SESSION_COOKIE: &str = "verdict_session";
 

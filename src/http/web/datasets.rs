@@ -8,11 +8,11 @@ use serde::Deserialize;
 
 use super::session::SignedIn;
 use super::{redirect, render, WebError};
-use crate::api::export::{create_snapshot, export_response, file_response, query_pairs};
-use crate::error::AppError;
 use crate::export::snapshot::{self, SnapshotRow};
 use crate::export::{Format, Params};
-use crate::startup::AppState;
+use crate::http::api::export::{create_snapshot, export_response, file_response, query_pairs};
+use crate::http::error::AppError;
+use crate::http::state::AppState;
 
 /// The reason for a refused request, shown to an admin (their own input).
 fn refused(e: AppError) -> Result<String, WebError> {
@@ -36,7 +36,7 @@ pub async fn download(
     let request = query_pairs(&req)
         .and_then(Params::from_pairs)
         .and_then(|p| p.parse(Format::Csv));
-    let task = crate::api::task(&state, &path);
+    let task = crate::http::api::task(&state, &path);
     match (task, request) {
         (Ok(task), Ok(request)) => Ok(export_response(&state, &task, request)),
         (Err(e), _) | (_, Err(e)) => models_page(&state, &signed_in, Some(refused(e)?)).await,
@@ -219,7 +219,7 @@ pub async fn take_snapshot(
         ..Params::default()
     };
     let result = async {
-        let task = crate::api::task(&state, &path)?;
+        let task = crate::http::api::task(&state, &path)?;
         let request = params.parse(Format::Jsonl)?;
         create_snapshot(
             &state,

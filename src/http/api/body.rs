@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use crate::domain::ItemId;
-use crate::error::AppError;
+use crate::http::error::AppError;
 use crate::scoring::Submission;
 
 /// Reads the whole body, refusing more than `limit` bytes.
