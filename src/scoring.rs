@@ -11,13 +11,102 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::db::Db;
+use crate::db::DbError;
 use crate::domain::{now, ItemId};
 use crate::domain::{ItemStatus, ReviewState, VerdictBasis, VerdictSource};
-use crate::http::error::AppError;
 use crate::items::{self, ItemDoc, ItemRow, PredictionRow, VerdictRow};
 use crate::ml::LoadedModel;
 use crate::policy::{decide, Decision, ModelOutcome};
 use crate::tasks::TaskRuntime;
+
+/// What is wrong with one field of an input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputProblem {
+    MissingField,
+    UnknownField,
+    WrongType,
+    NotFinite,
+    OutOfRange,
+}
+
+impl InputProblem {
+    pub fn code(self) -> &'static str {
+        match self {
+            InputProblem::MissingField => "missing_field",
+            InputProblem::UnknownField => "unknown_field",
+            InputProblem::WrongType => "wrong_type",
+            InputProblem::NotFinite => "not_finite",
+            InputProblem::OutOfRange => "out_of_range",
+        }
+    }
+}
+
+/// Why items could not be scored; nothing of the request is written.
+#[derive(Debug, thiserror::Error)]
+pub enum ScoringError {
+    /// A field of an input is wrong; `field` says where (`input.age`, or
+    /// `items[3].input.age` in a batch).
+    #[error("{message}")]
+    Invalid {
+        problem: InputProblem,
+        field: String,
+        message: String,
+    },
+    /// A known id came with another input.
+    #[error("{message}")]
+    Conflict { field: String, message: String },
+    #[error(transparent)]
+    Database(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for ScoringError {
+    fn from(e: diesel::result::Error) -> Self {
+        ScoringError::Database(e.into())
+    }
+}
+
+impl ScoringError {
+    fn invalid(
+        problem: InputProblem,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        ScoringError::Invalid {
+            problem,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A stable code for the kind of failure.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ScoringError::Invalid { problem, .. } => problem.code(),
+            ScoringError::Conflict { .. } => "idempotency_conflict",
+            ScoringError::Database(_) => "internal",
+        }
+    }
+
+    /// Prefixes the field with where it sits, e.g. `items[3].`.
+    pub fn within(self, prefix: &str) -> Self {
+        match self {
+            ScoringError::Invalid {
+                problem,
+                field,
+                message,
+            } => ScoringError::Invalid {
+                problem,
+                field: format!("{prefix}{field}"),
+                message,
+            },
+            ScoringError::Conflict { field, message } => ScoringError::Conflict {
+                field: format!("{prefix}{field}"),
+                message,
+            },
+            other => other,
+        }
+    }
+}
 
 /// One item as the client sent it.
 #[derive(Debug, Clone)]
@@ -47,10 +136,10 @@ pub struct Features {
 /// Checks an input object against the card's features: each must be
 /// present, a finite number and within the card's valid range; no other
 /// field may appear. Errors name the field as `input.<name>`.
-pub fn featurise(model: Option<&LoadedModel>, input: &Value) -> Result<Features, AppError> {
+pub fn featurise(model: Option<&LoadedModel>, input: &Value) -> Result<Features, ScoringError> {
     let Value::Object(fields) = input else {
-        return Err(AppError::invalid(
-            "wrong_type",
+        return Err(ScoringError::invalid(
+            InputProblem::WrongType,
             "input",
             "input must be a JSON object of feature names to values",
         ));
@@ -71,44 +160,44 @@ pub fn featurise(model: Option<&LoadedModel>, input: &Value) -> Result<Features,
         let name = spec.name.as_str();
         let value = match fields.get(name) {
             None => {
-                return Err(AppError::invalid(
-                    "missing_field",
+                return Err(ScoringError::invalid(
+                    InputProblem::MissingField,
                     field(name),
                     format!("the input has no {name:?}; every feature of the model is required"),
                 ))
             }
             Some(Value::Number(n)) => n.as_f64().filter(|v| v.is_finite()).ok_or_else(|| {
-                AppError::invalid(
-                    "not_finite",
+                ScoringError::invalid(
+                    InputProblem::NotFinite,
                     field(name),
                     format!("{name} must be a finite number"),
                 )
             })?,
             Some(Value::String(s)) if is_non_finite_word(s) => {
-                return Err(AppError::invalid(
-                    "not_finite",
+                return Err(ScoringError::invalid(
+                    InputProblem::NotFinite,
                     field(name),
                     format!("{name} is {s}; it must be a finite number"),
                 ))
             }
             Some(other) => {
-                return Err(AppError::invalid(
-                    "wrong_type",
+                return Err(ScoringError::invalid(
+                    InputProblem::WrongType,
                     field(name),
                     format!("{name} must be a number, not {}", json_type(other)),
                 ))
             }
         };
         if let Some(min) = spec.valid_min.filter(|&min| value < min) {
-            return Err(AppError::invalid(
-                "out_of_range",
+            return Err(ScoringError::invalid(
+                InputProblem::OutOfRange,
                 field(name),
                 format!("{name} is {value}, below its minimum of {min}"),
             ));
         }
         if let Some(max) = spec.valid_max.filter(|&max| value > max) {
-            return Err(AppError::invalid(
-                "out_of_range",
+            return Err(ScoringError::invalid(
+                InputProblem::OutOfRange,
                 field(name),
                 format!("{name} is {value}, above its maximum of {max}"),
             ));
@@ -120,8 +209,8 @@ pub fn featurise(model: Option<&LoadedModel>, input: &Value) -> Result<Features,
         .keys()
         .find(|k| !model.feature_index.contains_key(k.as_str()))
     {
-        return Err(AppError::invalid(
-            "unknown_field",
+        return Err(ScoringError::invalid(
+            InputProblem::UnknownField,
             field(unknown),
             format!("the model has no feature {unknown:?}"),
         ));
@@ -172,7 +261,7 @@ pub async fn submit(
     task: Arc<TaskRuntime>,
     submissions: Vec<Submission>,
     batch: bool,
-) -> Result<Vec<Outcome>, AppError> {
+) -> Result<Vec<Outcome>, ScoringError> {
     let n = submissions.len();
     let model = task.live();
     let at = |i: usize| {
@@ -386,10 +475,10 @@ fn persist(
     task: &str,
     rows: Rows,
     batch: bool,
-) -> Result<Vec<Outcome>, AppError> {
+) -> Result<Vec<Outcome>, ScoringError> {
     let ids: Vec<&str> = rows.iter().map(|(item, _, _)| item.id.as_str()).collect();
     let stored = items::find_items(conn, task, &ids)?;
-    let conflict = |i: usize, id: &str| AppError::Conflict {
+    let conflict = |i: usize, id: &str| ScoringError::Conflict {
         field: if batch {
             format!("items[{i}].id")
         } else {

@@ -14,6 +14,7 @@
 //! statement whose planned parameter is bound again is re-prepared on every
 //! run (it cost a tenth of the scoring path's CPU).
 
+mod checkpointer;
 mod error;
 pub mod fast_time;
 pub mod schema;
@@ -29,6 +30,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::config::{DatabaseSettings, Synchronous};
 pub use crate::domain::Backend;
+pub use checkpointer::{Checkpointer, Pass as CheckpointPass};
 pub use error::DbError;
 pub use writer::Writer;
 

@@ -172,3 +172,22 @@ impl From<crate::db::DbError> for AppError {
         }
     }
 }
+
+impl From<crate::scoring::ScoringError> for AppError {
+    fn from(e: crate::scoring::ScoringError) -> Self {
+        use crate::scoring::ScoringError;
+        match e {
+            ScoringError::Invalid {
+                problem,
+                field,
+                message,
+            } => AppError::InvalidInput {
+                code: problem.code(),
+                field,
+                message,
+            },
+            ScoringError::Conflict { field, message } => AppError::Conflict { field, message },
+            ScoringError::Database(e) => e.into(),
+        }
+    }
+}
