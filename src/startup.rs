@@ -9,9 +9,8 @@ use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
 use crate::db::Db;
-use crate::http::error::AppError;
 use crate::http::state::AppState;
-use crate::tasks::Registry;
+use crate::tasks::{DeploymentFollower, Registry};
 use crate::tokens::{self, TokenCache};
 
 /// How often each instance looks for deployment changes.
@@ -113,7 +112,7 @@ impl Application {
         warn_about_escalations(&settings);
         let state = web::Data::new(AppState {
             db,
-            tasks,
+            tasks: std::sync::Arc::new(tasks),
             tokens: TokenCache::default(),
             sign_in_limiter: Default::default(),
             mailer,
@@ -124,22 +123,10 @@ impl Application {
         // keep instances from doing the same work twice.
         actix_web::rt::spawn(crate::outbox::run(state.clone()));
         actix_web::rt::spawn(crate::alerts::run(state.clone()));
-        let follower = state.clone();
-        actix_web::rt::spawn(async move {
-            let mut every = tokio::time::interval(DEPLOYMENT_POLL);
-            every.tick().await;
-            loop {
-                every.tick().await;
-                let state = follower.clone();
-                let polled = follower
-                    .db
-                    .read(move |conn| state.tasks.follow_deployments(conn).map_err(AppError::from))
-                    .await;
-                if let Err(e) = polled {
-                    tracing::warn!(error = %e, "cannot read deployments");
-                }
-            }
-        });
+        actix_web::rt::spawn(
+            DeploymentFollower::new(state.db.clone(), state.tasks.clone(), DEPLOYMENT_POLL)
+                .run_until_stopped(),
+        );
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()

@@ -6,11 +6,12 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use diesel::prelude::*;
 
 use crate::config::{Settings, TaskConfig};
-use crate::db::DbConnection;
+use crate::db::{Db, DbConnection, DbError};
 use crate::ml::{self, LoadedModel};
 use crate::policy::Policy;
 use crate::store::tasks as store;
@@ -79,7 +80,12 @@ impl Registry {
     /// Follows deployment changes made by any instance or the CLI: a task
     /// whose live version in the database differs from the loaded one loads
     /// the new version. On failure the loaded version stays live.
-    pub fn follow_deployments(&self, conn: &mut DbConnection) -> QueryResult<()> {
+    /// Returns the tasks that switched, with their new version.
+    pub fn follow_deployments(
+        &self,
+        conn: &mut DbConnection,
+    ) -> QueryResult<Vec<(String, String)>> {
+        let mut switched = Vec::new();
         let rows = store::live_versions(conn)?;
         for (task, version) in rows {
             let (Some(runtime), Some(version)) = (self.tasks.get(&task), version) else {
@@ -116,6 +122,7 @@ impl Registry {
                             "deployment changed: new live model version loaded"
                         );
                         runtime.set_live(Some(Arc::new(model)));
+                        switched.push((task.clone(), version.clone()));
                     }
                 },
                 Err(e) => {
@@ -123,7 +130,7 @@ impl Registry {
                 }
             }
         }
-        Ok(())
+        Ok(switched)
     }
 }
 
@@ -227,6 +234,42 @@ fn load_task(
         config: config.clone(),
         live: RwLock::new(live),
     })
+}
+
+/// Follows deployment changes made by any instance or the CLI: a plain job
+/// (STYLE.md, Background jobs) that startup runs every `every`.
+pub struct DeploymentFollower {
+    db: Db,
+    tasks: Arc<Registry>,
+    every: Duration,
+}
+
+impl DeploymentFollower {
+    pub fn new(db: Db, tasks: Arc<Registry>, every: Duration) -> Self {
+        DeploymentFollower { db, tasks, every }
+    }
+
+    /// One look at the deployments; returns the tasks that switched to a
+    /// new live version.
+    pub async fn run_once(&self) -> Result<Vec<(String, String)>, DbError> {
+        let tasks = self.tasks.clone();
+        self.db
+            .read(move |conn| Ok(tasks.follow_deployments(conn)?))
+            .await
+    }
+
+    /// Loops [`DeploymentFollower::run_once`] every `every`.
+    pub async fn run_until_stopped(self) {
+        let mut every = tokio::time::interval(self.every);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            if let Err(e) = self.run_once().await {
+                tracing::warn!(error = %e, "cannot read deployments");
+            }
+        }
+    }
 }
 
 /// The live version of a task's deployment.

@@ -1,5 +1,7 @@
 //! The state every request handler may use, built by `startup`.
 
+use std::sync::Arc;
+
 use crate::config::Settings;
 use crate::db::Db;
 use crate::tasks::Registry;
@@ -8,7 +10,7 @@ use crate::tokens::TokenCache;
 /// Everything a request handler may use.
 pub struct AppState {
     pub db: Db,
-    pub tasks: Registry,
+    pub tasks: Arc<Registry>,
     pub tokens: TokenCache,
     pub sign_in_limiter: super::web::ratelimit::SignInLimiter,
     /// The mail server, when `[smtp]` is configured.

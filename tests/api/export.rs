@@ -43,13 +43,9 @@ fn labelled_rows() -> Vec<(Value, String)> {
         .collect()
 }
 
+/// The running app's own store (never a second writer on the same file).
 fn open(app: &TestApp) -> Db {
-    Db::open(&verdict::config::DatabaseSettings {
-        url: app.db.url.clone(),
-        pool_size: 4,
-        ..Default::default()
-    })
-    .unwrap()
+    app.store.clone()
 }
 
 /// Submits rows `range` of the demo data as items `e00000…`.

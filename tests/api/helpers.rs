@@ -131,6 +131,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub token: String,
     pub db: TestDb,
+    /// The running app's own store: tests read and write through it as the
+    /// app does (on SQLite, through its one writer).
+    pub store: verdict::db::Db,
 }
 
 /// Starts the app with `task` on `backend`, models from `models_dir`
@@ -149,7 +152,7 @@ pub fn test_settings(url: &str, task: TaskConfig, models_dir: Option<&Path>) -> 
     settings.server.port = 0;
     settings.server.workers = Some(2);
     settings.database.url = url.to_string();
-    settings.database.pool_size = 4;
+    settings.database.pool_size = 8;
     settings.models.dir = models_dir
         .map(Path::to_path_buf)
         .unwrap_or_else(|| repo().join("models"));
@@ -180,12 +183,14 @@ pub async fn spawn_configured(
         .initial_token
         .clone()
         .expect("a first token on a new database");
+    let store = app.state().db.clone();
     actix_web::rt::spawn(app.run_until_stopped());
     Some(TestApp {
         base,
         client: reqwest::Client::new(),
         token,
         db,
+        store,
     })
 }
 

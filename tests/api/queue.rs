@@ -46,13 +46,9 @@ async fn queue_items(app: &TestApp, n: usize) {
     }
 }
 
+/// The running app's own store (never a second writer on the same file).
 fn open(app: &TestApp) -> Db {
-    Db::open(&verdict::config::DatabaseSettings {
-        url: app.db.url.clone(),
-        pool_size: 8,
-        ..Default::default()
-    })
-    .unwrap()
+    app.store.clone()
 }
 
 async fn claimers_never_share_an_item_and_every_item_is_labelled_once(backend: Backend) {

@@ -708,11 +708,7 @@ async fn reviewer_statistics_show_agreement_with_the_consensus() {
     add_user(&app, "rita", Role::Reviewer, &["tumor-triage"]);
     app.submit("a", crate::helpers::row(0)).await;
     app.submit("b", crate::helpers::row(1)).await;
-    let db = verdict::db::Db::open(&verdict::config::DatabaseSettings {
-        url: app.db.url.clone(),
-        ..Default::default()
-    })
-    .unwrap();
+    let db = app.store.clone();
     let rules = Rules {
         labels: vec!["malignant".into(), "benign".into()],
         reviews_required: 2,
