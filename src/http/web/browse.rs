@@ -300,7 +300,7 @@ pub async fn item(
         })
         .await?;
     let Some((item, preds, revs, verdict, audit)) = found else {
-        return Err(WebError::Forbidden("There is no such item."));
+        return Err(WebError::NotFound("There is no such item."));
     };
     let input: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&item.input).unwrap_or_default();

@@ -140,8 +140,18 @@ impl ResponseError for WebError {
 
 impl From<crate::http::error::AppError> for WebError {
     fn from(e: crate::http::error::AppError) -> Self {
-        tracing::error!(error = %e, "web request failed");
-        WebError::Internal
+        use crate::http::error::AppError;
+        match e {
+            AppError::UnknownTask(_) => WebError::NotFound("There is no such task."),
+            AppError::ItemNotFound { .. } => WebError::NotFound("There is no such item."),
+            AppError::NotFound => WebError::NotFound("There is nothing here."),
+            e => {
+                // The detail goes to the log with the request's span; the
+                // page says only that something went wrong.
+                tracing::error!(error = %e, code = e.code(), "web request failed");
+                WebError::Internal
+            }
+        }
     }
 }
 

@@ -71,7 +71,7 @@ fn task_for(
         .tasks
         .get(name)
         .cloned()
-        .ok_or(WebError::Forbidden("There is no such task."))?;
+        .ok_or(WebError::NotFound("There is no such task."))?;
     if !signed_in.user.may_work(task.name()) {
         return Err(WebError::Forbidden("You may not work this task's queue."));
     }
