@@ -209,6 +209,11 @@ impl Db {
         }
     }
 
+    /// Whether the database answers (`SELECT 1` on a pooled connection).
+    pub async fn ping(&self) -> Result<(), DbError> {
+        self.read(|conn| Ok(conn.batch_execute("SELECT 1")?)).await
+    }
+
     /// A pooled connection for synchronous callers (CLI, start-up).
     pub fn get(&self) -> Result<diesel::r2d2::PooledConnection<Manager>, DbError> {
         self.pool.get().map_err(|e| DbError::Busy(e.to_string()))

@@ -73,14 +73,7 @@ struct TaskReadiness {
 
 /// Ready when the database answers and every task has the model it needs.
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let database = state
-        .db
-        .read(|conn| {
-            use diesel::connection::SimpleConnection;
-            conn.batch_execute("SELECT 1").map_err(AppError::from)
-        })
-        .await
-        .is_ok();
+    let database = state.db.ping().await.is_ok();
     let tasks: Vec<TaskReadiness> = state
         .tasks
         .all()
