@@ -13,9 +13,6 @@ use crate::http::state::AppState;
 use crate::tasks::{DeploymentFollower, Registry};
 use crate::tokens::{self, TokenCache};
 
-/// How often each instance looks for deployment changes.
-const DEPLOYMENT_POLL: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// HTTP workers when the configuration names none: one per core, less the
 /// core SQLite's writer thread needs (on two cores one HTTP worker gives
 /// twice the throughput of two, which starve the writer).
@@ -124,8 +121,12 @@ impl Application {
         actix_web::rt::spawn(crate::outbox::run(state.clone()));
         actix_web::rt::spawn(crate::alerts::run(state.clone()));
         actix_web::rt::spawn(
-            DeploymentFollower::new(state.db.clone(), state.tasks.clone(), DEPLOYMENT_POLL)
-                .run_until_stopped(),
+            DeploymentFollower::new(
+                state.db.clone(),
+                state.tasks.clone(),
+                std::time::Duration::from_millis(state.settings.server.deployment_poll_ms),
+            )
+            .run_until_stopped(),
         );
         let app_state = state.clone();
         let server = HttpServer::new(move || {

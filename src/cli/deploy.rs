@@ -33,6 +33,9 @@ pub fn deploy_version(
         .with_context(|| format!("cannot deploy {}", dir.display()))?;
     let mut conn = super::open_store(settings)?;
     verdict::tasks::deploy(&mut conn, task, version, "cli", why)?;
-    println!("{task}: {version} is live (running servers switch within 5 s)");
+    println!(
+        "{task}: {version} is live (running servers switch within {} s)",
+        settings.server.deployment_poll_ms.div_ceil(1000)
+    );
     Ok(())
 }

@@ -162,6 +162,7 @@ pub fn test_settings(url: &str, task: TaskConfig, models_dir: Option<&Path>) -> 
     settings.outbox.backoff_base_ms = 50;
     settings.outbox.backoff_max_ms = 200;
     settings.alerts.interval_ms = 500;
+    settings.server.deployment_poll_ms = 200;
     settings
 }
 
