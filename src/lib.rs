@@ -18,6 +18,7 @@ pub mod queue;
 pub mod review_stats;
 pub mod scoring;
 pub mod startup;
+pub mod store;
 pub mod tasks;
 pub mod telemetry;
 pub mod tokens;
