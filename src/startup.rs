@@ -70,6 +70,17 @@ impl Application {
     /// Opens the database (running migrations), loads tasks and models,
     /// binds the listener and builds the server; does not run it yet.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        Self::build_with(settings, true).await
+    }
+
+    /// [`Application::build`] without the outbox worker and the alert
+    /// monitor: for tests that run those jobs' passes themselves
+    /// (`run_once`), which the app's own would race.
+    pub async fn build_without_jobs(settings: Settings) -> anyhow::Result<Application> {
+        Self::build_with(settings, false).await
+    }
+
+    async fn build_with(settings: Settings, jobs: bool) -> anyhow::Result<Application> {
         let open_settings = settings.clone();
         let (db, tasks, initial_token, initial_admin_password) =
             tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
@@ -118,8 +129,19 @@ impl Application {
         // Background jobs: the outbox worker and the alert monitor run in
         // every instance; claims (outbox) and an advisory lock (monitor)
         // keep instances from doing the same work twice.
-        actix_web::rt::spawn(crate::outbox::run(state.clone()));
-        actix_web::rt::spawn(crate::alerts::run(state.clone()));
+        if jobs {
+            let worker = crate::outbox::OutboxWorker::new(
+                state.db.clone(),
+                state.mailer.clone(),
+                crate::outbox::OutboxConfig::from_settings(&state.settings),
+            )?;
+            actix_web::rt::spawn(worker.run_until_stopped());
+            let monitor = crate::alerts::AlertMonitor::new(
+                state.db.clone(),
+                crate::alerts::AlertConfig::from_settings(&state.settings),
+            );
+            actix_web::rt::spawn(monitor.run_until_stopped());
+        }
         actix_web::rt::spawn(
             DeploymentFollower::new(
                 state.db.clone(),

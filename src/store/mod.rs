@@ -1,9 +1,12 @@
-//! The stores: one module per group of tables, queries only. Where SQLite
-//! and PostgreSQL differ, the store that owns the table matches on the
-//! connection; nothing above this layer writes SQL.
+//! The stores: one module per group of tables, queries only. Each returns
+//! `QueryResult` or `DbError`; where SQLite and PostgreSQL differ, the store
+//! that owns the table matches on the connection; nothing above this layer
+//! writes SQL.
 
 pub mod accounts;
+pub mod alerts;
 pub mod audit;
+pub mod outbox;
 pub mod sessions;
 pub mod tasks;
 pub mod tokens;

@@ -10,6 +10,7 @@ mod durability;
 mod export;
 mod helpers;
 mod outbox;
+mod outbox_instances;
 mod queue;
 mod scoring;
 mod servers;

@@ -66,7 +66,7 @@ pub async fn page(
     signed_in.require_admin()?;
     let (open, resolved) = state
         .db
-        .read(|conn| Ok::<_, crate::db::DbError>(alerts::list(conn, RESOLVED_SHOWN)?))
+        .read(|conn| Ok::<_, crate::db::DbError>(crate::store::alerts::list(conn, RESOLVED_SHOWN)?))
         .await?;
     Ok(render(
         StatusCode::OK,

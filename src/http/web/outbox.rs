@@ -82,7 +82,10 @@ pub async fn page(
     let (counts, messages) = state
         .db
         .read(move |conn| {
-            Ok::<_, crate::db::DbError>((outbox::counts(conn)?, outbox::list(conn, status, SHOWN)?))
+            Ok::<_, crate::db::DbError>((
+                crate::store::outbox::counts(conn)?,
+                crate::store::outbox::list(conn, status, SHOWN)?,
+            ))
         })
         .await?;
     Ok(render(
