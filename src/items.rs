@@ -102,7 +102,7 @@ impl From<&VerdictRow> for VerdictDoc {
     fn from(v: &VerdictRow) -> Self {
         VerdictDoc {
             label: v.label.clone(),
-            source: v.source.clone(),
+            source: v.source,
             confidence: v.confidence,
             model_version: v.model_version.clone(),
             decided_at: rfc3339(&v.created_at),
