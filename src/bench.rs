@@ -410,8 +410,8 @@ fn run_queue(
     synchronous: Synchronous,
 ) -> anyhow::Result<()> {
     use crate::domain::{ItemStatus, QueueReason, ReviewState};
-    use crate::items::ItemRow;
-    use crate::queue::{self, Label, Rules};
+    use crate::review::{self, Label, Rules};
+    use crate::store::items::ItemRow;
     let settings = DatabaseSettings {
         url: url.to_string(),
         synchronous,
@@ -447,7 +447,7 @@ fn run_queue(
                     decided_at: None,
                 })
                 .collect();
-            db.write(move |conn| Ok::<_, crate::error::AppError>(crate::items::insert_all(conn, &rows, &[], &[])?)).await?;
+            db.write(move |conn| Ok::<_, crate::db::DbError>(crate::store::items::insert_all(conn, &rows, &[], &[])?)).await?;
         }
         println!(
             "verdict bench --queue: {queued} items queued in {:.1} s on {url}; {} reviewers, {} claim + label rounds\n",
@@ -493,7 +493,7 @@ fn run_queue(
                         None => Instant::now(),
                     };
                     let claim = db
-                        .write(move |conn| queue::claim_next(conn, t, &w, queue::DEFAULT_LEASE))
+                        .write(move |conn| review::claim_next(conn, t, &w, review::DEFAULT_LEASE))
                         .await?;
                     claims.push(sent.elapsed().as_micros() as u64);
                     let Some(claim) = claim else { break };
@@ -505,12 +505,12 @@ fn run_queue(
                             comment: None,
                             seconds_spent: 3.0,
                         };
-                        queue::submit(conn, t, &rules, &id, &w, &label)
+                        review::submit(conn, t, &rules, &id, &w, &label)
                     })
                     .await?;
                     labels.push(sent.elapsed().as_micros() as u64);
                 }
-                Ok::<_, crate::error::AppError>((claims, labels))
+                Ok::<_, crate::review::ReviewError>((claims, labels))
             }));
         }
         let (mut claims, mut labels) = (Vec::new(), Vec::new());

@@ -13,7 +13,7 @@ use super::BenchOptions;
 use crate::config::DatabaseSettings;
 use crate::db::schema::reviews;
 use crate::domain::{ItemStatus, QueueReason, ReviewState, VerdictBasis, VerdictSource};
-use crate::items::{ItemRow, PredictionRow, VerdictRow};
+use crate::store::items::{ItemRow, PredictionRow, VerdictRow};
 
 const TASK: &str = "bench-export";
 
@@ -98,7 +98,7 @@ fn fill(db: &crate::db::Db, inputs: &[String], n: usize) -> anyhow::Result<()> {
                 }
             }
             db.write(move |conn| {
-                crate::items::insert_all(conn, &items, &predictions, &verdicts)?;
+                crate::store::items::insert_all(conn, &items, &predictions, &verdicts)?;
                 for (id, label) in &reviews {
                     diesel::insert_into(reviews::table)
                         .values((

@@ -11,8 +11,8 @@ use super::session::SignedIn;
 use super::{render, WebError};
 use crate::db::schema::{audit_log, items, predictions, reviews, verdicts};
 use crate::domain::{rfc3339, Timestamp};
-use crate::items::{ItemRow, PredictionRow, VerdictRow};
 use crate::startup::AppState;
+use crate::store::items::{ItemRow, PredictionRow, VerdictRow};
 
 const PAGE: i64 = 50;
 

@@ -6,7 +6,7 @@ use askama::Template;
 
 use super::session::SignedIn;
 use super::{render, WebError};
-use crate::queue;
+use crate::review;
 use crate::startup::AppState;
 
 pub struct QueueRow {
@@ -54,11 +54,11 @@ pub async fn page(
                 .iter()
                 .map(|task| {
                     Ok((
-                        queue::depth(conn, task)?,
-                        queue::labelled_since(conn, task, &who, midnight)?,
+                        review::depth(conn, task)?,
+                        review::labelled_since(conn, task, &who, midnight)?,
                     ))
                 })
-                .collect::<Result<Vec<_>, crate::error::AppError>>()
+                .collect::<Result<Vec<_>, review::ReviewError>>()
         })
         .await?;
     let queues = tasks
