@@ -138,7 +138,7 @@ pub struct Notice {
 
 fn notice_text(notice: &Notice) -> Option<&'static str> {
     match notice.notice.as_deref() {
-        Some("stale") => Some("Your claim on the last item had expired or passed to someone else, so its label was not saved. Here is the next item."),
+        Some("stale") => Some("Your claim on the last item had expired and passed to someone else, so nothing was saved. Here is the next item."),
         Some("expired") => Some("Your claim on the last item had expired, so nothing was saved; the item went back to the queue."),
         Some("not-claimed") => Some("You held no live claim on the last item, so nothing was saved."),
         Some("already-labelled") => Some("You had already labelled that item, so nothing more was saved."),
