@@ -11,7 +11,7 @@ pub mod mail;
 pub mod ml;
 pub mod outbox;
 pub mod policy;
-pub mod queue;
+pub mod review;
 pub mod review_stats;
 pub mod scoring;
 pub mod sessions;

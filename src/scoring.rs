@@ -14,9 +14,10 @@ use crate::db::Db;
 use crate::db::DbError;
 use crate::domain::{now, ItemId};
 use crate::domain::{ItemStatus, ReviewState, VerdictBasis, VerdictSource};
-use crate::items::{self, ItemDoc, ItemRow, PredictionRow, VerdictRow};
+use crate::items::{self, ItemDoc};
 use crate::ml::LoadedModel;
 use crate::policy::{decide, Decision, ModelOutcome};
+use crate::store::items::{self as store, ItemRow, PredictionRow, VerdictRow};
 use crate::tasks::TaskRuntime;
 
 /// What is wrong with one field of an input.
@@ -477,7 +478,7 @@ fn persist(
     batch: bool,
 ) -> Result<Vec<Outcome>, ScoringError> {
     let ids: Vec<&str> = rows.iter().map(|(item, _, _)| item.id.as_str()).collect();
-    let stored = items::find_items(conn, task, &ids)?;
+    let stored = store::find_items(conn, task, &ids)?;
     let conflict = |i: usize, id: &str| ScoringError::Conflict {
         field: if batch {
             format!("items[{i}].id")
@@ -522,7 +523,7 @@ fn persist(
     let prediction_rows: Vec<PredictionRow> =
         new.iter().filter_map(|&i| rows[i].1.clone()).collect();
     let verdict_rows: Vec<VerdictRow> = new.iter().filter_map(|&i| rows[i].2.clone()).collect();
-    items::insert_all(conn, &item_rows, &prediction_rows, &verdict_rows)?;
+    store::insert_all(conn, &item_rows, &prediction_rows, &verdict_rows)?;
 
     let stored_rows: Vec<ItemRow> = slots
         .iter()

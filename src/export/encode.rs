@@ -354,7 +354,7 @@ pub fn human_label(r: &Record) -> Option<String> {
         return Some(r.head.label.clone());
     }
     let votes: Vec<String> = r.reviews.iter().map(|v| v.label.clone()).collect();
-    crate::queue::majority(&votes)
+    crate::review::majority(&votes)
 }
 
 fn review_seconds(r: &Record) -> f64 {

@@ -6,7 +6,9 @@
 pub mod accounts;
 pub mod alerts;
 pub mod audit;
+pub mod items;
 pub mod outbox;
+pub mod queue;
 pub mod sessions;
 pub mod tasks;
 pub mod tokens;

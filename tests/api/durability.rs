@@ -168,7 +168,7 @@ async fn a_quiet_wal_is_rewound_before_its_limit() {
 /// writer, in one commit.
 async fn write_items(store: &verdict::db::Db, prefix: &str, count: usize, input: &str) {
     use verdict::domain::{ItemStatus, ReviewState};
-    use verdict::items::{insert_all, ItemRow};
+    use verdict::store::items::{insert_all, ItemRow};
     let at = verdict::domain::now();
     let rows: Vec<ItemRow> = (0..count)
         .map(|k| ItemRow {

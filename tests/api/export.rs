@@ -12,7 +12,7 @@ use sha2::Digest;
 use crate::helpers::{repo, spawn_with, task, Backend, TestApp, TASK};
 use verdict::db::Db;
 use verdict::domain::AutomationLevel;
-use verdict::queue::{self, Label, Rules};
+use verdict::review::{self, Label, Rules};
 
 crate::on_both_backends!(
     csv_and_jsonl_hold_the_same_rows_and_filters_pick_them,
@@ -68,7 +68,7 @@ async fn label_queued(db: &Db, reviewer: &str, n: usize) -> Vec<String> {
     while done.len() < n {
         let who = reviewer.to_string();
         let Some(claim) = db
-            .write(move |conn| queue::claim_next(conn, TASK, &who, queue::DEFAULT_LEASE))
+            .write(move |conn| review::claim_next(conn, TASK, &who, review::DEFAULT_LEASE))
             .await
             .unwrap()
         else {
@@ -88,7 +88,7 @@ async fn label_queued(db: &Db, reviewer: &str, n: usize) -> Vec<String> {
                 reviews_required: 1,
                 callback_url: None,
             };
-            queue::submit(conn, TASK, &rules, &item, &who, &label)
+            review::submit(conn, TASK, &rules, &item, &who, &label)
         })
         .await
         .unwrap();

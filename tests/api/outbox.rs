@@ -14,7 +14,7 @@ use verdict::db::Db;
 use verdict::domain::AutomationLevel;
 use verdict::domain::Role;
 use verdict::outbox::Pass;
-use verdict::queue::{self, Label, Rules};
+use verdict::review::{self, Label, Rules};
 
 crate::on_both_backends!(
     a_human_verdict_is_posted_to_the_task_webhook_signed_with_its_secret,
@@ -38,7 +38,7 @@ pub fn open(url: &str) -> Db {
 pub async fn decide(db_url: &str, id: &str, callback_url: Option<String>) {
     let db = open(db_url);
     let claim = db
-        .write(|conn| queue::claim_next(conn, TASK, "rita", queue::DEFAULT_LEASE))
+        .write(|conn| review::claim_next(conn, TASK, "rita", review::DEFAULT_LEASE))
         .await
         .unwrap()
         .expect("an item to claim");
@@ -50,7 +50,7 @@ pub async fn decide(db_url: &str, id: &str, callback_url: Option<String>) {
     };
     let id = id.to_string();
     db.write(move |conn| {
-        queue::submit(
+        review::submit(
             conn,
             TASK,
             &rules,
@@ -278,10 +278,10 @@ async fn a_label_taken_back_withdraws_its_unsent_webhook(backend: Backend) {
     receiver.wait_for(1).await;
     assert_eq!(messages(&app, "webhook"), [(1, "pending".to_string(), 1)]);
     let undone = open(&app.db.url)
-        .write(|conn| queue::undo_last(conn, TASK, "rita", queue::DEFAULT_LEASE))
+        .write(|conn| review::undo_last(conn, TASK, "rita", review::DEFAULT_LEASE))
         .await
         .unwrap();
-    assert_eq!(undone.as_deref(), Some("u1"));
+    assert_eq!(undone, "u1");
     assert!(messages(&app, "webhook").is_empty());
 }
 

@@ -11,7 +11,7 @@ use crate::helpers::{row, spawn_configured, Backend, TestDb, TASK};
 use crate::outbox::{decide, open, webhook_task};
 use crate::servers::{eventually, free_port, Receiver, SmtpServer};
 use verdict::db::schema::outbox;
-use verdict::queue::{self, Label, Rules};
+use verdict::review::{self, Label, Rules};
 
 crate::on_both_backends!(an_email_waits_out_a_mail_server_outage_and_arrives_once_across_restarts,);
 
@@ -221,14 +221,14 @@ async fn two_instances_on_one_postgres_database_post_each_verdict_once() {
     for _ in 0..n {
         let rules = rules.clone();
         db.write(move |conn| {
-            let claim = queue::claim_next(conn, TASK, "rita", queue::DEFAULT_LEASE)?
+            let claim = review::claim_next(conn, TASK, "rita", review::DEFAULT_LEASE)?
                 .expect("an item to claim");
             let label = Label {
                 label: "malignant".into(),
                 comment: None,
                 seconds_spent: 1.0,
             };
-            queue::submit(conn, TASK, &rules, &claim.item.id, "rita", &label)
+            review::submit(conn, TASK, &rules, &claim.item.id, "rita", &label)
         })
         .await
         .unwrap();

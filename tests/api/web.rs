@@ -376,13 +376,27 @@ async fn review_page_labels_an_item_into_a_human_verdict(backend: Backend) {
         .await;
     assert_eq!(
         location.as_deref(),
-        Some("/review/tumor-triage?notice=stale")
+        Some("/review/tumor-triage?notice=already-labelled")
     );
-    let (_, page, _) = browser.get("/review/tumor-triage?notice=stale").await;
+    let (_, page, _) = browser
+        .get("/review/tumor-triage?notice=already-labelled")
+        .await;
     assert!(
-        page.contains("queue is empty") && page.contains("was not saved"),
+        page.contains("queue is empty") && page.contains("already labelled"),
         "{page}"
     );
+    // So is a skip of it, saying the same; an unknown item is not found.
+    let (_, _, location, _) = browser
+        .post("/review/tumor-triage/odd-1/skip", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(
+        location.as_deref(),
+        Some("/review/tumor-triage?notice=already-labelled")
+    );
+    let (status, _, _, _) = browser
+        .post("/review/tumor-triage/no-such-item/skip", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, 404);
 }
 
 #[actix_web::test]
@@ -698,7 +712,7 @@ async fn admins_browse_items_with_filters_and_paging_and_open_one() {
 #[actix_web::test]
 async fn reviewer_statistics_show_agreement_with_the_consensus() {
     use verdict::domain::QueueKind;
-    use verdict::queue::{self, Label, Rules};
+    use verdict::review::{self, Label, Rules};
     let mut config = task(AutomationLevel::HumanOnly);
     config.reviews_required = 2;
     let Some(app) = spawn_with(Backend::Sqlite, config, None).await else {
@@ -718,13 +732,13 @@ async fn reviewer_statistics_show_agreement_with_the_consensus() {
         let (db, rules) = (db.clone(), rules.clone());
         async move {
             db.write(move |conn| {
-                let claim = queue::claim_from(
+                let claim = review::claim_from(
                     conn,
                     kind,
                     Default::default(),
                     "tumor-triage",
                     who,
-                    queue::DEFAULT_LEASE,
+                    review::DEFAULT_LEASE,
                 )?
                 .unwrap();
                 assert_eq!(claim.item.id, want);
@@ -733,7 +747,7 @@ async fn reviewer_statistics_show_agreement_with_the_consensus() {
                     comment: None,
                     seconds_spent: 10.0,
                 };
-                queue::submit(conn, "tumor-triage", &rules, &claim.item.id, who, &label)
+                review::submit(conn, "tumor-triage", &rules, &claim.item.id, who, &label)
             })
             .await
             .unwrap()

@@ -13,7 +13,7 @@ use super::BenchOptions;
 use verdict::config::DatabaseSettings;
 use verdict::db::schema::reviews;
 use verdict::domain::{ItemStatus, QueueReason, ReviewState, VerdictBasis, VerdictSource};
-use verdict::items::{ItemRow, PredictionRow, VerdictRow};
+use verdict::store::items::{ItemRow, PredictionRow, VerdictRow};
 
 const TASK: &str = "bench-export";
 
@@ -98,7 +98,7 @@ fn fill(db: &verdict::db::Db, inputs: &[String], n: usize) -> anyhow::Result<()>
                 }
             }
             db.write(move |conn| {
-                verdict::items::insert_all(conn, &items, &predictions, &verdicts)?;
+                verdict::store::items::insert_all(conn, &items, &predictions, &verdicts)?;
                 for (id, label) in &reviews {
                     diesel::insert_into(reviews::table)
                         .values((

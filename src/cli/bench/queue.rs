@@ -18,8 +18,8 @@ pub(super) fn run_queue(
     synchronous: Synchronous,
 ) -> anyhow::Result<()> {
     use verdict::domain::{ItemStatus, QueueReason, ReviewState};
-    use verdict::items::ItemRow;
-    use verdict::queue::{self, Label, Rules};
+    use verdict::review::{self, Label, Rules};
+    use verdict::store::items::ItemRow;
     let settings = DatabaseSettings {
         url: url.to_string(),
         synchronous,
@@ -55,7 +55,7 @@ pub(super) fn run_queue(
                     decided_at: None,
                 })
                 .collect();
-            db.write(move |conn| Ok::<_, verdict::http::error::AppError>(verdict::items::insert_all(conn, &rows, &[], &[])?)).await?;
+            db.write(move |conn| Ok::<_, verdict::db::DbError>(verdict::store::items::insert_all(conn, &rows, &[], &[])?)).await?;
         }
         println!(
             "verdict bench --queue: {queued} items queued in {:.1} s on {url}; {} reviewers, {} claim + label rounds\n",
@@ -101,7 +101,7 @@ pub(super) fn run_queue(
                         None => Instant::now(),
                     };
                     let claim = db
-                        .write(move |conn| queue::claim_next(conn, t, &w, queue::DEFAULT_LEASE))
+                        .write(move |conn| review::claim_next(conn, t, &w, review::DEFAULT_LEASE))
                         .await?;
                     claims.push(sent.elapsed().as_micros() as u64);
                     let Some(claim) = claim else { break };
@@ -113,12 +113,12 @@ pub(super) fn run_queue(
                             comment: None,
                             seconds_spent: 3.0,
                         };
-                        queue::submit(conn, t, &rules, &id, &w, &label)
+                        review::submit(conn, t, &rules, &id, &w, &label)
                     })
                     .await?;
                     labels.push(sent.elapsed().as_micros() as u64);
                 }
-                Ok::<_, verdict::http::error::AppError>((claims, labels))
+                Ok::<_, verdict::review::ReviewError>((claims, labels))
             }));
         }
         let (mut claims, mut labels) = (Vec::new(), Vec::new());

@@ -130,7 +130,7 @@ async fn list_tasks(
 ) -> Result<HttpResponse, AppError> {
     let depths = state
         .db
-        .read(|conn| items::queue_depths(conn).map_err(AppError::from))
+        .read(|conn| crate::store::items::queue_depths(conn).map_err(AppError::from))
         .await?;
     let tasks = state
         .tasks

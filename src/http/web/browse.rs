@@ -12,7 +12,7 @@ use super::{render, WebError};
 use crate::db::schema::{audit_log, items, predictions, reviews, verdicts};
 use crate::domain::{rfc3339, Timestamp};
 use crate::http::state::AppState;
-use crate::items::{ItemRow, PredictionRow, VerdictRow};
+use crate::store::items::{ItemRow, PredictionRow, VerdictRow};
 
 const PAGE: i64 = 50;
 

@@ -7,7 +7,7 @@ use askama::Template;
 use super::session::SignedIn;
 use super::{render, WebError};
 use crate::http::state::AppState;
-use crate::queue;
+use crate::review;
 
 pub struct QueueRow {
     pub task: String,
@@ -54,11 +54,11 @@ pub async fn page(
                 .iter()
                 .map(|task| {
                     Ok((
-                        queue::depth(conn, task)?,
-                        queue::labelled_since(conn, task, &who, midnight)?,
+                        review::depth(conn, task)?,
+                        review::labelled_since(conn, task, &who, midnight)?,
                     ))
                 })
-                .collect::<Result<Vec<_>, crate::http::error::AppError>>()
+                .collect::<Result<Vec<_>, review::ReviewError>>()
         })
         .await?;
     let queues = tasks

@@ -8,13 +8,12 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::session::{CsrfForm, SignedIn};
-use super::{redirect, render, WebError};
-use crate::domain::QueueKind;
-use crate::http::error::AppError;
+use super::{not_found_page, redirect, render, WebError};
+use crate::domain::{QueueKind, VerdictBasis};
 use crate::http::state::AppState;
 use crate::items::{self, PredictionDoc};
 use crate::ml::LoadedModel;
-use crate::queue::{self, Claim, Label, Rules};
+use crate::review::{self, Claim, Label, Outcome, ReviewError, Rules};
 use crate::tasks::TaskRuntime;
 
 pub struct FeatureRow {
@@ -139,7 +138,10 @@ pub struct Notice {
 
 fn notice_text(notice: &Notice) -> Option<&'static str> {
     match notice.notice.as_deref() {
-        Some("stale") => Some("Your claim on the last item had expired or passed to someone else, so its label was not saved. Here is the next item."),
+        Some("stale") => Some("Your claim on the last item had expired and passed to someone else, so nothing was saved. Here is the next item."),
+        Some("expired") => Some("Your claim on the last item had expired, so nothing was saved; the item went back to the queue."),
+        Some("not-claimed") => Some("You held no live claim on the last item, so nothing was saved."),
+        Some("already-labelled") => Some("You had already labelled that item, so nothing more was saved."),
         Some("skipped") => Some("Skipped: the item went back to the queue."),
         Some("undone") => Some("Your last label was taken back: label this item again."),
         Some("nothing-to-undo") => Some("There is no label of yours from the last 30 seconds to take back."),
@@ -166,9 +168,8 @@ pub async fn next(
     let order = task.config.queue_order;
     let claim: Option<Claim> = state
         .db
-        .write(move |conn| match queue::held_by(conn, kind, &name, &who)? {
-            Some(claim) => Ok(Some(claim)),
-            None => queue::claim_from(conn, kind, order, &name, &who, queue::DEFAULT_LEASE),
+        .write(move |conn| {
+            review::resume_or_claim(conn, kind, order, &name, &who, review::DEFAULT_LEASE)
         })
         .await?;
     let notice = notice_text(&notice);
@@ -273,27 +274,51 @@ pub async fn label(
     };
     let result = state
         .db
-        .write(move |conn| {
-            let adjudicating = queue::held_by(conn, QueueKind::Adjudication, &name, &who)?
-                .is_some_and(|c| c.item.id == item_id);
-            queue::submit(conn, &name, &rules, &item_id, &who, &label).map(|_| adjudicating)
-        })
+        .write(move |conn| review::submit(conn, &name, &rules, &item_id, &who, &label))
         .await;
     match result {
-        Ok(true) => Ok(redirect(&format!(
+        // An adjudicator goes on with the next tie.
+        Ok(Outcome::Decided {
+            basis: VerdictBasis::Adjudication,
+            ..
+        }) => Ok(redirect(&format!(
             "/review/{}?queue=adjudication",
             task.name()
         ))),
-        Ok(false) => Ok(redirect(&format!("/review/{}", task.name()))),
-        Err(AppError::InvalidInput {
-            code: "stale_lease",
-            ..
-        }) => Ok(redirect(&format!("/review/{}?notice=stale", task.name()))),
-        Err(AppError::InvalidInput {
-            code: "unknown_label",
-            ..
-        }) => Err(WebError::Forbidden("That is not a label of this task.")),
-        Err(e) => Err(e.into()),
+        Ok(_) => Ok(redirect(&format!("/review/{}", task.name()))),
+        Err(e) => refused(&task, e),
+    }
+}
+
+/// The page a refused label or skip leads to: the queue with a notice
+/// saying what happened to the claim; a 404 for an unknown item; an error
+/// page (the detail only in the log) when the database failed.
+fn refused(task: &TaskRuntime, e: ReviewError) -> Result<HttpResponse, WebError> {
+    let notice = match e {
+        ReviewError::StaleLease => "stale",
+        ReviewError::LeaseExpired => "expired",
+        ReviewError::NotClaimed => "not-claimed",
+        ReviewError::AlreadyLabelled => "already-labelled",
+        ReviewError::UnknownItem { .. } => return Ok(not_found_page()),
+        other => return Err(other.into()),
+    };
+    Ok(redirect(&format!(
+        "/review/{}?notice={notice}",
+        task.name()
+    )))
+}
+
+impl From<ReviewError> for WebError {
+    fn from(e: ReviewError) -> Self {
+        match e {
+            ReviewError::UnknownLabel(_) => {
+                WebError::Forbidden("That is not a label of this task.")
+            }
+            e => {
+                tracing::error!(error = %e, code = e.code(), "review request failed");
+                WebError::Internal
+            }
+        }
     }
 }
 
@@ -307,13 +332,12 @@ pub async fn skip(
     let (task, name, who) = posted(&state, &signed_in, &form.csrf, &task_name)?;
     let skipped = state
         .db
-        .write(move |conn| queue::skip(conn, &name, &item_id, &who))
+        .write(move |conn| review::skip(conn, &name, &item_id, &who))
         .await;
-    let notice = if skipped.is_ok() { "skipped" } else { "stale" };
-    Ok(redirect(&format!(
-        "/review/{}?notice={notice}",
-        task.name()
-    )))
+    match skipped {
+        Ok(()) => Ok(redirect(&format!("/review/{}?notice=skipped", task.name()))),
+        Err(e) => refused(&task, e),
+    }
 }
 
 /// Extends the reviewer's lease; answers JSON `{"seconds": left}` for the
@@ -328,13 +352,18 @@ pub async fn renew(
     let (_, name, who) = posted(&state, &signed_in, &form.csrf, &task_name)?;
     let renewed = state
         .db
-        .write(move |conn| queue::renew(conn, &name, &item_id, &who, queue::DEFAULT_LEASE))
+        .write(move |conn| review::renew(conn, &name, &item_id, &who, review::DEFAULT_LEASE))
         .await;
     Ok(match renewed {
         Ok(expires) => HttpResponse::Ok().json(serde_json::json!({
             "seconds": (expires - crate::domain::now()).num_seconds().max(0)
         })),
-        Err(_) => HttpResponse::Conflict().json(serde_json::json!({"seconds": 0})),
+        Err(e) => {
+            if let ReviewError::Database(e) = &e {
+                tracing::error!(error = %e, "lease renewal failed");
+            }
+            HttpResponse::Conflict().json(serde_json::json!({"seconds": 0}))
+        }
     })
 }
 
@@ -349,19 +378,12 @@ pub async fn undo(
     let (task, name, who) = posted(&state, &signed_in, &form.csrf, &path)?;
     let undone = state
         .db
-        .write(move |conn| {
-            // The item now on screen goes back first, so the undone one is
-            // the reviewer's only claim.
-            if let Some(current) = queue::held_by(conn, QueueKind::Review, &name, &who)? {
-                queue::skip(conn, &name, &current.item.id, &who)?;
-            }
-            queue::undo_last(conn, &name, &who, queue::DEFAULT_LEASE)
-        })
-        .await?;
-    let notice = if undone.is_some() {
-        "undone"
-    } else {
-        "nothing-to-undo"
+        .write(move |conn| review::undo_last(conn, &name, &who, review::DEFAULT_LEASE))
+        .await;
+    let notice = match undone {
+        Ok(_) => "undone",
+        Err(ReviewError::NothingToUndo) => "nothing-to-undo",
+        Err(e) => return Err(e.into()),
     };
     Ok(redirect(&format!(
         "/review/{}?notice={notice}",
