@@ -54,6 +54,9 @@ fn warn_about_escalations(settings: &Settings) {
     }
 }
 
+/// How often the lease reaper looks for leases that ended long ago.
+const LEASE_REAPER_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub struct Application {
     port: u16,
     server: Server,
@@ -126,9 +129,11 @@ impl Application {
             mailer,
             settings,
         });
-        // Background jobs: the outbox worker and the alert monitor run in
-        // every instance; claims (outbox) and an advisory lock (monitor)
-        // keep instances from doing the same work twice.
+        // Background jobs: the outbox worker, the alert monitor and the
+        // lease reaper run in every instance; claims (outbox), an advisory
+        // lock (monitor) and conditional updates (reaper) keep instances
+        // from doing the same work twice. Every instance follows the
+        // deployments.
         if jobs {
             let worker = crate::outbox::OutboxWorker::new(
                 state.db.clone(),
@@ -141,6 +146,11 @@ impl Application {
                 crate::alerts::AlertConfig::from_settings(&state.settings),
             );
             actix_web::rt::spawn(monitor.run_until_stopped());
+            let reaper = crate::review::LeaseReaper {
+                db: state.db.clone(),
+                every: LEASE_REAPER_EVERY,
+            };
+            actix_web::rt::spawn(reaper.run_until_stopped());
         }
         actix_web::rt::spawn(
             DeploymentFollower::new(
