@@ -8,10 +8,11 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::snapshot::{self, SnapshotRow};
-use super::{Encoder, Request, Summary};
+use super::{Encoder, ExportError, Page, Request, Summary};
 use crate::config::Settings;
 use crate::db::DbConnection;
 use crate::ml::train::TrainOptions;
+use crate::store::{labels, snapshots};
 
 fn connect(settings: &Settings) -> anyhow::Result<DbConnection> {
     let mut conn = crate::db::establish(&settings.database).map_err(anyhow::Error::msg)?;
@@ -56,13 +57,13 @@ fn run_with_progress(
     request: &Request,
     write: impl FnOnce(
         &mut Encoder,
-        &mut dyn FnMut(Option<&str>, i64) -> Result<super::Page, crate::http::error::AppError>,
+        &mut dyn FnMut(Option<&str>, i64) -> Result<Page, ExportError>,
         &mut dyn FnMut(u64),
     ) -> anyhow::Result<u64>,
 ) -> anyhow::Result<u64> {
     check_task(settings, task)?;
     let mut conn = connect(settings)?;
-    let total = super::count(&mut conn, task, &request.filter)? as u64;
+    let total = labels::count(&mut conn, task, &request.filter)? as u64;
     let mut encoder = Encoder::new(
         request.format,
         &request.filter,
@@ -71,7 +72,13 @@ fn run_with_progress(
     let bar = progress_bar(total);
     let started = std::time::Instant::now();
     let mut fetch = |after: Option<&str>, limit: i64| {
-        super::page(&mut conn, task, &request.filter, after, limit).map_err(Into::into)
+        Ok(labels::page(
+            &mut conn,
+            task,
+            &request.filter,
+            after,
+            limit,
+        )?)
     };
     let rows = write(&mut encoder, &mut fetch, &mut |n| bar.set_position(n))?;
     bar.finish_and_clear();
@@ -130,12 +137,7 @@ pub fn snapshot(
     request: &Request,
     created_by: &str,
 ) -> anyhow::Result<SnapshotRow> {
-    snapshot::check_name(name)?;
-    if snapshot::find(&mut connect(settings)?, task, name)?.is_some() {
-        bail!(
-            "task {task:?} has a snapshot named {name:?} already; snapshots are never overwritten"
-        );
-    }
+    snapshot::check_new(&mut connect(settings)?, task, name)?;
     let mut row = None;
     run_with_progress(settings, task, request, |encoder, fetch, progress| {
         let written = snapshot::write_file(
@@ -163,7 +165,7 @@ pub fn snapshot(
 
 pub fn list(settings: &Settings, task: Option<&str>) -> anyhow::Result<Vec<SnapshotRow>> {
     let mut conn = connect(settings)?;
-    Ok(snapshot::list(&mut conn, task)?)
+    Ok(snapshots::list(&mut conn, task)?)
 }
 
 /// `verdict train --data NAME`: a snapshot's name stands for its file. A
@@ -182,9 +184,9 @@ pub fn resolve_training_data(settings: &Settings, opts: &mut TrainOptions) -> an
     let found = if opts.data.exists() {
         let sha = snapshot::sha256_file(&opts.data)
             .with_context(|| format!("cannot read {}", opts.data.display()))?;
-        snapshot::by_sha256(&mut conn, &sha)?.filter(|s| s.task == opts.task)
+        snapshots::by_sha256(&mut conn, &sha)?.filter(|s| s.task == opts.task)
     } else {
-        let row = snapshot::find(&mut conn, &opts.task, &name)?.with_context(|| {
+        let row = snapshots::find(&mut conn, &opts.task, &name)?.with_context(|| {
             format!(
                 "{name:?} is neither a file nor a dataset snapshot of task {:?}",
                 opts.task

@@ -191,3 +191,29 @@ impl From<crate::scoring::ScoringError> for AppError {
         }
     }
 }
+
+impl From<crate::export::ExportError> for AppError {
+    fn from(e: crate::export::ExportError) -> Self {
+        use crate::export::ExportError;
+        match e {
+            ExportError::UnknownParameter { ref name } => AppError::InvalidInput {
+                code: e.code(),
+                field: name.clone(),
+                message: e.to_string(),
+            },
+            ExportError::InvalidValue { field, message } => AppError::InvalidInput {
+                code: "invalid_value",
+                field: field.into(),
+                message,
+            },
+            ExportError::SnapshotExists { .. } | ExportError::SnapshotFileExists { .. } => {
+                AppError::AlreadyExists {
+                    field: "name".into(),
+                    message: e.to_string(),
+                }
+            }
+            ExportError::Io { .. } => AppError::Internal(e.to_string()),
+            ExportError::Db(e) => AppError::from(e),
+        }
+    }
+}

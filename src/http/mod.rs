@@ -4,6 +4,7 @@
 //! become responses: `error::AppError` (JSON) and `web::WebError` (pages).
 
 pub mod api;
+pub mod download;
 pub mod error;
 pub mod state;
 pub mod web;

@@ -253,7 +253,7 @@ async fn csv_and_jsonl_hold_the_same_rows_and_filters_pick_them(backend: Backend
             .unwrap()
             .parse(verdict::export::Format::Jsonl)
             .unwrap();
-        let counted = verdict::export::count(&mut conn, TASK, &request.filter).unwrap();
+        let counted = verdict::store::labels::count(&mut conn, TASK, &request.filter).unwrap();
         assert_eq!(counted as usize, rows, "{query}");
     }
     let future = app.jsonl("since=2999-01-01").await;

@@ -71,15 +71,6 @@ fn day(s: &str, end: bool) -> Option<Timestamp> {
     })
 }
 
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 pub async fn list(
     state: web::Data<AppState>,
     signed_in: SignedIn,
@@ -176,19 +167,17 @@ pub async fn list(
                 .unwrap_or_default(),
         })
         .collect();
-    let query_without_cursor = [
-        ("task", &filters.task),
-        ("status", &filters.status),
-        ("source", &filters.source),
-        ("label", &filters.label),
-        ("reviewer", &filters.reviewer),
-        ("from", &filters.from),
-        ("to", &filters.to),
-    ]
-    .iter()
-    .map(|(k, v)| format!("{k}={}", encode(v)))
-    .collect::<Vec<_>>()
-    .join("&");
+    let query_without_cursor = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("task", &filters.task),
+            ("status", &filters.status),
+            ("source", &filters.source),
+            ("label", &filters.label),
+            ("reviewer", &filters.reviewer),
+            ("from", &filters.from),
+            ("to", &filters.to),
+        ])
+        .finish();
     Ok(render(
         StatusCode::OK,
         &ItemsPage {
@@ -197,7 +186,7 @@ pub async fn list(
             tasks,
             filters,
             rows,
-            next: next.map(|n| encode(&n)),
+            next: next.map(|n| form_urlencoded::byte_serialize(n.as_bytes()).collect()),
             query_without_cursor,
         },
     ))

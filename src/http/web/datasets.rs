@@ -10,9 +10,20 @@ use super::session::SignedIn;
 use super::{redirect, render, WebError};
 use crate::export::snapshot::{self, SnapshotRow};
 use crate::export::{Format, Params};
-use crate::http::api::export::{create_snapshot, export_response, file_response, query_pairs};
+use crate::http::download::{export_response, file_response, query_pairs};
 use crate::http::error::AppError;
 use crate::http::state::AppState;
+use crate::store::snapshots;
+use crate::tasks::TaskRuntime;
+
+/// The task a path names.
+fn task(state: &AppState, name: &str) -> Result<std::sync::Arc<TaskRuntime>, AppError> {
+    state
+        .tasks
+        .get(name)
+        .cloned()
+        .ok_or_else(|| AppError::UnknownTask(name.to_string()))
+}
 
 /// The reason for a refused request, shown to an admin (their own input).
 fn refused(e: AppError) -> Result<String, WebError> {
@@ -33,12 +44,11 @@ pub async fn download(
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     signed_in.require_admin()?;
-    let request = query_pairs(&req)
-        .and_then(Params::from_pairs)
-        .and_then(|p| p.parse(Format::Csv));
-    let task = crate::http::api::task(&state, &path);
+    let request =
+        query_pairs(&req).and_then(|pairs| Ok(Params::from_pairs(pairs)?.parse(Format::Csv)?));
+    let task = task(&state, &path);
     match (task, request) {
-        (Ok(task), Ok(request)) => Ok(export_response(&state, &task, request)),
+        (Ok(task), Ok(request)) => Ok(export_response(&state.db, &task, request)),
         (Err(e), _) | (_, Err(e)) => models_page(&state, &signed_in, Some(refused(e)?)).await,
     }
 }
@@ -125,7 +135,7 @@ async fn models_page(
     let tasks = state
         .db
         .read(move |conn| {
-            let snapshots = snapshot::list(conn, None)?;
+            let snapshots = snapshots::list(conn, None)?;
             let mut tasks = Vec::new();
             for task in names {
                 let deployment = crate::tasks::current_live(conn, &task)?;
@@ -219,16 +229,18 @@ pub async fn take_snapshot(
         ..Params::default()
     };
     let result = async {
-        let task = crate::http::api::task(&state, &path)?;
+        let task = task(&state, &path)?;
         let request = params.parse(Format::Jsonl)?;
-        create_snapshot(
-            &state,
+        let row = snapshot::create(
+            &state.db,
+            &state.settings.datasets.dir,
             &task,
             form.name.trim().to_string(),
             request,
             signed_in.user.name.clone(),
         )
-        .await
+        .await?;
+        Ok::<_, AppError>(row)
     }
     .await;
     match result {
@@ -247,7 +259,7 @@ pub async fn snapshot_file(
     let (task, name) = path.into_inner();
     let row = state
         .db
-        .read(move |conn| Ok::<_, crate::db::DbError>(snapshot::find(conn, &task, &name)?))
+        .read(move |conn| Ok::<_, crate::db::DbError>(snapshots::find(conn, &task, &name)?))
         .await?;
     match row {
         Some(row) => Ok(file_response(&row)),
