@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 
-use super::columns::{predictions_of, reviews_of, Read, Value, COLUMNS};
+use super::columns::{predictions_of, reviews_of, Column, Read, Value, COLUMNS};
 use super::input::InputColumns;
 use super::{Filter, Format, Record};
 use crate::domain::rfc3339;
@@ -17,38 +17,33 @@ pub const INPUT_PREFIX: &str = "input.";
 /// Turns records into bytes of one format.
 pub struct Encoder {
     format: Format,
-    details: Details,
+    /// The columns of this export (details only when asked for), each with
+    /// its JSON key as written (`{"id":`, `,"label":`), worked out once.
+    plan: Vec<(&'static Column, Box<[u8]>)>,
     input: InputColumns,
     scratch: String,
-}
-
-/// The columns written only when asked for.
-#[derive(Clone, Copy)]
-struct Details {
-    reviews: bool,
-    predictions: bool,
-}
-
-impl Details {
-    /// Whether a column is in this export.
-    fn want(self, read: &Read) -> bool {
-        match read {
-            Read::Reviews => self.reviews,
-            Read::Predictions => self.predictions,
-            Read::Value(_) | Read::Input => true,
-        }
-    }
 }
 
 impl Encoder {
     /// `columns`: the task's input fields in the model's order, if known.
     pub fn new(format: Format, filter: &Filter, columns: Option<Vec<String>>) -> Encoder {
+        let plan = COLUMNS
+            .iter()
+            .filter(|c| match c.read {
+                Read::Reviews => filter.include_reviews,
+                Read::Predictions => filter.include_predictions,
+                Read::Value(_) | Read::Input => true,
+            })
+            .enumerate()
+            .map(|(i, c)| {
+                // Column names are plain identifiers: nothing to escape.
+                let key = format!("{}\"{}\":", if i == 0 { '{' } else { ',' }, c.name);
+                (c, key.into_bytes().into_boxed_slice())
+            })
+            .collect();
         Encoder {
             format,
-            details: Details {
-                reviews: filter.include_reviews,
-                predictions: filter.include_predictions,
-            },
+            plan,
             input: InputColumns::new(columns),
             scratch: String::new(),
         }
@@ -60,9 +55,8 @@ impl Encoder {
         if self.format != Format::Csv {
             return;
         }
-        let details = self.details;
         let mut row = CsvRow::new(out);
-        for column in COLUMNS.iter().filter(|c| details.want(&c.read)) {
+        for (column, _) in &self.plan {
             if let Read::Input = column.read {
                 let first_input = first.map(|r| r.head.input.as_str());
                 for name in self.input.names_or_from(first_input) {
@@ -84,9 +78,8 @@ impl Encoder {
 
     fn csv_row(&mut self, r: &Record, out: &mut Vec<u8>) {
         let mut s = std::mem::take(&mut self.scratch);
-        let details = self.details;
         let mut row = CsvRow::new(out);
-        for column in COLUMNS.iter().filter(|c| details.want(&c.read)) {
+        for (column, _) in &self.plan {
             match &column.read {
                 Read::Value(read) => csv_value(&mut row, &mut s, read(r)),
                 Read::Input => {
@@ -111,14 +104,8 @@ impl Encoder {
     /// Writes one JSONL row by hand: the stored input goes in as it is (the
     /// service wrote it, canonical JSON), without a parse per row.
     fn json_row(&self, r: &Record, out: &mut Vec<u8>) {
-        let details = self.details;
-        let mut first = true;
-        for column in COLUMNS.iter().filter(|c| details.want(&c.read)) {
-            out.extend_from_slice(if first { b"{\"" } else { b",\"" });
-            first = false;
-            // Column names are plain identifiers: nothing to escape.
-            out.extend_from_slice(column.name.as_bytes());
-            out.extend_from_slice(b"\":");
+        for (column, key) in &self.plan {
+            out.extend_from_slice(key);
             match &column.read {
                 Read::Value(read) => json_value(out, read(r)),
                 Read::Input => {
@@ -269,6 +256,60 @@ impl<'a> CsvRow<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::fast_time::FastTimestamp;
+    use crate::export::Head;
+
+    fn record() -> Record {
+        let t = FastTimestamp(chrono::NaiveDateTime::default());
+        Record {
+            head: Head {
+                id: "case-1".into(),
+                input: r#"{"a":1,"b":2}"#.into(),
+                created_at: t,
+                audit: false,
+                reason: None,
+                model_version: Some("v1".into()),
+                label: "yes".into(),
+                source: "human".into(),
+                basis: None,
+                decided_at: t,
+                decided_by: Some("ana".into()),
+                model_label: Some("no".into()),
+                model_confidence: Some(0.5),
+            },
+            reviews: Vec::new(),
+            predictions: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn every_column_of_the_table_is_in_both_formats_in_the_same_order() {
+        let filter = Filter {
+            include_reviews: true,
+            include_predictions: true,
+            ..Filter::default()
+        };
+        let (mut csv, mut jsonl) = (Vec::new(), Vec::new());
+        let mut encoder = Encoder::new(Format::Csv, &filter, None);
+        encoder.header(Some(&record()), &mut csv);
+        Encoder::new(Format::Jsonl, &filter, None).row(&record(), &mut jsonl);
+        let header = String::from_utf8(csv).unwrap();
+        let line = String::from_utf8(jsonl).unwrap();
+        let mut csv_at = 0;
+        let mut json_at = 0;
+        for column in COLUMNS {
+            let names = match column.read {
+                Read::Input => vec!["input.a", "input.b"],
+                _ => vec![column.name],
+            };
+            for name in names {
+                csv_at += header[csv_at..].find(name).expect(name);
+            }
+            json_at += line[json_at..]
+                .find(&format!("\"{}\":", column.name))
+                .expect(column.name);
+        }
+    }
 
     #[test]
     fn csv_fields_read_back_as_written() {
