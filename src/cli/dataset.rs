@@ -25,8 +25,7 @@ pub fn run(settings: &Settings, command: DatasetCommand) -> anyhow::Result<()> {
     match command {
         DatasetCommand::Snapshot { filter, name } => {
             let request = filter.request(None)?;
-            let row =
-                verdict::export::cli::snapshot(settings, &filter.task, &name, &request, "cli")?;
+            let row = super::labels::snapshot(settings, &filter.task, &name, &request, "cli")?;
             println!(
                 "snapshot {:?} of {}: {} rows, sha256 {}\n  {}",
                 row.name, row.task, row.row_count, row.sha256, row.path
@@ -37,7 +36,7 @@ pub fn run(settings: &Settings, command: DatasetCommand) -> anyhow::Result<()> {
             );
         }
         DatasetCommand::List { task } => {
-            for row in verdict::export::cli::list(settings, task.as_deref())? {
+            for row in super::labels::list(settings, task.as_deref())? {
                 println!(
                     "{:<16} {:<24} {:>9} rows  {}  {}  {}",
                     row.task,

@@ -60,6 +60,6 @@ pub struct ExportArgs {
 
 pub fn run(settings: &Settings, args: ExportArgs) -> anyhow::Result<()> {
     let request = args.filter.request(args.after)?;
-    verdict::export::cli::export(settings, &args.filter.task, &request, &args.out)?;
+    super::labels::export(settings, &args.filter.task, &request, &args.out)?;
     Ok(())
 }

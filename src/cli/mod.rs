@@ -5,6 +5,7 @@ mod bench;
 mod dataset;
 mod deploy;
 mod export;
+mod labels;
 mod serve;
 mod token;
 mod train;

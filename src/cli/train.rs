@@ -19,7 +19,7 @@ pub fn run(settings: &Settings, args: TrainArgs) -> anyhow::Result<()> {
         deploy,
     } = args;
     options.models_dir = settings.models.dir.clone();
-    verdict::export::cli::resolve_training_data(settings, &mut options)?;
+    super::labels::resolve_training_data(settings, &mut options)?;
     if let Some(name) = &options.snapshot {
         println!("training from dataset snapshot {name:?}");
     }

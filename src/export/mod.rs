@@ -8,7 +8,6 @@
 //! parameters ([`params`]), encodes the rows ([`encode`], over the one
 //! column table of [`columns`]) and writes snapshots ([`snapshot`]).
 
-pub mod cli;
 pub mod columns;
 pub mod encode;
 mod error;

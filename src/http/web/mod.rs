@@ -186,3 +186,18 @@ impl From<crate::accounts::AccountError> for WebError {
         WebError::Internal
     }
 }
+
+impl From<crate::review::ReviewError> for WebError {
+    fn from(e: crate::review::ReviewError) -> Self {
+        use crate::review::ReviewError;
+        match e {
+            ReviewError::UnknownLabel(_) => {
+                WebError::Forbidden("That is not a label of this task.")
+            }
+            e => {
+                tracing::error!(error = %e, code = e.code(), "review request failed");
+                WebError::Internal
+            }
+        }
+    }
+}

@@ -308,20 +308,6 @@ fn refused(task: &TaskRuntime, e: ReviewError) -> Result<HttpResponse, WebError>
     )))
 }
 
-impl From<ReviewError> for WebError {
-    fn from(e: ReviewError) -> Self {
-        match e {
-            ReviewError::UnknownLabel(_) => {
-                WebError::Forbidden("That is not a label of this task.")
-            }
-            e => {
-                tracing::error!(error = %e, code = e.code(), "review request failed");
-                WebError::Internal
-            }
-        }
-    }
-}
-
 pub async fn skip(
     state: web::Data<AppState>,
     signed_in: SignedIn,

@@ -7,36 +7,25 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::snapshot::{self, SnapshotRow};
-use super::{Encoder, ExportError, Page, Request, Summary};
-use crate::config::Settings;
-use crate::db::DbConnection;
-use crate::ml::train::TrainOptions;
-use crate::store::{labels, snapshots};
+use verdict::config::Settings;
+use verdict::db::DbConnection;
+use verdict::export::snapshot::{self, SnapshotRow};
+use verdict::export::{Encoder, ExportError, Page, Request, Summary};
+use verdict::ml::train::TrainOptions;
+use verdict::store::{labels, snapshots};
 
-fn connect(settings: &Settings) -> anyhow::Result<DbConnection> {
-    let mut conn = crate::db::establish(&settings.database).map_err(anyhow::Error::msg)?;
-    crate::db::run_migrations(&mut conn).map_err(anyhow::Error::msg)?;
-    Ok(conn)
-}
-
-fn check_task(settings: &Settings, task: &str) -> anyhow::Result<()> {
-    if settings.task(task).is_none() {
-        bail!("no task named {task:?} in the configuration");
-    }
-    Ok(())
-}
+use super::{check_task, open_store as connect};
 
 /// The input fields in the live model's order, read from its card.
 fn columns(settings: &Settings, conn: &mut DbConnection, task: &str) -> Option<Vec<String>> {
-    let version = crate::tasks::current_live(conn, task).ok()??;
-    let card = crate::ml::card::ModelCard::read(
+    let version = verdict::tasks::current_live(conn, task).ok()??;
+    let card = verdict::ml::card::ModelCard::read(
         &settings
             .models
             .dir
             .join(task)
             .join(&version)
-            .join(crate::ml::CARD_FILE),
+            .join(verdict::ml::CARD_FILE),
     )
     .ok()?;
     Some(card.features.into_iter().map(|f| f.name).collect())
@@ -101,7 +90,7 @@ pub fn export(
     let rows = run_with_progress(settings, task, request, |encoder, fetch, progress| {
         if out == Path::new("-") {
             let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
-            let summary = super::run(request, encoder, fetch, &mut stdout, progress)?;
+            let summary = verdict::export::run(request, encoder, fetch, &mut stdout, progress)?;
             return Ok(summary.rows);
         }
         let partial = out.with_file_name(format!(
@@ -113,7 +102,7 @@ pub fn export(
         let file = std::fs::File::create(&partial)
             .with_context(|| format!("cannot create {}", partial.display()))?;
         let mut writer = std::io::BufWriter::with_capacity(256 * 1024, file);
-        let result = super::run(request, encoder, fetch, &mut writer, progress)
+        let result = verdict::export::run(request, encoder, fetch, &mut writer, progress)
             .map_err(anyhow::Error::from)
             .and_then(|summary| {
                 writer.flush()?;
