@@ -9,8 +9,11 @@ use crate::db::schema::{alerts, items};
 use crate::db::DbConnection;
 use crate::domain::{AlertKind, ReviewState, Severity, Timestamp};
 
-/// The advisory lock key the monitor takes on PostgreSQL ("verdict" + 1).
-const MONITOR_LOCK: i64 = 0x7665_7264_6963_7401;
+/// The advisory lock the monitor takes on PostgreSQL: this key ("vrd" + 1)
+/// and the hash of the schema, so instances sharing a schema exclude each
+/// other while separate deployments in other schemas of the same database
+/// (advisory locks are database-wide) do not wait for one another.
+const MONITOR_LOCK: i32 = 0x7672_6401;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = alerts)]
@@ -162,9 +165,11 @@ pub fn try_monitor_lock(conn: &mut DbConnection) -> QueryResult<bool> {
     }
     match conn {
         DbConnection::Pg(pg) => {
-            let got: Locked = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
-                .bind::<BigInt, _>(MONITOR_LOCK)
-                .get_result(pg)?;
+            let got: Locked = diesel::sql_query(
+                "SELECT pg_try_advisory_xact_lock($1, hashtext(current_schema())) AS locked",
+            )
+            .bind::<diesel::sql_types::Integer, _>(MONITOR_LOCK)
+            .get_result(pg)?;
             Ok(got.locked)
         }
         DbConnection::Sqlite(_) => Ok(true),
