@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod alerts;
 pub mod audit;
+pub mod browse;
 pub mod items;
 pub mod labels;
 pub mod outbox;

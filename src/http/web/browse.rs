@@ -4,15 +4,15 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use askama::Template;
-use diesel::prelude::*;
 use serde::Deserialize;
 
 use super::session::SignedIn;
 use super::{render, WebError};
-use crate::db::schema::{audit_log, items, predictions, reviews, verdicts};
 use crate::domain::{rfc3339, Timestamp};
+use crate::domain::{ItemStatus, VerdictSource};
 use crate::http::state::AppState;
-use crate::store::items::{ItemRow, PredictionRow, VerdictRow};
+use crate::store::browse;
+use crate::store::items::{ItemRow, VerdictRow};
 
 const PAGE: i64 = 50;
 
@@ -86,55 +86,22 @@ pub async fn list(
     let found: Vec<(ItemRow, Option<VerdictRow>)> = state
         .db
         .read(move |conn| {
-            let mut q = items::table
-                .left_join(
-                    verdicts::table.on(verdicts::task
-                        .eq(items::task)
-                        .and(verdicts::item_id.eq(items::id))),
-                )
-                .filter(items::task.eq(f.task.clone()))
-                .select((ItemRow::as_select(), Option::<VerdictRow>::as_select()))
-                .order((items::created_at.desc(), items::id.desc()))
-                .limit(PAGE + 1)
-                .into_boxed();
-            if f.status == "queued" || f.status == "decided" {
-                q = q.filter(items::status.eq(f.status.clone()));
-            }
-            if f.source == "model" || f.source == "human" {
-                q = q.filter(verdicts::source.eq(f.source.clone()));
-            }
-            if !f.label.trim().is_empty() {
-                q = q.filter(verdicts::label.eq(f.label.trim().to_string()));
-            }
-            if let Some(from) = day(&f.from, false) {
-                q = q.filter(items::created_at.ge(from));
-            }
-            if let Some(to) = day(&f.to, true) {
-                q = q.filter(items::created_at.le(to));
-            }
-            if !f.reviewer.trim().is_empty() {
-                let reviewed = reviews::table
-                    .filter(reviews::task.eq(f.task.clone()))
-                    .filter(reviews::reviewer.eq(f.reviewer.trim().to_string()))
-                    .select(reviews::item_id);
-                q = q.filter(items::id.eq_any(reviewed));
-            }
-            if let Some((at, id)) = f.after.split_once('|') {
-                if let Ok(at) = chrono::NaiveDateTime::parse_from_str(at, "%Y-%m-%dT%H:%M:%S%.f") {
-                    // A row-value comparison: both backends walk the
-                    // (task, created_at, id) index from the cursor on.
-                    q = q.filter(
-                        diesel::dsl::sql::<diesel::sql_types::Bool>(
-                            "(items.created_at, items.id) < (",
-                        )
-                        .bind::<diesel::sql_types::Timestamp, _>(at)
-                        .sql(", ")
-                        .bind::<diesel::sql_types::Text, _>(id.to_string())
-                        .sql(")"),
-                    );
-                }
-            }
-            Ok::<_, crate::db::DbError>(q.load(conn)?)
+            let cursor = f.after.split_once('|').and_then(|(at, id)| {
+                chrono::NaiveDateTime::parse_from_str(at, "%Y-%m-%dT%H:%M:%S%.f")
+                    .ok()
+                    .map(|at| (at, id.to_string()))
+            });
+            let filter = browse::ItemFilter {
+                task: f.task.clone(),
+                status: ItemStatus::parse(&f.status),
+                source: VerdictSource::parse(&f.source),
+                label: Some(f.label.trim().to_string()).filter(|l| !l.is_empty()),
+                from: day(&f.from, false),
+                to: day(&f.to, true),
+                reviewer: Some(f.reviewer.trim().to_string()).filter(|r| !r.is_empty()),
+                after: cursor,
+            };
+            Ok::<_, crate::db::DbError>(browse::items(conn, &filter, PAGE + 1)?)
         })
         .await?;
     let more = found.len() as i64 > PAGE;
@@ -233,62 +200,18 @@ pub async fn item(
     signed_in.require_admin()?;
     let (task, id) = path.into_inner();
     let (t, i) = (task.clone(), id.clone());
-    type Found = (
-        ItemRow,
-        Vec<PredictionRow>,
-        Vec<(String, String, Option<String>, f64, bool, Timestamp)>,
-        Option<VerdictRow>,
-        Vec<(Timestamp, String, String, String)>,
-    );
-    let found: Option<Found> = state
+    let found = state
         .db
-        .read(move |conn| {
-            let Some(item) = items::table
-                .find((t.as_str(), i.as_str()))
-                .select(ItemRow::as_select())
-                .get_result::<ItemRow>(conn)
-                .optional()?
-            else {
-                return Ok::<_, crate::db::DbError>(None);
-            };
-            let preds = predictions::table
-                .filter(predictions::task.eq(&t))
-                .filter(predictions::item_id.eq(&i))
-                .select(PredictionRow::as_select())
-                .load(conn)?;
-            let revs = reviews::table
-                .filter(reviews::task.eq(&t))
-                .filter(reviews::item_id.eq(&i))
-                .order(reviews::created_at)
-                .select((
-                    reviews::reviewer,
-                    reviews::label,
-                    reviews::comment,
-                    reviews::seconds_spent,
-                    reviews::blind,
-                    reviews::created_at,
-                ))
-                .load(conn)?;
-            let verdict = verdicts::table
-                .find((t.as_str(), i.as_str()))
-                .select(VerdictRow::as_select())
-                .get_result(conn)
-                .optional()?;
-            let audit = audit_log::table
-                .filter(audit_log::task.eq(Some(t.as_str())))
-                .filter(audit_log::subject.eq(Some(i.as_str())))
-                .order(audit_log::id)
-                .select((
-                    audit_log::at,
-                    audit_log::actor,
-                    audit_log::action,
-                    audit_log::detail,
-                ))
-                .load(conn)?;
-            Ok(Some((item, preds, revs, verdict, audit)))
-        })
+        .read(move |conn| Ok::<_, crate::db::DbError>(browse::item(conn, &t, &i)?))
         .await?;
-    let Some((item, preds, revs, verdict, audit)) = found else {
+    let Some(browse::ItemDetail {
+        item,
+        predictions: preds,
+        reviews: revs,
+        verdict,
+        audit,
+    }) = found
+    else {
         return Err(WebError::NotFound("There is no such item."));
     };
     let input: serde_json::Map<String, serde_json::Value> =
@@ -378,16 +301,7 @@ pub async fn reviewers(
     let (facts, verdict_facts) = state
         .db
         .read(move |conn| {
-            let facts: Vec<ReviewFact> = reviews::table
-                .filter(reviews::task.eq(&t))
-                .select((
-                    reviews::item_id,
-                    reviews::reviewer,
-                    reviews::label,
-                    reviews::seconds_spent,
-                    reviews::blind,
-                ))
-                .load::<(String, String, String, f64, bool)>(conn)?
+            let facts: Vec<ReviewFact> = browse::reviews_of_task(conn, &t)?
                 .into_iter()
                 .map(
                     |(item_id, reviewer, label, seconds_spent, blind)| ReviewFact {
@@ -399,31 +313,20 @@ pub async fn reviewers(
                     },
                 )
                 .collect();
-            let reviewed = reviews::table
-                .filter(reviews::task.eq(&t))
-                .select(reviews::item_id);
-            let verdict_facts: std::collections::HashMap<String, VerdictFact> = verdicts::table
-                .filter(verdicts::task.eq(&t))
-                .filter(verdicts::item_id.eq_any(reviewed))
-                .select((
-                    verdicts::item_id,
-                    verdicts::label,
-                    verdicts::source,
-                    verdicts::basis,
-                ))
-                .load::<(String, String, String, Option<String>)>(conn)?
-                .into_iter()
-                .map(|(id, label, source, basis)| {
-                    (
-                        id,
-                        VerdictFact {
-                            label,
-                            source,
-                            basis: basis.unwrap_or_default(),
-                        },
-                    )
-                })
-                .collect();
+            let verdict_facts: std::collections::HashMap<String, VerdictFact> =
+                browse::verdicts_of_reviewed(conn, &t)?
+                    .into_iter()
+                    .map(|(id, label, source, basis)| {
+                        (
+                            id,
+                            VerdictFact {
+                                label,
+                                source,
+                                basis: basis.unwrap_or_default(),
+                            },
+                        )
+                    })
+                    .collect();
             Ok::<_, crate::db::DbError>((facts, verdict_facts))
         })
         .await?;
