@@ -8,37 +8,17 @@ use argon2::Argon2;
 use diesel::prelude::*;
 use rand::Rng;
 
-use crate::db::schema::{user_tasks, users};
-use crate::db::DbConnection;
-use crate::domain::now;
+use crate::db::{Db, DbConnection, DbError};
+use crate::domain::Role;
+use crate::store::accounts as store;
+use crate::store::audit;
 
 /// Shortest password accepted.
 pub const MIN_PASSWORD_LEN: usize = 10;
 
-/// What a user may do; enforced on the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Works the queues of the tasks they are given.
-    Reviewer,
-    /// Everything, on every task.
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Reviewer => "reviewer",
-            Role::Admin => "admin",
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<Role, String> {
-        match s {
-            "reviewer" => Ok(Role::Reviewer),
-            "admin" => Ok(Role::Admin),
-            other => Err(format!("{other:?} is not a role: use reviewer or admin")),
-        }
-    }
+/// The role named `s`, or a message that says which roles there are.
+pub fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| format!("{s:?} is not a role: use reviewer or admin"))
 }
 
 /// A user name: 1-64 letters, digits, `.`, `_`, `-` or `@`.
@@ -92,7 +72,105 @@ impl User {
     }
 }
 
-/// Adds a user; refuses a taken name or a short password.
+/// Why an account change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// The name is not a valid user name (the message says why).
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("the password is too short: use at least {MIN_PASSWORD_LEN} characters")]
+    PasswordTooShort,
+    #[error("a user named {0:?} exists already")]
+    NameTaken(String),
+    #[error("no user named {0:?}")]
+    UnknownUser(String),
+    #[error("cannot hash the password: {0}")]
+    Hash(String),
+    #[error(transparent)]
+    Database(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for AccountError {
+    fn from(e: diesel::result::Error) -> Self {
+        AccountError::Database(e.into())
+    }
+}
+
+impl AccountError {
+    /// A stable code for the kind of failure.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AccountError::InvalidName(_) => "invalid_name",
+            AccountError::PasswordTooShort => "password_too_short",
+            AccountError::NameTaken(_) => "name_taken",
+            AccountError::UnknownUser(_) => "unknown_user",
+            AccountError::Hash(_) | AccountError::Database(_) => "internal",
+        }
+    }
+
+    /// Whether the person asking can fix it (as opposed to a fault of ours,
+    /// whose text is logged rather than shown).
+    pub fn is_refusal(&self) -> bool {
+        self.code() != "internal"
+    }
+}
+
+/// A user ready to be written: checked, the password already hashed (the
+/// slow part, done before the write so the writer never waits for argon2).
+pub struct NewUser {
+    name: String,
+    password_hash: String,
+    role: Role,
+    tasks: Vec<String>,
+}
+
+impl NewUser {
+    /// Checks the name and the password and hashes the password. Slow by
+    /// design (argon2): call it off the async workers.
+    pub fn new(
+        name: &str,
+        password: &str,
+        role: Role,
+        tasks: &[String],
+    ) -> Result<NewUser, AccountError> {
+        check_name(name).map_err(AccountError::InvalidName)?;
+        if password.chars().count() < MIN_PASSWORD_LEN {
+            return Err(AccountError::PasswordTooShort);
+        }
+        Ok(NewUser {
+            name: name.to_string(),
+            password_hash: hash_password(password).map_err(AccountError::Hash)?,
+            role,
+            tasks: tasks.to_vec(),
+        })
+    }
+
+    /// Writes the user and the audit entry; call it in a write transaction.
+    /// Refuses a taken name.
+    pub fn insert(&self, conn: &mut DbConnection, actor: &str) -> Result<(), AccountError> {
+        if store::exists(conn, &self.name)? {
+            return Err(AccountError::NameTaken(self.name.clone()));
+        }
+        store::insert(
+            conn,
+            &self.name,
+            &self.password_hash,
+            self.role,
+            &self.tasks,
+        )?;
+        audit::record(
+            conn,
+            actor,
+            "user.add",
+            None,
+            Some(&self.name),
+            serde_json::json!({"role": self.role.as_str(), "tasks": self.tasks}),
+        )?;
+        Ok(())
+    }
+}
+
+/// Adds a user from a synchronous caller (the CLI, start-up).
 pub fn add_user(
     conn: &mut DbConnection,
     name: &str,
@@ -100,87 +178,55 @@ pub fn add_user(
     role: Role,
     tasks: &[String],
     actor: &str,
-) -> anyhow::Result<()> {
-    check_name(name).map_err(anyhow::Error::msg)?;
-    if password.chars().count() < MIN_PASSWORD_LEN {
-        anyhow::bail!("the password is too short: use at least {MIN_PASSWORD_LEN} characters");
-    }
-    let hash = hash_password(password).map_err(anyhow::Error::msg)?;
-    conn.transaction::<_, anyhow::Error, _>(|conn| {
-        let taken = users::table
-            .filter(users::name.eq(name))
-            .count()
-            .get_result::<i64>(conn)?;
-        if taken > 0 {
-            anyhow::bail!("a user named {name:?} exists already");
-        }
-        let at = now();
-        diesel::insert_into(users::table)
-            .values((
-                users::name.eq(name),
-                users::password_hash.eq(&hash),
-                users::role.eq(role.as_str()),
-                users::disabled.eq(false),
-                users::created_at.eq(at),
-                users::updated_at.eq(at),
-            ))
-            .execute(conn)?;
-        for task in tasks {
-            diesel::insert_into(user_tasks::table)
-                .values((user_tasks::user_name.eq(name), user_tasks::task.eq(task)))
-                .execute(conn)?;
-        }
-        crate::audit::record(
-            conn,
-            actor,
-            "user.add",
-            None,
-            Some(name),
-            serde_json::json!({"role": role.as_str(), "tasks": tasks}),
-        )?;
-        Ok(())
-    })
+) -> Result<(), AccountError> {
+    let user = NewUser::new(name, password, role, tasks)?;
+    conn.transaction(|conn| user.insert(conn, actor))
 }
 
-/// Disables (or enables again) a user: a disabled user cannot sign in.
+/// Adds a user from a request: the password is hashed on the blocking pool,
+/// then the user is written through the writer like every other write.
+pub async fn add(
+    db: &Db,
+    name: String,
+    password: String,
+    role: Role,
+    tasks: Vec<String>,
+    actor: String,
+) -> Result<(), AccountError> {
+    let user = tokio::task::spawn_blocking(move || NewUser::new(&name, &password, role, &tasks))
+        .await
+        .map_err(|e| AccountError::Hash(e.to_string()))??;
+    db.write(move |conn| user.insert(conn, &actor)).await
+}
+
+/// Disables (or enables again) a user, with its audit entry: a disabled
+/// user cannot sign in. Call it in a write transaction.
 pub fn set_disabled(
     conn: &mut DbConnection,
     name: &str,
     disabled: bool,
     actor: &str,
-) -> anyhow::Result<()> {
-    conn.transaction::<_, anyhow::Error, _>(|conn| {
-        let n = diesel::update(users::table.find(name))
-            .set((users::disabled.eq(disabled), users::updated_at.eq(now())))
-            .execute(conn)?;
-        if n == 0 {
-            anyhow::bail!("no user named {name:?}");
-        }
-        let action = if disabled {
-            "user.disable"
-        } else {
-            "user.enable"
-        };
-        crate::audit::record(conn, actor, action, None, Some(name), serde_json::json!({}))?;
-        Ok(())
-    })
+) -> Result<(), AccountError> {
+    if !store::set_disabled(conn, name, disabled)? {
+        return Err(AccountError::UnknownUser(name.to_string()));
+    }
+    let action = if disabled {
+        "user.disable"
+    } else {
+        "user.enable"
+    };
+    audit::record(conn, actor, action, None, Some(name), serde_json::json!({}))?;
+    Ok(())
 }
 
 /// The tasks a user is given.
 pub fn tasks_of(conn: &mut DbConnection, name: &str) -> QueryResult<Vec<String>> {
-    user_tasks::table
-        .select(user_tasks::task)
-        .filter(user_tasks::user_name.eq(name))
-        .order(user_tasks::task)
-        .load(conn)
+    store::tasks_of(conn, name)
 }
 
 /// Every user: name, role, disabled.
 pub fn list(conn: &mut DbConnection) -> QueryResult<Vec<(String, String, bool)>> {
-    users::table
-        .select((users::name, users::role, users::disabled))
-        .order(users::name)
-        .load(conn)
+    store::list(conn)
 }
 
 /// The user with this name and password, if enabled. Takes the time of a
@@ -190,16 +236,11 @@ pub fn authenticate(
     name: &str,
     password: &str,
 ) -> QueryResult<Option<User>> {
-    let row: Option<(String, String, bool)> = users::table
-        .select((users::password_hash, users::role, users::disabled))
-        .find(name)
-        .get_result(conn)
-        .optional()?;
-    let Some((hash, role, disabled)) = row else {
+    let Some((hash, role, disabled)) = store::credentials(conn, name)? else {
         let _ = verify_password(password, &DUMMY_HASH);
         return Ok(None);
     };
-    if !verify_password(password, &hash) || disabled || Role::parse(&role).is_err() {
+    if !verify_password(password, &hash) || disabled || Role::parse(&role).is_none() {
         return Ok(None);
     }
     load(conn, name)
@@ -215,34 +256,23 @@ static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 
 /// An enabled user by name, with their tasks.
 pub fn load(conn: &mut DbConnection, name: &str) -> QueryResult<Option<User>> {
-    let row: Option<(String, bool)> = users::table
-        .select((users::role, users::disabled))
-        .find(name)
-        .get_result(conn)
-        .optional()?;
-    let Some((role, false)) = row else {
+    let Some((role, false)) = store::role_of(conn, name)? else {
         return Ok(None);
     };
-    let Ok(role) = Role::parse(&role) else {
+    let Some(role) = Role::parse(&role) else {
         return Ok(None);
     };
-    let tasks = user_tasks::table
-        .select(user_tasks::task)
-        .filter(user_tasks::user_name.eq(name))
-        .order(user_tasks::task)
-        .load(conn)?;
     Ok(Some(User {
         name: name.to_string(),
         role,
-        tasks,
+        tasks: store::tasks_of(conn, name)?,
     }))
 }
 
 /// On a database with no users, creates `admin` with a random password and
 /// returns the password (to be shown once).
-pub fn ensure_first_admin(conn: &mut DbConnection) -> anyhow::Result<Option<String>> {
-    let count: i64 = users::table.count().get_result(conn)?;
-    if count > 0 {
+pub fn ensure_first_admin(conn: &mut DbConnection) -> Result<Option<String>, AccountError> {
+    if store::count(conn)? > 0 {
         return Ok(None);
     }
     const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -275,8 +305,10 @@ mod tests {
         assert!(check_name("ana.lopez@lab").is_ok());
         assert!(check_name("").is_err());
         assert!(check_name("has space").is_err());
-        assert_eq!(Role::parse("admin"), Ok(Role::Admin));
-        assert!(Role::parse("root").is_err());
+        assert_eq!(parse_role("admin"), Ok(Role::Admin));
+        assert!(parse_role("root")
+            .unwrap_err()
+            .contains("reviewer or admin"));
         let reviewer = User {
             name: "r".into(),
             role: Role::Reviewer,

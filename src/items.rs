@@ -1,73 +1,14 @@
-//! Items, their predictions and verdicts as stored, and the document the
-//! scoring API returns for an item.
+//! What a client sees of an item: the document the scoring API returns (and
+//! a webhook carries), built from the stored rows.
 
 use std::collections::{BTreeMap, HashMap};
 
-use diesel::prelude::*;
+use diesel::QueryResult;
 use serde::Serialize;
 
-use crate::db::schema::{items, predictions, verdicts};
 use crate::db::DbConnection;
-use crate::domain::{rfc3339, Timestamp};
-
-pub const STATUS_QUEUED: &str = "queued";
-pub const STATUS_DECIDED: &str = "decided";
-pub const REVIEW_NONE: &str = "none";
-pub const REVIEW_PENDING: &str = "pending";
-pub const SOURCE_MODEL: &str = "model";
-
-#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
-#[diesel(treat_none_as_default_value = false)]
-#[diesel(table_name = items)]
-pub struct ItemRow {
-    pub task: String,
-    pub id: String,
-    pub input: String,
-    pub input_sha256: String,
-    pub status: String,
-    pub reason: Option<String>,
-    pub review_state: String,
-    pub blind: bool,
-    pub audit: bool,
-    pub model_version: Option<String>,
-    pub margin: Option<f64>,
-    pub sla_deadline: Option<Timestamp>,
-    pub created_at: Timestamp,
-    pub decided_at: Option<Timestamp>,
-}
-
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(treat_none_as_default_value = false)]
-#[diesel(table_name = predictions)]
-pub struct PredictionRow {
-    pub task: String,
-    pub item_id: String,
-    pub model_version: String,
-    pub label: Option<String>,
-    pub confidence: Option<f64>,
-    pub probabilities: Option<String>,
-    pub error: Option<String>,
-    pub featurise_us: i64,
-    pub forward_us: i64,
-    pub policy_us: i64,
-    pub created_at: Timestamp,
-}
-
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(treat_none_as_default_value = false)]
-#[diesel(table_name = verdicts)]
-pub struct VerdictRow {
-    pub task: String,
-    pub item_id: String,
-    pub label: String,
-    pub source: String,
-    pub confidence: Option<f64>,
-    pub model_version: Option<String>,
-    pub decided_by: Option<String>,
-    pub created_at: Timestamp,
-    /// `model`, `single`, `consensus` or `adjudication`.
-    pub basis: Option<String>,
-}
+use crate::domain::{rfc3339, VerdictSource};
+use crate::store::items::{self as store, ItemRow, PredictionRow, VerdictRow};
 
 /// What a client sees of an item.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -89,7 +30,7 @@ pub struct ItemDoc {
 pub struct VerdictDoc {
     pub label: String,
     /// `model` or `human`.
-    pub source: String,
+    pub source: VerdictSource,
     pub confidence: Option<f64>,
     pub model_version: Option<String>,
     pub decided_at: String,
@@ -107,7 +48,7 @@ impl From<&VerdictRow> for VerdictDoc {
     fn from(v: &VerdictRow) -> Self {
         VerdictDoc {
             label: v.label.clone(),
-            source: v.source.clone(),
+            source: v.source,
             confidence: v.confidence,
             model_version: v.model_version.clone(),
             decided_at: rfc3339(&v.created_at),
@@ -136,74 +77,32 @@ impl ItemDoc {
         ItemDoc {
             id: item.id.clone(),
             task: item.task.clone(),
-            status: item.status.clone(),
+            status: item.status.as_str().to_string(),
             verdict: verdict.map(VerdictDoc::from),
             prediction: prediction.and_then(PredictionDoc::from_row),
-            reason: item.reason.clone(),
+            reason: item.reason.map(|r| r.as_str().to_string()),
             audit: item.audit,
             created_at: rfc3339(&item.created_at),
         }
     }
 }
 
-/// The stored items among `ids`, by id.
-pub fn find_items(
-    conn: &mut DbConnection,
-    task: &str,
-    ids: &[&str],
-) -> QueryResult<HashMap<String, ItemRow>> {
-    let mut found = HashMap::with_capacity(ids.len());
-    if let [id] = ids {
-        // The common case, one item: a statement diesel keeps prepared.
-        let row = crate::on_backend!(conn, c => items::table
-            .find((task, *id))
-            .select(ItemRow::as_select())
-            .get_result::<ItemRow>(c)
-            .optional())?;
-        if let Some(row) = row {
-            found.insert(row.id.clone(), row);
-        }
-        return Ok(found);
-    }
-    // Bounded IN lists keep every backend's parameter limit happy.
-    for chunk in ids.chunks(500) {
-        let rows: Vec<ItemRow> = items::table
-            .filter(items::task.eq(task))
-            .filter(items::id.eq_any(chunk))
-            .select(ItemRow::as_select())
-            .load(conn)?;
-        found.extend(rows.into_iter().map(|r| (r.id.clone(), r)));
-    }
-    Ok(found)
-}
-
-/// The documents of stored items, in the order of `rows`.
+/// The documents of stored items (all of one task), in the order of `rows`.
+/// An item shows the prediction of the model version that scored it.
 pub fn docs_for(conn: &mut DbConnection, rows: &[ItemRow]) -> QueryResult<Vec<ItemDoc>> {
     let Some(first) = rows.first() else {
         return Ok(Vec::new());
     };
     let task = first.task.as_str();
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    let mut preds: HashMap<(String, String), PredictionRow> = HashMap::new();
-    let mut verdict_rows: HashMap<String, VerdictRow> = HashMap::new();
-    for chunk in ids.chunks(500) {
-        for p in predictions::table
-            .filter(predictions::task.eq(task))
-            .filter(predictions::item_id.eq_any(chunk))
-            .select(PredictionRow::as_select())
-            .load(conn)?
-        {
-            preds.insert((p.item_id.clone(), p.model_version.clone()), p);
-        }
-        for v in verdicts::table
-            .filter(verdicts::task.eq(task))
-            .filter(verdicts::item_id.eq_any(chunk))
-            .select(VerdictRow::as_select())
-            .load(conn)?
-        {
-            verdict_rows.insert(v.item_id.clone(), v);
-        }
-    }
+    let preds: HashMap<(String, String), PredictionRow> = store::predictions_of(conn, task, &ids)?
+        .into_iter()
+        .map(|p| ((p.item_id.clone(), p.model_version.clone()), p))
+        .collect();
+    let verdicts: HashMap<String, VerdictRow> = store::verdicts_of(conn, task, &ids)?
+        .into_iter()
+        .map(|v| (v.item_id.clone(), v))
+        .collect();
     Ok(rows
         .iter()
         .map(|item| {
@@ -211,64 +110,15 @@ pub fn docs_for(conn: &mut DbConnection, rows: &[ItemRow]) -> QueryResult<Vec<It
                 .model_version
                 .as_ref()
                 .and_then(|v| preds.get(&(item.id.clone(), v.clone())));
-            ItemDoc::build(item, prediction, verdict_rows.get(&item.id))
+            ItemDoc::build(item, prediction, verdicts.get(&item.id))
         })
         .collect())
 }
 
-/// One item's document.
+/// One item's document; `None` for an unknown item.
 pub fn load_doc(conn: &mut DbConnection, task: &str, id: &str) -> QueryResult<Option<ItemDoc>> {
-    let Some(item) = items::table
-        .filter(items::task.eq(task))
-        .filter(items::id.eq(id))
-        .select(ItemRow::as_select())
-        .get_result(conn)
-        .optional()?
-    else {
+    let Some(item) = store::find_item(conn, task, id)? else {
         return Ok(None);
     };
     Ok(docs_for(conn, std::slice::from_ref(&item))?.pop())
-}
-
-/// Items waiting for a human, per task.
-pub fn queue_depths(conn: &mut DbConnection) -> QueryResult<HashMap<String, i64>> {
-    let rows: Vec<(String, i64)> = items::table
-        .filter(items::review_state.eq(REVIEW_PENDING))
-        .group_by(items::task)
-        .select((items::task, diesel::dsl::count_star()))
-        .load(conn)?;
-    Ok(rows.into_iter().collect())
-}
-
-/// Writes new items with their predictions and model verdicts.
-pub fn insert_all(
-    conn: &mut DbConnection,
-    item_rows: &[ItemRow],
-    prediction_rows: &[PredictionRow],
-    verdict_rows: &[VerdictRow],
-) -> QueryResult<()> {
-    // SQLite: one prepared single-row statement run per row (a multi-row
-    // insert is parsed anew for every size, which cost more than it saved).
-    // PostgreSQL: multi-row inserts, one round trip per table, chunked to
-    // stay under the parameter limit.
-    macro_rules! insert {
-        ($table:expr, $rows:expr) => {
-            match &mut *conn {
-                DbConnection::Sqlite(c) => {
-                    for row in $rows {
-                        diesel::insert_into($table).values(row).execute(c)?;
-                    }
-                }
-                DbConnection::Pg(c) => {
-                    for chunk in $rows.chunks(200) {
-                        diesel::insert_into($table).values(chunk).execute(c)?;
-                    }
-                }
-            }
-        };
-    }
-    insert!(items::table, item_rows);
-    insert!(predictions::table, prediction_rows);
-    insert!(verdicts::table, verdict_rows);
-    Ok(())
 }

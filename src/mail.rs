@@ -9,7 +9,44 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message as Email, Tokio1Executor};
 
 use crate::config::{SmtpSecurity, SmtpSettings};
-use crate::outbox::Message;
+use crate::store::outbox::Message;
+
+/// Why a mailer could not be built, or an email not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// The `[smtp]` settings name no usable server.
+    #[error("{0}")]
+    Server(#[source] lettre::transport::smtp::Error),
+    /// `mail.from` is not an address.
+    #[error("{0}")]
+    From(#[source] lettre::address::AddressError),
+    #[error("{to:?} is not an email address: {source}")]
+    To {
+        to: String,
+        source: lettre::address::AddressError,
+    },
+    #[error("cannot build the email: {0}")]
+    Build(#[source] lettre::error::Error),
+    #[error("template: {0}")]
+    Template(#[from] askama::Error),
+    /// The server refused the email or could not be reached.
+    #[error("SMTP: {0}")]
+    Smtp(#[source] lettre::transport::smtp::Error),
+}
+
+impl MailError {
+    /// A stable code for logs and callers.
+    pub fn code(&self) -> &'static str {
+        match self {
+            MailError::Server(_) => "mail_server",
+            MailError::From(_) => "mail_from",
+            MailError::To { .. } => "mail_to",
+            MailError::Build(_) => "mail_build",
+            MailError::Template(_) => "mail_template",
+            MailError::Smtp(_) => "smtp",
+        }
+    }
+}
 
 /// Sends email through the configured server.
 pub struct Mailer {
@@ -18,12 +55,14 @@ pub struct Mailer {
 }
 
 impl Mailer {
-    pub fn new(smtp: &SmtpSettings, from: &str) -> anyhow::Result<Mailer> {
+    pub fn new(smtp: &SmtpSettings, from: &str) -> Result<Mailer, MailError> {
         let mut builder = match smtp.security {
             SmtpSecurity::Starttls => {
-                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)?
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)
+                    .map_err(MailError::Server)?
             }
-            SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)?,
+            SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)
+                .map_err(MailError::Server)?,
             SmtpSecurity::Plain => {
                 AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
             }
@@ -35,7 +74,7 @@ impl Mailer {
         }
         Ok(Mailer {
             transport: builder.build(),
-            from: from.parse()?,
+            from: from.parse().map_err(MailError::From)?,
         })
     }
 
@@ -45,25 +84,26 @@ impl Mailer {
         subject: &str,
         text: String,
         html: String,
-    ) -> Result<(), String> {
-        let to: Mailbox = to
-            .parse()
-            .map_err(|e| format!("{to:?} is not an email address: {e}"))?;
+    ) -> Result<(), MailError> {
+        let to: Mailbox = to.parse().map_err(|source| MailError::To {
+            to: to.to_string(),
+            source,
+        })?;
         let email = Email::builder()
             .from(self.from.clone())
             .to(to)
             .subject(subject)
             .multipart(MultiPart::alternative_plain_html(text, html))
-            .map_err(|e| format!("cannot build the email: {e}"))?;
+            .map_err(MailError::Build)?;
         self.transport
             .send(email)
             .await
             .map(drop)
-            .map_err(|e| format!("SMTP: {e}"))
+            .map_err(MailError::Smtp)
     }
 
     /// Sends one stored email.
-    pub async fn send(&self, to: &str, message: &Message) -> Result<(), String> {
+    pub async fn send(&self, to: &str, message: &Message) -> Result<(), MailError> {
         let html = message
             .html
             .clone()
@@ -78,7 +118,7 @@ impl Mailer {
         to: &str,
         messages: &[Message],
         base_url: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), MailError> {
         let digest = Digest {
             parts: messages
                 .iter()
@@ -90,12 +130,8 @@ impl Mailer {
             link: format!("{}/admin/alerts", base_url.trim_end_matches('/')),
         };
         let subject = format!("[verdict] {} notifications", messages.len());
-        let text = DigestText { d: &digest }
-            .render()
-            .map_err(|e| format!("template: {e}"))?;
-        let html = DigestHtml { d: &digest }
-            .render()
-            .map_err(|e| format!("template: {e}"))?;
+        let text = DigestText { d: &digest }.render()?;
+        let html = DigestHtml { d: &digest }.render()?;
         self.deliver(to, &subject, text, html).await
     }
 }

@@ -3,40 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
-/// How far the model may decide alone (DESIGN.md, "Automation level").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AutomationLevel {
-    /// Every item is queued; no model runs.
-    HumanOnly,
-    /// The model scores and is recorded; every item is queued, blind.
-    Shadow,
-    /// Every item is queued; the reviewer sees the suggestion.
-    Assist,
-    /// The model decides when its confidence clears the threshold.
-    Partial,
-    /// The model decides every item.
-    Full,
-}
-
-impl AutomationLevel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AutomationLevel::HumanOnly => "human_only",
-            AutomationLevel::Shadow => "shadow",
-            AutomationLevel::Assist => "assist",
-            AutomationLevel::Partial => "partial",
-            AutomationLevel::Full => "full",
-        }
-    }
-
-    /// Whether items of this level are scored at all.
-    pub fn runs_model(self) -> bool {
-        self != AutomationLevel::HumanOnly
-    }
-}
+use crate::domain::{AutomationLevel, QueueReason};
 
 /// A task's policy settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,29 +25,6 @@ pub enum ModelOutcome<'a> {
         label: &'a str,
         confidence: f64,
     },
-}
-
-/// Why an item waits for a human.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum QueueReason {
-    HumanOnly,
-    Shadow,
-    Assist,
-    LowConfidence,
-    ModelError,
-}
-
-impl QueueReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            QueueReason::HumanOnly => "human_only",
-            QueueReason::Shadow => "shadow",
-            QueueReason::Assist => "assist",
-            QueueReason::LowConfidence => "low_confidence",
-            QueueReason::ModelError => "model_error",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

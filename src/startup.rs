@@ -9,28 +9,14 @@ use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
 use crate::db::Db;
-use crate::error::AppError;
-use crate::tasks::Registry;
+use crate::http::state::AppState;
+use crate::tasks::{DeploymentFollower, Registry};
 use crate::tokens::{self, TokenCache};
-
-/// How often each instance looks for deployment changes.
-const DEPLOYMENT_POLL: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Everything a request handler may use.
-pub struct AppState {
-    pub db: Db,
-    pub tasks: Registry,
-    pub tokens: TokenCache,
-    pub sign_in_limiter: crate::web::ratelimit::SignInLimiter,
-    /// The mail server, when `[smtp]` is configured.
-    pub mailer: Option<std::sync::Arc<crate::mail::Mailer>>,
-    pub settings: Settings,
-}
 
 /// HTTP workers when the configuration names none: one per core, less the
 /// core SQLite's writer thread needs (on two cores one HTTP worker gives
 /// twice the throughput of two, which starve the writer).
-fn default_workers(backend: &crate::db::Backend) -> usize {
+fn default_workers(backend: &crate::domain::Backend) -> usize {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     if backend.is_sqlite() {
         cores.saturating_sub(1).max(1)
@@ -68,6 +54,9 @@ fn warn_about_escalations(settings: &Settings) {
     }
 }
 
+/// How often the lease reaper looks for leases that ended long ago.
+const LEASE_REAPER_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub struct Application {
     port: u16,
     server: Server,
@@ -84,6 +73,17 @@ impl Application {
     /// Opens the database (running migrations), loads tasks and models,
     /// binds the listener and builds the server; does not run it yet.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        Self::build_with(settings, true).await
+    }
+
+    /// [`Application::build`] without the outbox worker and the alert
+    /// monitor: for tests that run those jobs' passes themselves
+    /// (`run_once`), which the app's own would race.
+    pub async fn build_without_jobs(settings: Settings) -> anyhow::Result<Application> {
+        Self::build_with(settings, false).await
+    }
+
+    async fn build_with(settings: Settings, jobs: bool) -> anyhow::Result<Application> {
         let open_settings = settings.clone();
         let (db, tasks, initial_token, initial_admin_password) =
             tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
@@ -123,41 +123,51 @@ impl Application {
         warn_about_escalations(&settings);
         let state = web::Data::new(AppState {
             db,
-            tasks,
+            tasks: std::sync::Arc::new(tasks),
             tokens: TokenCache::default(),
             sign_in_limiter: Default::default(),
             mailer,
             settings,
         });
-        // Background jobs: the outbox worker and the alert monitor run in
-        // every instance; claims (outbox) and an advisory lock (monitor)
-        // keep instances from doing the same work twice.
-        actix_web::rt::spawn(crate::outbox::run(state.clone()));
-        actix_web::rt::spawn(crate::alerts::run(state.clone()));
-        let follower = state.clone();
-        actix_web::rt::spawn(async move {
-            let mut every = tokio::time::interval(DEPLOYMENT_POLL);
-            every.tick().await;
-            loop {
-                every.tick().await;
-                let state = follower.clone();
-                let polled = follower
-                    .db
-                    .read(move |conn| state.tasks.follow_deployments(conn).map_err(AppError::from))
-                    .await;
-                if let Err(e) = polled {
-                    tracing::warn!(error = %e, "cannot read deployments");
-                }
-            }
-        });
+        // Background jobs: the outbox worker, the alert monitor and the
+        // lease reaper run in every instance; claims (outbox), an advisory
+        // lock (monitor) and conditional updates (reaper) keep instances
+        // from doing the same work twice. Every instance follows the
+        // deployments.
+        if jobs {
+            let worker = crate::outbox::OutboxWorker::new(
+                state.db.clone(),
+                state.mailer.clone(),
+                crate::outbox::OutboxConfig::from_settings(&state.settings),
+            )?;
+            actix_web::rt::spawn(worker.run_until_stopped());
+            let monitor = crate::alerts::AlertMonitor::new(
+                state.db.clone(),
+                crate::alerts::AlertConfig::from_settings(&state.settings),
+            );
+            actix_web::rt::spawn(monitor.run_until_stopped());
+            let reaper = crate::review::LeaseReaper {
+                db: state.db.clone(),
+                every: LEASE_REAPER_EVERY,
+            };
+            actix_web::rt::spawn(reaper.run_until_stopped());
+        }
+        actix_web::rt::spawn(
+            DeploymentFollower::new(
+                state.db.clone(),
+                state.tasks.clone(),
+                std::time::Duration::from_millis(state.settings.server.deployment_poll_ms),
+            )
+            .run_until_stopped(),
+        );
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(TracingLogger::default())
                 .app_data(app_state.clone())
-                .configure(crate::api::routes)
-                .configure(crate::web::routes)
-                .default_service(web::to(crate::api::not_found))
+                .configure(crate::http::api::routes)
+                .configure(crate::http::web::routes)
+                .default_service(web::to(crate::http::api::not_found))
         })
         .workers(workers)
         .listen(listener)?

@@ -6,15 +6,15 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use diesel::prelude::*;
 
 use crate::config::{Settings, TaskConfig};
-use crate::db::schema::{deployments, model_versions, tasks};
-use crate::db::DbConnection;
-use crate::domain::now;
+use crate::db::{Db, DbConnection, DbError};
 use crate::ml::{self, LoadedModel};
 use crate::policy::Policy;
+use crate::store::tasks as store;
 
 pub struct TaskRuntime {
     pub config: TaskConfig,
@@ -80,10 +80,13 @@ impl Registry {
     /// Follows deployment changes made by any instance or the CLI: a task
     /// whose live version in the database differs from the loaded one loads
     /// the new version. On failure the loaded version stays live.
-    pub fn follow_deployments(&self, conn: &mut DbConnection) -> QueryResult<()> {
-        let rows: Vec<(String, Option<String>)> = deployments::table
-            .select((deployments::task, deployments::live_version))
-            .load(conn)?;
+    /// Returns the tasks that switched, with their new version.
+    pub fn follow_deployments(
+        &self,
+        conn: &mut DbConnection,
+    ) -> QueryResult<Vec<(String, String)>> {
+        let mut switched = Vec::new();
+        let rows = store::live_versions(conn)?;
         for (task, version) in rows {
             let (Some(runtime), Some(version)) = (self.tasks.get(&task), version) else {
                 continue;
@@ -119,6 +122,7 @@ impl Registry {
                             "deployment changed: new live model version loaded"
                         );
                         runtime.set_live(Some(Arc::new(model)));
+                        switched.push((task.clone(), version.clone()));
                     }
                 },
                 Err(e) => {
@@ -126,18 +130,8 @@ impl Registry {
                 }
             }
         }
-        Ok(())
+        Ok(switched)
     }
-}
-
-#[derive(Insertable, AsChangeset)]
-#[diesel(table_name = tasks)]
-struct TaskRow<'a> {
-    name: &'a str,
-    automation: &'a str,
-    config: String,
-    created_at: crate::domain::Timestamp,
-    updated_at: crate::domain::Timestamp,
 }
 
 fn load_task(
@@ -147,7 +141,6 @@ fn load_task(
     conn: &mut DbConnection,
 ) -> anyhow::Result<TaskRuntime> {
     let name = config.name.as_str();
-    let at = now();
     let config_json = serde_json::json!({
         "threshold": config.threshold,
         "label_thresholds": config.label_thresholds,
@@ -179,48 +172,15 @@ fn load_task(
     }
 
     conn.transaction::<_, anyhow::Error, _>(|conn| {
-        let row = TaskRow {
-            name,
-            automation: config.automation.as_str(),
-            config: config_json.clone(),
-            created_at: at,
-            updated_at: at,
-        };
-        let existing: Option<String> = tasks::table
-            .select(tasks::name)
-            .find(name)
-            .get_result(conn)
-            .optional()?;
-        if existing.is_some() {
-            diesel::update(tasks::table.find(name))
-                .set((
-                    tasks::automation.eq(config.automation.as_str()),
-                    tasks::config.eq(&config_json),
-                    tasks::updated_at.eq(at),
-                ))
-                .execute(conn)?;
-        } else {
-            diesel::insert_into(tasks::table)
-                .values(&row)
-                .execute(conn)?;
-        }
+        store::upsert_task(conn, name, config.automation, &config_json)?;
         for model in loaded.values() {
-            let known: Option<String> = model_versions::table
-                .select(model_versions::version)
-                .find((name, model.version()))
-                .get_result(conn)
-                .optional()?;
-            if known.is_none() {
-                diesel::insert_into(model_versions::table)
-                    .values((
-                        model_versions::task.eq(name),
-                        model_versions::version.eq(model.version()),
-                        model_versions::card.eq(serde_json::to_string(&model.card)?),
-                        model_versions::data_sha256.eq(&model.card.training.data_sha256),
-                        model_versions::registered_at.eq(at),
-                    ))
-                    .execute(conn)?;
-            }
+            store::register_version(
+                conn,
+                name,
+                model.version(),
+                &serde_json::to_string(&model.card)?,
+                &model.card.training.data_sha256,
+            )?;
         }
         Ok(())
     })?;
@@ -276,14 +236,45 @@ fn load_task(
     })
 }
 
+/// Follows deployment changes made by any instance or the CLI: a plain job
+/// (STYLE.md, Background jobs) that startup runs every `every`.
+pub struct DeploymentFollower {
+    db: Db,
+    tasks: Arc<Registry>,
+    every: Duration,
+}
+
+impl DeploymentFollower {
+    pub fn new(db: Db, tasks: Arc<Registry>, every: Duration) -> Self {
+        DeploymentFollower { db, tasks, every }
+    }
+
+    /// One look at the deployments; returns the tasks that switched to a
+    /// new live version.
+    pub async fn run_once(&self) -> Result<Vec<(String, String)>, DbError> {
+        let tasks = self.tasks.clone();
+        self.db
+            .read(move |conn| Ok(tasks.follow_deployments(conn)?))
+            .await
+    }
+
+    /// Loops [`DeploymentFollower::run_once`] every `every`.
+    pub async fn run_until_stopped(self) {
+        let mut every = tokio::time::interval(self.every);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            if let Err(e) = self.run_once().await {
+                tracing::warn!(error = %e, "cannot read deployments");
+            }
+        }
+    }
+}
+
 /// The live version of a task's deployment.
 pub fn current_live(conn: &mut DbConnection, task: &str) -> QueryResult<Option<String>> {
-    Ok(deployments::table
-        .select(deployments::live_version)
-        .find(task)
-        .get_result::<Option<String>>(conn)
-        .optional()?
-        .flatten())
+    store::current_live(conn, task)
 }
 
 /// Makes `version` live; the old live version becomes `previous`. Written to
@@ -296,34 +287,9 @@ pub fn deploy(
     why: &str,
 ) -> QueryResult<()> {
     conn.transaction(|conn| {
-        let previous = current_live(conn, task)?;
-        let at = now();
-        let exists = deployments::table
-            .select(deployments::task)
-            .find(task)
-            .get_result::<String>(conn)
-            .optional()?
-            .is_some();
-        if exists {
-            diesel::update(deployments::table.find(task))
-                .set((
-                    deployments::live_version.eq(version),
-                    deployments::previous_version.eq(&previous),
-                    deployments::updated_at.eq(at),
-                    deployments::updated_by.eq(actor),
-                ))
-                .execute(conn)?;
-        } else {
-            diesel::insert_into(deployments::table)
-                .values((
-                    deployments::task.eq(task),
-                    deployments::live_version.eq(version),
-                    deployments::updated_at.eq(at),
-                    deployments::updated_by.eq(actor),
-                ))
-                .execute(conn)?;
-        }
-        crate::audit::record(
+        let previous = store::current_live(conn, task)?;
+        store::set_live(conn, task, version, previous.as_deref(), actor)?;
+        crate::store::audit::record(
             conn,
             actor,
             "deploy",

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::db::schema::api_tokens;
-use crate::db::DbConnection;
+use crate::db::{DbConnection, DbError};
+use crate::store::audit;
+use crate::store::tokens as store;
 
 const PREFIX: &str = "vdt_";
 /// How long a verified (or revoked) token is believed without asking the
@@ -21,7 +21,7 @@ const PREFIX: &str = "vdt_";
 const CACHE_TTL: Duration = Duration::from_secs(30);
 
 fn hash(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    crate::crypto::sha256_hex(secret)
 }
 
 /// Splits a presented token into id and secret.
@@ -31,33 +31,53 @@ fn parse(token: &str) -> Option<(&str, &str)> {
     (id.len() == 16 && secret.len() == 64).then_some((id, secret))
 }
 
+/// Why a token could not be created or revoked.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("a token name is 1-64 characters")]
+    InvalidName,
+    #[error("a token named {0:?} exists already")]
+    NameTaken(String),
+    #[error("no token named {0:?}")]
+    UnknownName(String),
+    #[error(transparent)]
+    Database(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for TokenError {
+    fn from(e: diesel::result::Error) -> Self {
+        TokenError::Database(e.into())
+    }
+}
+
+impl TokenError {
+    /// A stable code for the kind of failure.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TokenError::InvalidName => "invalid_name",
+            TokenError::NameTaken(_) => "name_taken",
+            TokenError::UnknownName(_) => "unknown_token",
+            TokenError::Database(_) => "internal",
+        }
+    }
+}
+
 /// Creates a token named `name`; returns the token, which is shown once.
-pub fn create(conn: &mut DbConnection, name: &str, actor: &str) -> anyhow::Result<String> {
+pub fn create(conn: &mut DbConnection, name: &str, actor: &str) -> Result<String, TokenError> {
     let name = name.trim();
     if name.is_empty() || name.len() > 64 {
-        anyhow::bail!("a token name is 1-64 characters");
+        return Err(TokenError::InvalidName);
     }
     let mut bytes = [0u8; 40];
     rand::rng().fill_bytes(&mut bytes);
     let id = hex::encode(&bytes[..8]);
     let secret = hex::encode(&bytes[8..]);
-    conn.transaction::<_, anyhow::Error, _>(|conn| {
-        let taken = api_tokens::table
-            .filter(api_tokens::name.eq(name))
-            .count()
-            .get_result::<i64>(conn)?;
-        if taken > 0 {
-            anyhow::bail!("a token named {name:?} exists already");
+    conn.transaction::<_, TokenError, _>(|conn| {
+        if store::name_taken(conn, name)? {
+            return Err(TokenError::NameTaken(name.to_string()));
         }
-        diesel::insert_into(api_tokens::table)
-            .values((
-                api_tokens::id.eq(&id),
-                api_tokens::name.eq(name),
-                api_tokens::secret_sha256.eq(hash(&secret)),
-                api_tokens::created_at.eq(crate::domain::now()),
-            ))
-            .execute(conn)?;
-        crate::audit::record(
+        store::insert(conn, &id, name, &hash(&secret))?;
+        audit::record(
             conn,
             actor,
             "token.create",
@@ -71,15 +91,12 @@ pub fn create(conn: &mut DbConnection, name: &str, actor: &str) -> anyhow::Resul
 }
 
 /// Revokes the token named `name`.
-pub fn revoke(conn: &mut DbConnection, name: &str, actor: &str) -> anyhow::Result<()> {
-    conn.transaction::<_, anyhow::Error, _>(|conn| {
-        let n = diesel::update(api_tokens::table.filter(api_tokens::name.eq(name)))
-            .set(api_tokens::revoked_at.eq(Some(crate::domain::now())))
-            .execute(conn)?;
-        if n == 0 {
-            anyhow::bail!("no token named {name:?}");
+pub fn revoke(conn: &mut DbConnection, name: &str, actor: &str) -> Result<(), TokenError> {
+    conn.transaction::<_, TokenError, _>(|conn| {
+        if !store::revoke(conn, name)? {
+            return Err(TokenError::UnknownName(name.to_string()));
         }
-        crate::audit::record(
+        audit::record(
             conn,
             actor,
             "token.revoke",
@@ -92,7 +109,7 @@ pub fn revoke(conn: &mut DbConnection, name: &str, actor: &str) -> anyhow::Resul
 }
 
 pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {
-    api_tokens::table.count().get_result(conn)
+    store::count(conn)
 }
 
 /// What the database says of a token id: its name and secret hash, if it
@@ -104,18 +121,10 @@ struct Known {
 }
 
 fn lookup(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Known>> {
-    api_tokens::table
-        .select((api_tokens::name, api_tokens::secret_sha256))
-        .filter(api_tokens::id.eq(id))
-        .filter(api_tokens::revoked_at.is_null())
-        .get_result::<(String, String)>(conn)
-        .optional()
-        .map(|row| {
-            row.map(|(name, secret_sha256)| Known {
-                name,
-                secret_sha256,
-            })
-        })
+    Ok(store::active(conn, id)?.map(|(name, secret_sha256)| Known {
+        name,
+        secret_sha256,
+    }))
 }
 
 /// Verified token ids, for a short time.

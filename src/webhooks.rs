@@ -9,11 +9,9 @@
 //! (replays). `Verdict-Delivery` is the message id, the same on every retry:
 //! delivery is at least once, so receivers deduplicate on it.
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
 use crate::db::DbConnection;
-use crate::outbox::{self, Message, NewMessage, KIND_WEBHOOK};
+use crate::domain::OutboxKind;
+use crate::store::outbox::{self, Message, NewMessage};
 
 pub const SIGNATURE_HEADER: &str = "Verdict-Signature";
 pub const DELIVERY_HEADER: &str = "Verdict-Delivery";
@@ -33,7 +31,7 @@ pub fn enqueue_verdict(
     outbox::enqueue(
         conn,
         &NewMessage {
-            kind: KIND_WEBHOOK,
+            kind: OutboxKind::Webhook,
             destination: url,
             task: Some(task),
             subject: &subject(task, item_id),
@@ -54,32 +52,15 @@ fn subject(task: &str, item_id: &str) -> String {
 /// (undo); returns how many. One being sent at this moment may still
 /// arrive: receivers keep the verdict with the latest `decided_at`.
 pub fn withdraw(conn: &mut DbConnection, task: &str, item_id: &str) -> diesel::QueryResult<usize> {
-    use crate::db::schema::outbox;
-    use diesel::prelude::*;
-    let now = crate::domain::now();
-    diesel::delete(
-        outbox::table
-            .filter(outbox::kind.eq(KIND_WEBHOOK))
-            .filter(outbox::task.eq(task))
-            .filter(outbox::subject.eq(subject(task, item_id)))
-            .filter(outbox::status.eq(crate::outbox::STATUS_PENDING))
-            .filter(
-                outbox::lease_expires_at
-                    .is_null()
-                    .or(outbox::lease_expires_at.lt(now)),
-            ),
-    )
-    .execute(conn)
+    outbox::withdraw_webhooks(conn, task, &subject(task, item_id))
 }
 
 /// The hex HMAC-SHA256 of `"<timestamp>.<body>"` under `secret`.
 pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any size");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+    crate::crypto::hmac_sha256_hex(
+        secret.as_bytes(),
+        &[timestamp.to_string().as_bytes(), b".", body.as_bytes()],
+    )
 }
 
 /// Whether `header` (`t=…,v1=…`) signs `body` under `secret`, made no more
@@ -98,7 +79,29 @@ pub fn verify(secret: &str, header: &str, body: &str, now_unix: i64, tolerance_s
         return false;
     };
     (now_unix - t).abs() <= tolerance_secs
-        && crate::web::session::same_token(&signature(secret, t, body), v1)
+        && crate::crypto::same_token(&signature(secret, t, body), v1)
+}
+
+/// Why a webhook was not delivered; the message is retried.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// No answer: refused, timed out, a TLS failure… (the text names the
+    /// whole chain of causes: reqwest's message alone hides them).
+    #[error("webhook: {0}")]
+    Unreachable(String),
+    /// An answer other than 2xx.
+    #[error("webhook answered {0}")]
+    Refused(reqwest::StatusCode),
+}
+
+impl WebhookError {
+    /// A stable code for logs and callers.
+    pub fn code(&self) -> &'static str {
+        match self {
+            WebhookError::Unreachable(_) => "webhook_unreachable",
+            WebhookError::Refused(_) => "webhook_refused",
+        }
+    }
 }
 
 /// POSTs a stored webhook; any answer but 2xx is a failure to retry.
@@ -106,7 +109,7 @@ pub async fn send(
     http: &reqwest::Client,
     message: &Message,
     secret: Option<&str>,
-) -> Result<(), String> {
+) -> Result<(), WebhookError> {
     let mut request = http
         .post(&message.destination)
         .header("content-type", "application/json")
@@ -120,19 +123,18 @@ pub async fn send(
         );
     }
     let response = request.send().await.map_err(|e| {
-        // reqwest's message alone hides the cause (refused, timed out…).
-        let mut text = format!("webhook: {e}");
+        let mut text = e.to_string();
         let mut source = std::error::Error::source(&e);
         while let Some(cause) = source {
             text.push_str(&format!(": {cause}"));
             source = cause.source();
         }
-        text
+        WebhookError::Unreachable(text)
     })?;
     if response.status().is_success() {
         Ok(())
     } else {
-        Err(format!("webhook answered {}", response.status()))
+        Err(WebhookError::Refused(response.status()))
     }
 }
 

@@ -14,6 +14,8 @@
 //! statement whose planned parameter is bound again is re-prepared on every
 //! run (it cost a tenth of the scoring path's CPU).
 
+mod checkpointer;
+mod error;
 pub mod fast_time;
 pub mod schema;
 mod writer;
@@ -27,7 +29,9 @@ use diesel::Connection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::config::{DatabaseSettings, Synchronous};
-use crate::error::AppError;
+pub use crate::domain::Backend;
+pub use checkpointer::{Checkpointer, Pass as CheckpointPass};
+pub use error::DbError;
 pub use writer::Writer;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -51,42 +55,6 @@ macro_rules! on_backend {
             $crate::db::DbConnection::Pg($c) => $body,
         }
     };
-}
-
-/// Which backend a database URL names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Backend {
-    /// A path to an SQLite file.
-    Sqlite(String),
-    /// A PostgreSQL connection URL.
-    Postgres(String),
-}
-
-impl Backend {
-    /// `postgres://…` and `postgresql://…` are PostgreSQL; `sqlite://PATH`,
-    /// `sqlite:PATH` or a bare path are an SQLite file.
-    pub fn from_url(url: &str) -> Result<Self, String> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(Backend::Postgres(url.to_string()));
-        }
-        let path = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .unwrap_or(url);
-        if path.is_empty() || path.contains("://") {
-            return Err(format!(
-                "unsupported database URL {url:?}: use sqlite://PATH or postgres://…"
-            ));
-        }
-        if path == ":memory:" {
-            return Err("an in-memory SQLite database cannot be shared by the pool and the writer: use a file".into());
-        }
-        Ok(Backend::Sqlite(path.to_string()))
-    }
-
-    pub fn is_sqlite(&self) -> bool {
-        matches!(self, Backend::Sqlite(_))
-    }
 }
 
 /// Opens one connection and applies the per-connection settings.
@@ -201,31 +169,33 @@ impl Db {
         &self.backend
     }
 
-    /// Runs `f` on a pooled connection on the blocking thread pool.
-    pub async fn read<T, F>(&self, f: F) -> Result<T, AppError>
+    /// Runs `f` on a pooled connection on the blocking thread pool. `f`
+    /// returns the caller's own error, which a [`DbError`] converts into.
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
+        E: From<DbError> + Send + 'static,
     {
         let pool = self.pool.clone();
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            let mut conn = pool
-                .get()
-                .map_err(|e| AppError::Unavailable(e.to_string()))?;
+            let mut conn = pool.get().map_err(|e| DbError::Busy(e.to_string()))?;
             f(&mut conn)
         })
         .await
-        .map_err(|e| AppError::Internal(format!("blocking read failed: {e}")))?
+        .map_err(|e| DbError::Closed(format!("blocking read failed: {e}")))?
     }
 
     /// Runs `f` in a write transaction (on SQLite a savepoint inside the
     /// writer's next group commit); returns once the commit is durable.
-    pub async fn write<T, F>(&self, f: F) -> Result<T, AppError>
+    /// An `Err` from `f` rolls its work back.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
+        E: From<DbError> + From<diesel::result::Error> + Send + 'static,
     {
         match &self.writer {
             Some(writer) => writer.write(f).await,
@@ -239,10 +209,13 @@ impl Db {
         }
     }
 
+    /// Whether the database answers (`SELECT 1` on a pooled connection).
+    pub async fn ping(&self) -> Result<(), DbError> {
+        self.read(|conn| Ok(conn.batch_execute("SELECT 1")?)).await
+    }
+
     /// A pooled connection for synchronous callers (CLI, start-up).
-    pub fn get(&self) -> Result<diesel::r2d2::PooledConnection<Manager>, AppError> {
-        self.pool
-            .get()
-            .map_err(|e| AppError::Unavailable(e.to_string()))
+    pub fn get(&self) -> Result<diesel::r2d2::PooledConnection<Manager>, DbError> {
+        self.pool.get().map_err(|e| DbError::Busy(e.to_string()))
     }
 }

@@ -16,15 +16,14 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
-use diesel::sql_types::BigInt;
-use diesel::{Connection, RunQueryDsl};
+use diesel::Connection;
 
+use super::checkpointer::{checkpoint, start_checkpointer, Rewind, CHECKPOINT_IDLE};
+use super::DbError;
 use super::{establish, DbConnection};
 use crate::config::DatabaseSettings;
-use crate::error::AppError;
 
 /// Called once the transaction holding a unit of work has committed (`Ok`)
 /// or failed (`Err` with the reason).
@@ -35,19 +34,6 @@ type Work = Box<dyn FnOnce(&mut DbConnection) -> Completion + Send>;
 pub struct Writer {
     queue: mpsc::Sender<Work>,
 }
-
-/// Pause between two background checkpoints while the WAL is quiet, and
-/// while it grows ([`CHECKPOINT_BUSY`]): each pass syncs the WAL and the
-/// database, and syncing every few ms under load cost throughput; when the
-/// WAL is to be rewound, passes follow each other until little is left.
-const CHECKPOINT_IDLE: Duration = Duration::from_millis(100);
-const CHECKPOINT_BUSY: Duration = Duration::from_millis(50);
-/// Frames the writer may be left to copy when it rewinds the WAL.
-const REWIND_LEFT: i64 = 256;
-/// Rewinds put off because more was left; then the writer copies the rest
-/// (more deferrals let the WAL outgrow its limit under heavy writes).
-const MAX_DEFERRALS: u32 = 2;
-const CHECKPOINT_RETRY: Duration = Duration::from_millis(5);
 
 impl Writer {
     /// Starts the writer thread on `conn` and, on SQLite, the checkpointer.
@@ -71,22 +57,23 @@ impl Writer {
         Ok(Writer { queue })
     }
 
-    pub async fn write<T, F>(&self, f: F) -> Result<T, AppError>
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
+        E: From<DbError> + From<diesel::result::Error> + Send + 'static,
     {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let span = tracing::Span::current();
         let work: Work = Box::new(move |conn| {
             let outcome = {
                 let _entered = span.enter();
-                conn.transaction::<T, AppError, _>(f)
+                conn.transaction::<T, E, _>(f)
             };
             Box::new(move |commit: Result<(), String>| {
                 let result = match (outcome, commit) {
                     (Err(e), _) => Err(e),
-                    (Ok(_), Err(e)) => Err(AppError::Unavailable(format!("commit failed: {e}"))),
+                    (Ok(_), Err(e)) => Err(DbError::Closed(format!("commit failed: {e}")).into()),
                     (Ok(value), Ok(())) => Ok(value),
                 };
                 let _ = reply.send(result);
@@ -94,10 +81,10 @@ impl Writer {
         });
         self.queue
             .send(work)
-            .map_err(|_| AppError::Unavailable("the writer has stopped".into()))?;
+            .map_err(|_| DbError::Closed("the writer has stopped".into()))?;
         answer
             .await
-            .map_err(|_| AppError::Unavailable("the write was abandoned".into()))?
+            .map_err(|_| DbError::Closed("the write was abandoned".into()))?
     }
 }
 
@@ -111,123 +98,7 @@ fn begin(conn: &mut DbConnection) -> diesel::QueryResult<()> {
 }
 
 /// The writer's commits never checkpoint (the checkpointer does).
-const NO_AUTOCHECKPOINT: &str = "PRAGMA wal_autocheckpoint = 0";
-
-/// Takes the WAL checkpoints off `writer`'s commits and starts the
-/// checkpointer thread on a connection of its own.
-fn start_checkpointer(
-    writer: &mut DbConnection,
-    settings: &DatabaseSettings,
-    rewind: Arc<Rewind>,
-) -> Result<(), String> {
-    use diesel::connection::SimpleConnection;
-    #[derive(diesel::QueryableByName)]
-    struct PageSize {
-        #[diesel(sql_type = BigInt)]
-        page_size: i64,
-    }
-    writer
-        .batch_execute(NO_AUTOCHECKPOINT)
-        .map_err(|e| format!("cannot configure the writer: {e}"))?;
-    let page_size = diesel::sql_query("PRAGMA page_size")
-        .get_result::<PageSize>(writer)
-        .map_err(|e| format!("cannot read the page size: {e}"))?
-        .page_size;
-    // The writer's share of a rewind (the frames written since the last
-    // background pass, and two syncs) pauses it for a few ms: rarely, with
-    // a large WAL.
-    let frames = (i64::from(settings.wal_limit_mb) << 20) / page_size.max(512);
-    let conn = establish(settings)?;
-    std::thread::Builder::new()
-        .name("verdict-checkpoint".into())
-        .spawn(move || checkpoint_loop(conn, &rewind, frames.max(1)))
-        .map_err(|e| format!("cannot start the checkpoint thread: {e}"))?;
-    Ok(())
-}
-
-#[derive(diesel::QueryableByName)]
-struct CheckpointResult {
-    #[diesel(sql_type = BigInt)]
-    busy: i64,
-    /// Frames in the WAL.
-    #[diesel(sql_type = BigInt)]
-    log: i64,
-    /// Frames of the WAL copied into the database.
-    #[diesel(sql_type = BigInt)]
-    checkpointed: i64,
-}
-
-/// `PRAGMA wal_checkpoint(PASSIVE)`: copies what it can without waiting.
-fn checkpoint(conn: &mut DbConnection) -> diesel::QueryResult<CheckpointResult> {
-    diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(conn)
-}
-
-/// The checkpointer's and the writer's signals.
-#[derive(Default)]
-struct Rewind {
-    /// Set by the checkpointer, cleared by the writer once it has copied the
-    /// last frames.
-    wanted: AtomicBool,
-    /// The writer has stopped: so does the checkpointer.
-    writer_gone: AtomicBool,
-}
-
-/// The background half of the checkpoints (see the module comment).
-fn checkpoint_loop(mut conn: DbConnection, rewind: &Rewind, rewind_frames: i64) {
-    let mut copied = 0;
-    let mut deferred = 0;
-    while !rewind.writer_gone.load(Ordering::Acquire) {
-        let pause = match checkpoint(&mut conn) {
-            Ok(done) if done.busy == 0 && done.log >= rewind_frames => {
-                // Copy again until little is left for the writer: what was
-                // written while this pass ran.
-                let mut left = done.log - done.checkpointed;
-                for _ in 0..4 {
-                    if left <= REWIND_LEFT {
-                        break;
-                    }
-                    match checkpoint(&mut conn) {
-                        Ok(again) => left = again.log - again.checkpointed,
-                        Err(_) => break,
-                    }
-                }
-                if left > REWIND_LEFT && deferred < MAX_DEFERRALS {
-                    // Writes outran the copy, or a long read holds it back
-                    // (a checkpoint cannot pass the oldest reader's
-                    // snapshot): try again shortly rather than leave the
-                    // writer a long copy; but not for ever, or the WAL would
-                    // grow without bound.
-                    deferred += 1;
-                    std::thread::sleep(CHECKPOINT_RETRY);
-                    continue;
-                }
-                deferred = 0;
-                rewind.wanted.store(true, Ordering::Release);
-                while rewind.wanted.load(Ordering::Acquire)
-                    && !rewind.writer_gone.load(Ordering::Acquire)
-                {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                copied = 0;
-                CHECKPOINT_BUSY
-            }
-            Ok(done) => {
-                let grew = done.checkpointed > copied;
-                copied = done.checkpointed;
-                if grew {
-                    CHECKPOINT_BUSY
-                } else {
-                    CHECKPOINT_IDLE
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "background checkpoint failed");
-                CHECKPOINT_IDLE
-            }
-        };
-        std::thread::sleep(pause);
-    }
-}
+pub(super) const NO_AUTOCHECKPOINT: &str = "PRAGMA wal_autocheckpoint = 0";
 
 fn run(
     mut conn: DbConnection,

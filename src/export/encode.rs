@@ -1,36 +1,14 @@
-//! The two export formats. JSONL: one object per line, the input as stored.
-//! CSV: a fixed column order, one `input.<name>` column per input field.
+//! The two export formats, both walking [`COLUMNS`]. JSONL: one object per
+//! line, the input as stored. CSV: the same columns in the same order, the
+//! input as one `input.<name>` column per input field.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::Write as _;
 
-use serde::Serialize;
-use serde_json::value::RawValue;
-
+use super::columns::{predictions_of, reviews_of, Column, Read, Value, COLUMNS};
+use super::input::InputColumns;
 use super::{Filter, Format, Record};
 use crate::domain::rfc3339;
-
-/// The columns before the input fields.
-const LEADING: [&str; 2] = ["id", "created_at"];
-/// The columns after the input fields (then `reviews`, `predictions` when
-/// asked for).
-const TRAILING: [&str; 15] = [
-    "label",
-    "source",
-    "basis",
-    "decided_at",
-    "decided_by",
-    "human_label",
-    "reviewers",
-    "review_labels",
-    "review_seconds",
-    "audit",
-    "reason",
-    "model_version",
-    "model_label",
-    "model_confidence",
-    "review_count",
-];
 
 /// The prefix of input columns in CSV, so an input field never collides
 /// with a column of the export's own.
@@ -39,161 +17,194 @@ pub const INPUT_PREFIX: &str = "input.";
 /// Turns records into bytes of one format.
 pub struct Encoder {
     format: Format,
-    include_predictions: bool,
-    include_reviews: bool,
-    /// Input fields in column order (CSV). `None` until known: then the
-    /// first row's fields decide.
-    columns: Option<Vec<String>>,
-    /// The field order of the last input read, and where each column sits
-    /// in it: stored inputs share one order, so this is worked out once.
-    layout: Vec<String>,
-    column_at: Vec<Option<usize>>,
+    /// The columns of this export (details only when asked for), each with
+    /// its JSON key as written (`{"id":`, `,"label":`), worked out once.
+    plan: Vec<(&'static Column, Box<[u8]>)>,
+    input: InputColumns,
     scratch: String,
 }
 
 impl Encoder {
     /// `columns`: the task's input fields in the model's order, if known.
     pub fn new(format: Format, filter: &Filter, columns: Option<Vec<String>>) -> Encoder {
+        let plan = COLUMNS
+            .iter()
+            .filter(|c| match c.read {
+                Read::Reviews => filter.include_reviews,
+                Read::Predictions => filter.include_predictions,
+                Read::Value(_) | Read::Input => true,
+            })
+            .enumerate()
+            .map(|(i, c)| {
+                // Column names are plain identifiers: nothing to escape.
+                let key = format!("{}\"{}\":", if i == 0 { '{' } else { ',' }, c.name);
+                (c, key.into_bytes().into_boxed_slice())
+            })
+            .collect();
         Encoder {
             format,
-            include_predictions: filter.include_predictions,
-            include_reviews: filter.include_reviews,
-            columns,
-            layout: Vec::new(),
-            column_at: Vec::new(),
+            plan,
+            input: InputColumns::new(columns),
             scratch: String::new(),
         }
     }
 
-    /// The CSV header row (nothing for JSONL).
+    /// The CSV header row (nothing for JSONL). The first row names the
+    /// input columns when no model does.
     pub fn header(&mut self, first: Option<&Record>, out: &mut Vec<u8>) {
         if self.format != Format::Csv {
             return;
         }
-        if self.columns.is_none() {
-            let fields = first
-                .and_then(|r| {
-                    serde_json::from_str::<BTreeMap<String, &RawValue>>(&r.head.input).ok()
-                })
-                .map(|m| m.into_keys().collect())
-                .unwrap_or_default();
-            self.columns = Some(fields);
-        }
         let mut row = CsvRow::new(out);
-        for name in LEADING {
-            row.field(name);
-        }
-        for column in self.columns.iter().flatten() {
-            row.field(&format!("{INPUT_PREFIX}{column}"));
-        }
-        for name in TRAILING {
-            row.field(name);
-        }
-        if self.include_reviews {
-            row.field("reviews");
-        }
-        if self.include_predictions {
-            row.field("predictions");
+        for (column, _) in &self.plan {
+            if let Read::Input = column.read {
+                let first_input = first.map(|r| r.head.input.as_str());
+                for name in self.input.names_or_from(first_input) {
+                    row.field(&format!("{INPUT_PREFIX}{name}"));
+                }
+            } else {
+                row.field(column.name);
+            }
         }
         row.end();
     }
 
     pub fn row(&mut self, record: &Record, out: &mut Vec<u8>) {
         match self.format {
-            Format::Jsonl => json_row(record, self, out),
+            Format::Jsonl => self.json_row(record, out),
             Format::Csv => self.csv_row(record, out),
         }
     }
 
-    /// The raw JSON text of each column's value in `input`.
-    fn cells<'a>(&mut self, input: &'a str) -> Vec<Option<&'a str>> {
-        if let Some(values) = same_layout(input, &self.layout) {
-            return self
-                .column_at
-                .iter()
-                .map(|at| at.map(|i| values[i]))
-                .collect();
-        }
-        let columns = self.columns.as_deref().unwrap_or_default();
-        let Some(fields) = flat_object(input) else {
-            // Unusual JSON (escaped names, nesting): the general parser.
-            let map: BTreeMap<String, &RawValue> = serde_json::from_str(input).unwrap_or_default();
-            return columns
-                .iter()
-                .map(|c| map.get(c.as_str()).map(|v| v.get()))
-                .collect();
-        };
-        self.layout = fields.iter().map(|(k, _)| k.to_string()).collect();
-        self.column_at = columns
-            .iter()
-            .map(|c| self.layout.iter().position(|k| k == c))
-            .collect();
-        self.column_at
-            .iter()
-            .map(|at| at.map(|i| fields[i].1))
-            .collect()
-    }
-
     fn csv_row(&mut self, r: &Record, out: &mut Vec<u8>) {
-        let h = &r.head;
-        let cells = self.cells(&h.input);
         let mut s = std::mem::take(&mut self.scratch);
         let mut row = CsvRow::new(out);
-        // Item ids are `[A-Za-z0-9._:-]`: never quoted.
-        row.raw(&h.id);
-        row.raw(&rfc3339(&h.created_at.0));
-        for cell in cells {
-            match cell {
-                None | Some("null") => row.field(""),
-                Some(text) if text.starts_with('"') => {
-                    let decoded: String = serde_json::from_str(text).unwrap_or_default();
-                    row.field(&decoded)
+        for (column, _) in &self.plan {
+            match &column.read {
+                Read::Value(read) => csv_value(&mut row, &mut s, read(r)),
+                Read::Input => {
+                    for cell in self.input.cells(&r.head.input) {
+                        csv_input_cell(&mut row, cell);
+                    }
                 }
-                // Nested JSON (only from the general parser) may hold commas.
-                Some(text) if text.starts_with(['{', '[']) => row.field(text),
-                // A JSON number, true or false.
-                Some(text) => row.raw(text),
+                Read::Reviews => {
+                    let json = serde_json::to_string(&reviews_of(r)).expect("plain data");
+                    row.field(&json);
+                }
+                Read::Predictions => {
+                    let json = serde_json::to_string(&predictions_of(r)).expect("plain data");
+                    row.field(&json);
+                }
             }
-        }
-        row.field(&h.label);
-        row.field(&h.source);
-        row.field(h.basis.as_deref().unwrap_or(""));
-        row.raw(&rfc3339(&h.decided_at.0));
-        row.field(h.decided_by.as_deref().unwrap_or(""));
-        row.field(human_label(r).as_deref().unwrap_or(""));
-        s.clear();
-        join(&mut s, r.reviews.iter().map(|v| v.reviewer.as_str()));
-        row.field(&s);
-        s.clear();
-        join(&mut s, r.reviews.iter().map(|v| v.label.as_str()));
-        row.field(&s);
-        s.clear();
-        if !r.reviews.is_empty() {
-            let _ = write!(s, "{}", review_seconds(r));
-        }
-        row.field(&s);
-        row.field(if h.audit { "true" } else { "false" });
-        row.field(h.reason.as_deref().unwrap_or(""));
-        row.field(h.model_version.as_deref().unwrap_or(""));
-        row.field(h.model_label.as_deref().unwrap_or(""));
-        s.clear();
-        if let Some(c) = h.model_confidence {
-            let _ = write!(s, "{c}");
-        }
-        row.field(&s);
-        s.clear();
-        let _ = write!(s, "{}", r.reviews.len());
-        row.field(&s);
-        if self.include_reviews {
-            let json = serde_json::to_string(&reviews_of(r)).expect("plain data");
-            row.field(&json);
-        }
-        if self.include_predictions {
-            let json = serde_json::to_string(&predictions_of(r)).expect("plain data");
-            row.field(&json);
         }
         row.end();
         self.scratch = s;
+    }
+
+    /// Writes one JSONL row by hand: the stored input goes in as it is (the
+    /// service wrote it, canonical JSON), without a parse per row.
+    fn json_row(&self, r: &Record, out: &mut Vec<u8>) {
+        for (column, key) in &self.plan {
+            out.extend_from_slice(key);
+            match &column.read {
+                Read::Value(read) => json_value(out, read(r)),
+                Read::Input => {
+                    let input = r.head.input.trim();
+                    if input.starts_with('{') && input.ends_with('}') {
+                        out.extend_from_slice(input.as_bytes());
+                    } else {
+                        out.extend_from_slice(b"null");
+                    }
+                }
+                Read::Reviews => {
+                    serde_json::to_writer(&mut *out, &reviews_of(r)).expect("plain data")
+                }
+                Read::Predictions => {
+                    serde_json::to_writer(&mut *out, &predictions_of(r)).expect("plain data")
+                }
+            }
+        }
+        out.extend_from_slice(b"}\n");
+    }
+}
+
+fn csv_value(row: &mut CsvRow<'_>, s: &mut String, value: Value<'_>) {
+    match value {
+        Value::Id(id) => row.raw(id),
+        Value::Time(t) => row.raw(&rfc3339(t)),
+        Value::Text(text) => row.field(text.unwrap_or("")),
+        Value::Owned(text) => row.field(text.as_deref().unwrap_or("")),
+        Value::List(reviews, part) => {
+            s.clear();
+            for (i, review) in reviews.iter().enumerate() {
+                if i > 0 {
+                    s.push(';');
+                }
+                s.push_str(part(review));
+            }
+            row.field(s);
+        }
+        Value::Number(n) => {
+            s.clear();
+            if let Some(n) = n {
+                let _ = write!(s, "{n}");
+            }
+            row.field(s);
+        }
+        Value::Bool(b) => row.field(if b { "true" } else { "false" }),
+        Value::Count(n) => {
+            s.clear();
+            let _ = write!(s, "{n}");
+            row.field(s);
+        }
+    }
+}
+
+/// An input field's raw JSON text as a CSV cell.
+fn csv_input_cell(row: &mut CsvRow<'_>, cell: Option<&str>) {
+    match cell {
+        None | Some("null") => row.field(""),
+        Some(text) if text.starts_with('"') => {
+            let decoded: String = serde_json::from_str(text).unwrap_or_default();
+            row.field(&decoded)
+        }
+        // Nested JSON (only from the general parser) may hold commas.
+        Some(text) if text.starts_with(['{', '[']) => row.field(text),
+        // A JSON number, true or false.
+        Some(text) => row.raw(text),
+    }
+}
+
+fn json_value(out: &mut Vec<u8>, value: Value<'_>) {
+    let text = |out: &mut Vec<u8>, s: &str| {
+        serde_json::to_writer(&mut *out, s).expect("writing to memory cannot fail")
+    };
+    match value {
+        Value::Id(s) | Value::Text(Some(s)) => text(out, s),
+        Value::Owned(Some(s)) => text(out, &s),
+        Value::Text(None) | Value::Owned(None) => out.extend_from_slice(b"null"),
+        // RFC 3339 times hold nothing to escape.
+        Value::Time(t) => {
+            out.push(b'"');
+            out.extend_from_slice(rfc3339(t).as_bytes());
+            out.push(b'"');
+        }
+        Value::List(reviews, part) => {
+            out.push(b'[');
+            for (i, review) in reviews.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                text(out, part(review));
+            }
+            out.push(b']');
+        }
+        Value::Number(n) => match n.filter(|n| n.is_finite()) {
+            Some(n) => serde_json::to_writer(&mut *out, &n).expect("writing to memory cannot fail"),
+            None => out.extend_from_slice(b"null"),
+        },
+        Value::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
+        Value::Count(n) => write!(out, "{n}").expect("writing to memory cannot fail"),
     }
 }
 
@@ -242,301 +253,61 @@ impl<'a> CsvRow<'a> {
     }
 }
 
-/// The raw values of `s` if it is a flat object with exactly the field
-/// names of `layout`, in that order (the common case: the service stores
-/// every input of a task the same way), checked without scanning names.
-fn same_layout<'a>(s: &'a str, layout: &[String]) -> Option<Vec<&'a str>> {
-    if layout.is_empty() {
-        return None;
-    }
-    let b = s.as_bytes();
-    let mut values = Vec::with_capacity(layout.len());
-    let mut i = 1;
-    for (n, name) in layout.iter().enumerate() {
-        let end = i + name.len() + 3;
-        if b.get(i) != Some(&b'"')
-            || b.get(i + 1..end - 2) != Some(name.as_bytes())
-            || b.get(end - 2..end) != Some(b"\":".as_slice())
-        {
-            return None;
-        }
-        let mut k = end;
-        if *b.get(k)? == b'"' {
-            return None; // strings: the general path decodes them
-        }
-        while !matches!(*b.get(k)?, b',' | b'}') {
-            if matches!(b[k], b'{' | b'[' | b'"') {
-                return None;
-            }
-            k += 1;
-        }
-        values.push(&s[end..k]);
-        let last = n + 1 == layout.len();
-        match (b[k], last) {
-            (b',', false) => i = k + 1,
-            (b'}', true) if k + 1 == b.len() => {}
-            _ => return None,
-        }
-    }
-    Some(values)
-}
-
-/// The fields of a flat JSON object as (name, raw value text), in order,
-/// for the compact JSON the service stores (no whitespace, names without
-/// escapes, scalar values). `None` for anything else.
-fn flat_object(s: &str) -> Option<Vec<(&str, &str)>> {
-    let b = s.as_bytes();
-    if b.first() != Some(&b'{') || b.last() != Some(&b'}') {
-        return None;
-    }
-    let mut fields = Vec::with_capacity(32);
-    let mut i = 1;
-    if b.len() == 2 {
-        return Some(fields);
-    }
-    loop {
-        // "name":
-        if b.get(i) != Some(&b'"') {
-            return None;
-        }
-        let name_start = i + 1;
-        let j = name_start + s[name_start..].find('"')?;
-        let name = &s[name_start..j];
-        if name.contains('\\') {
-            return None;
-        }
-        if b.get(j + 1) != Some(&b':') {
-            return None;
-        }
-        // value: a string (escapes allowed) or a bare scalar.
-        let value_start = j + 2;
-        let mut k = value_start;
-        if *b.get(k)? == b'"' {
-            k += 1;
-            loop {
-                match *b.get(k)? {
-                    b'\\' => k += 2,
-                    b'"' => break,
-                    _ => k += 1,
-                }
-            }
-            k += 1;
-        } else {
-            while !matches!(*b.get(k)?, b',' | b'}') {
-                if matches!(b[k], b'{' | b'[' | b'"' | b' ') {
-                    return None;
-                }
-                k += 1;
-            }
-        }
-        fields.push((name, &s[value_start..k]));
-        match *b.get(k)? {
-            b',' => i = k + 1,
-            b'}' if k == b.len() - 1 => return Some(fields),
-            _ => return None,
-        }
-    }
-}
-
-fn join<'a>(s: &mut String, parts: impl Iterator<Item = &'a str>) {
-    for (i, p) in parts.enumerate() {
-        if i > 0 {
-            s.push(';');
-        }
-        s.push_str(p);
-    }
-}
-
-/// The label people gave: the verdict when a human decided, else (a blind
-/// audit) the majority of the reviews.
-pub fn human_label(r: &Record) -> Option<String> {
-    if r.head.source == crate::queue::SOURCE_HUMAN {
-        return Some(r.head.label.clone());
-    }
-    let votes: Vec<String> = r.reviews.iter().map(|v| v.label.clone()).collect();
-    crate::queue::majority(&votes)
-}
-
-fn review_seconds(r: &Record) -> f64 {
-    r.reviews.iter().map(|v| v.seconds_spent).sum()
-}
-
-#[derive(Serialize)]
-struct ReviewOut<'a> {
-    reviewer: &'a str,
-    label: &'a str,
-    comment: Option<&'a str>,
-    seconds_spent: f64,
-    blind: bool,
-    created_at: String,
-}
-
-#[derive(Serialize)]
-struct PredictionOut<'a> {
-    model_version: &'a str,
-    label: Option<&'a str>,
-    confidence: Option<f64>,
-    probabilities: Option<&'a RawValue>,
-    error: Option<&'a str>,
-    created_at: String,
-}
-
-fn reviews_of(r: &Record) -> Vec<ReviewOut<'_>> {
-    r.reviews
-        .iter()
-        .map(|v| ReviewOut {
-            reviewer: &v.reviewer,
-            label: &v.label,
-            comment: v.comment.as_deref(),
-            seconds_spent: v.seconds_spent,
-            blind: v.blind,
-            created_at: rfc3339(&v.created_at),
-        })
-        .collect()
-}
-
-fn predictions_of(r: &Record) -> Vec<PredictionOut<'_>> {
-    r.predictions
-        .iter()
-        .map(|p| PredictionOut {
-            model_version: &p.model_version,
-            label: p.label.as_deref(),
-            confidence: p.confidence,
-            probabilities: p
-                .probabilities
-                .as_deref()
-                .and_then(|s| serde_json::from_str(s).ok()),
-            error: p.error.as_deref(),
-            created_at: rfc3339(&p.created_at),
-        })
-        .collect()
-}
-
-/// Writes one JSONL row by hand: the stored input goes in as it is (the
-/// service wrote it, canonical JSON), without a parse per row.
-fn json_row(r: &Record, e: &Encoder, out: &mut Vec<u8>) {
-    let h = &r.head;
-    let text = |out: &mut Vec<u8>, s: &str| {
-        serde_json::to_writer(&mut *out, s).expect("writing to memory cannot fail")
-    };
-    let opt_text = |out: &mut Vec<u8>, s: Option<&str>| match s {
-        Some(s) => text(out, s),
-        None => out.extend_from_slice(b"null"),
-    };
-    let number = |out: &mut Vec<u8>, n: Option<f64>| match n.filter(|n| n.is_finite()) {
-        Some(n) => serde_json::to_writer(&mut *out, &n).expect("writing to memory cannot fail"),
-        None => out.extend_from_slice(b"null"),
-    };
-    let list = |out: &mut Vec<u8>, items: &mut dyn Iterator<Item = &str>| {
-        out.push(b'[');
-        for (i, s) in items.enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            text(out, s);
-        }
-        out.push(b']');
-    };
-    out.extend_from_slice(b"{\"id\":");
-    text(out, &h.id);
-    out.extend_from_slice(b",\"created_at\":\"");
-    out.extend_from_slice(rfc3339(&h.created_at.0).as_bytes());
-    out.extend_from_slice(b"\",\"input\":");
-    let input = h.input.trim();
-    if input.starts_with('{') && input.ends_with('}') {
-        out.extend_from_slice(input.as_bytes());
-    } else {
-        out.extend_from_slice(b"null");
-    }
-    out.extend_from_slice(b",\"label\":");
-    text(out, &h.label);
-    out.extend_from_slice(b",\"source\":");
-    text(out, &h.source);
-    out.extend_from_slice(b",\"basis\":");
-    opt_text(out, h.basis.as_deref());
-    out.extend_from_slice(b",\"decided_at\":\"");
-    out.extend_from_slice(rfc3339(&h.decided_at.0).as_bytes());
-    out.extend_from_slice(b"\",\"decided_by\":");
-    opt_text(out, h.decided_by.as_deref());
-    out.extend_from_slice(b",\"human_label\":");
-    opt_text(out, human_label(r).as_deref());
-    out.extend_from_slice(b",\"reviewers\":");
-    list(out, &mut r.reviews.iter().map(|v| v.reviewer.as_str()));
-    out.extend_from_slice(b",\"review_labels\":");
-    list(out, &mut r.reviews.iter().map(|v| v.label.as_str()));
-    out.extend_from_slice(b",\"review_seconds\":");
-    number(out, (!r.reviews.is_empty()).then(|| review_seconds(r)));
-    out.extend_from_slice(if h.audit {
-        b",\"audit\":true"
-    } else {
-        b",\"audit\":false"
-    });
-    out.extend_from_slice(b",\"reason\":");
-    opt_text(out, h.reason.as_deref());
-    out.extend_from_slice(b",\"model_version\":");
-    opt_text(out, h.model_version.as_deref());
-    out.extend_from_slice(b",\"model_label\":");
-    opt_text(out, h.model_label.as_deref());
-    out.extend_from_slice(b",\"model_confidence\":");
-    number(out, h.model_confidence);
-    out.extend_from_slice(b",\"review_count\":");
-    out.extend_from_slice(r.reviews.len().to_string().as_bytes());
-    if e.include_reviews {
-        out.extend_from_slice(b",\"reviews\":");
-        serde_json::to_writer(&mut *out, &reviews_of(r)).expect("plain data");
-    }
-    if e.include_predictions {
-        out.extend_from_slice(b",\"predictions\":");
-        serde_json::to_writer(&mut *out, &predictions_of(r)).expect("plain data");
-    }
-    out.extend_from_slice(b"}\n");
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::fast_time::FastTimestamp;
+    use crate::export::Head;
 
-    #[test]
-    fn flat_objects_split_into_raw_fields_and_odd_json_is_left_to_serde() {
-        assert_eq!(
-            flat_object(r#"{"a":1.5,"b":"x,\"y\"","c":null,"d":-2e-3}"#),
-            Some(vec![
-                ("a", "1.5"),
-                ("b", r#""x,\"y\"""#),
-                ("c", "null"),
-                ("d", "-2e-3")
-            ])
-        );
-        assert_eq!(flat_object("{}"), Some(vec![]));
-        for odd in [
-            r#"{"a":[1,2]}"#,
-            r#"{"a":{"b":1}}"#,
-            r#"{"a\"b":1}"#,
-            r#"{ "a": 1 }"#,
-            r#"{"a":1"#,
-            r#"{"a":1}}"#,
-            "[]",
-        ] {
-            assert_eq!(flat_object(odd), None, "{odd}");
+    fn record() -> Record {
+        let t = FastTimestamp(chrono::NaiveDateTime::default());
+        Record {
+            head: Head {
+                id: "case-1".into(),
+                input: r#"{"a":1,"b":2}"#.into(),
+                created_at: t,
+                audit: false,
+                reason: None,
+                model_version: Some("v1".into()),
+                label: "yes".into(),
+                source: "human".into(),
+                basis: None,
+                decided_at: t,
+                decided_by: Some("ana".into()),
+                model_label: Some("no".into()),
+                model_confidence: Some(0.5),
+            },
+            reviews: Vec::new(),
+            predictions: Vec::new(),
         }
     }
 
     #[test]
-    fn the_layout_shortcut_agrees_with_the_full_scan() {
-        let layout: Vec<String> = vec!["a".into(), "bb".into()];
-        assert_eq!(
-            same_layout(r#"{"a":1,"bb":-2.5e3}"#, &layout),
-            Some(vec!["1", "-2.5e3"])
-        );
-        for other in [
-            r#"{"a":1}"#,
-            r#"{"a":1,"bb":2,"c":3}"#,
-            r#"{"a":1,"bc":2}"#,
-            r#"{"a":"x","bb":2}"#,
-            r#"{"a":1,"bb":2}}"#,
-            r#"{"a":[1],"bb":2}"#,
-        ] {
-            assert_eq!(same_layout(other, &layout), None, "{other}");
+    fn every_column_of_the_table_is_in_both_formats_in_the_same_order() {
+        let filter = Filter {
+            include_reviews: true,
+            include_predictions: true,
+            ..Filter::default()
+        };
+        let (mut csv, mut jsonl) = (Vec::new(), Vec::new());
+        let mut encoder = Encoder::new(Format::Csv, &filter, None);
+        encoder.header(Some(&record()), &mut csv);
+        Encoder::new(Format::Jsonl, &filter, None).row(&record(), &mut jsonl);
+        let header = String::from_utf8(csv).unwrap();
+        let line = String::from_utf8(jsonl).unwrap();
+        let mut csv_at = 0;
+        let mut json_at = 0;
+        for column in COLUMNS {
+            let names = match column.read {
+                Read::Input => vec!["input.a", "input.b"],
+                _ => vec![column.name],
+            };
+            for name in names {
+                csv_at += header[csv_at..].find(name).expect(name);
+            }
+            json_at += line[json_at..]
+                .find(&format!("\"{}\":", column.name))
+                .expect(column.name);
         }
     }
 

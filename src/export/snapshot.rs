@@ -6,67 +6,18 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use diesel::prelude::*;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{Encoder, Page, Request, Summary};
-use crate::db::schema::dataset_snapshots;
-use crate::db::DbConnection;
-use crate::domain::{now, rfc3339, Timestamp};
-use crate::error::AppError;
-
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = dataset_snapshots)]
-pub struct SnapshotRow {
-    pub task: String,
-    pub name: String,
-    pub format: String,
-    /// Where the file is, as written (relative to the working directory
-    /// when the datasets directory is).
-    pub path: String,
-    pub row_count: i64,
-    pub byte_count: i64,
-    /// The filter, as JSON.
-    pub filters: String,
-    pub sha256: String,
-    pub created_at: Timestamp,
-    pub created_by: String,
-}
-
-/// A snapshot as the API shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct SnapshotDoc {
-    pub task: String,
-    pub name: String,
-    pub format: String,
-    pub rows: i64,
-    pub bytes: i64,
-    pub filters: serde_json::Value,
-    pub sha256: String,
-    pub created_at: String,
-    pub created_by: String,
-}
-
-impl From<&SnapshotRow> for SnapshotDoc {
-    fn from(r: &SnapshotRow) -> Self {
-        SnapshotDoc {
-            task: r.task.clone(),
-            name: r.name.clone(),
-            format: r.format.clone(),
-            rows: r.row_count,
-            bytes: r.byte_count,
-            filters: serde_json::from_str(&r.filters).unwrap_or(serde_json::Value::Null),
-            sha256: r.sha256.clone(),
-            created_at: rfc3339(&r.created_at),
-            created_by: r.created_by.clone(),
-        }
-    }
-}
+use super::{columns_of, Encoder, ExportError, Page, Request, Summary};
+use crate::db::{Db, DbConnection};
+use crate::domain::now;
+pub use crate::store::snapshots::SnapshotRow;
+use crate::store::{labels, snapshots};
+use crate::tasks::TaskRuntime;
 
 /// A snapshot name: 1-64 letters, digits, `-`, `_` or `.`, not starting
 /// with a dot (it becomes a file name).
-pub fn check_name(name: &str) -> Result<(), AppError> {
+pub fn check_name(name: &str) -> Result<(), ExportError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('.')
@@ -76,45 +27,23 @@ pub fn check_name(name: &str) -> Result<(), AppError> {
     if ok {
         Ok(())
     } else {
-        Err(AppError::invalid(
-            "invalid_value",
+        Err(ExportError::invalid(
             "name",
             "a snapshot name is 1-64 letters, digits, '-', '_' or '.', not starting with '.'",
         ))
     }
 }
 
-pub fn find(conn: &mut DbConnection, task: &str, name: &str) -> QueryResult<Option<SnapshotRow>> {
-    dataset_snapshots::table
-        .find((task, name))
-        .select(SnapshotRow::as_select())
-        .get_result(conn)
-        .optional()
-}
-
-/// Every snapshot of `task` (all tasks when `None`), newest first.
-pub fn list(conn: &mut DbConnection, task: Option<&str>) -> QueryResult<Vec<SnapshotRow>> {
-    let mut q = dataset_snapshots::table
-        .select(SnapshotRow::as_select())
-        .order((
-            dataset_snapshots::created_at.desc(),
-            dataset_snapshots::name,
-        ))
-        .into_boxed();
-    if let Some(task) = task {
-        q = q.filter(dataset_snapshots::task.eq(task.to_string()));
+/// Refuses a name that is not one, or that the task has a snapshot of.
+pub fn check_new(conn: &mut DbConnection, task: &str, name: &str) -> Result<(), ExportError> {
+    check_name(name)?;
+    match snapshots::find(conn, task, name)? {
+        Some(_) => Err(ExportError::SnapshotExists {
+            task: task.to_string(),
+            name: name.to_string(),
+        }),
+        None => Ok(()),
     }
-    q.load(conn)
-}
-
-/// The snapshot whose file has this content hash, if any.
-pub fn by_sha256(conn: &mut DbConnection, sha256: &str) -> QueryResult<Option<SnapshotRow>> {
-    dataset_snapshots::table
-        .filter(dataset_snapshots::sha256.eq(sha256))
-        .select(SnapshotRow::as_select())
-        .order(dataset_snapshots::created_at)
-        .first(conn)
-        .optional()
 }
 
 /// Where a snapshot's file goes.
@@ -154,22 +83,18 @@ pub fn write_file(
     name: &str,
     request: &Request,
     encoder: &mut Encoder,
-    fetch: impl FnMut(Option<&str>, i64) -> Result<Page, AppError>,
+    fetch: impl FnMut(Option<&str>, i64) -> Result<Page, ExportError>,
     created_by: &str,
     progress: impl FnMut(u64),
-) -> Result<SnapshotRow, AppError> {
+) -> Result<SnapshotRow, ExportError> {
     check_name(name)?;
     let io = |what: &str, path: &Path, e: std::io::Error| {
-        AppError::Internal(format!("cannot {what} {}: {e}", path.display()))
+        ExportError::io(format!("cannot {what} {}", path.display()), e)
     };
     let path = file_path(dir, task, name, request);
-    let exists = || {
-        AppError::AlreadyExists {
-        field: "name".into(),
-        message: format!(
-            "a snapshot file named {name:?} exists already for task {task:?}; snapshots are never overwritten"
-        ),
-    }
+    let exists = || ExportError::SnapshotFileExists {
+        task: task.to_string(),
+        name: name.to_string(),
     };
     if path.exists() {
         return Err(exists());
@@ -219,29 +144,21 @@ pub fn write_file(
     result
 }
 
-/// Records a written snapshot; a name already recorded is refused (and the
+/// Records a written snapshot, with its entry in the audit log (call it in
+/// a write transaction); a name already recorded is refused (and the
 /// caller removes the file it wrote).
-pub fn record(conn: &mut DbConnection, row: &SnapshotRow) -> Result<(), AppError> {
-    let inserted = diesel::insert_into(dataset_snapshots::table)
-        .values(row)
-        .execute(conn);
-    match inserted {
-        Ok(_) => {}
-        Err(diesel::result::Error::DatabaseError(
+pub fn record(conn: &mut DbConnection, row: &SnapshotRow) -> Result<(), ExportError> {
+    snapshots::record(conn, row).map_err(|e| match e {
+        diesel::result::Error::DatabaseError(
             diesel::result::DatabaseErrorKind::UniqueViolation,
             _,
-        )) => {
-            return Err(AppError::AlreadyExists {
-                field: "name".into(),
-                message: format!(
-                    "task {:?} has a snapshot named {:?} already; snapshots are never overwritten",
-                    row.task, row.name
-                ),
-            })
-        }
-        Err(e) => return Err(e.into()),
-    }
-    crate::audit::record(
+        ) => ExportError::SnapshotExists {
+            task: row.task.clone(),
+            name: row.name.clone(),
+        },
+        e => e.into(),
+    })?;
+    crate::store::audit::record(
         conn,
         &row.created_by,
         "dataset.snapshot",
@@ -250,6 +167,55 @@ pub fn record(conn: &mut DbConnection, row: &SnapshotRow) -> Result<(), AppError
         serde_json::json!({"rows": row.row_count, "sha256": row.sha256, "format": row.format}),
     )?;
     Ok(())
+}
+
+/// Takes a snapshot of `task`'s labels: checks the name is free, writes
+/// the file on the blocking pool, then records it (removing the file if
+/// the record is refused). The shared path of the API and the web UI.
+pub async fn create(
+    db: &Db,
+    dir: &Path,
+    task: &TaskRuntime,
+    name: String,
+    request: Request,
+    created_by: String,
+) -> Result<SnapshotRow, ExportError> {
+    check_name(&name)?;
+    let task_name = task.name().to_string();
+    let (t, n) = (task_name.clone(), name.clone());
+    db.read(move |conn| check_new(conn, &t, &n)).await?;
+    let dir = dir.to_path_buf();
+    let columns = columns_of(task);
+    let row = db
+        .read(move |conn| {
+            let mut encoder = Encoder::new(request.format, &request.filter, columns);
+            let fetch = |after: Option<&str>, limit: i64| {
+                Ok(labels::page(
+                    conn,
+                    &task_name,
+                    &request.filter,
+                    after,
+                    limit,
+                )?)
+            };
+            write_file(
+                &dir,
+                &task_name,
+                &name,
+                &request,
+                &mut encoder,
+                fetch,
+                &created_by,
+                |_| {},
+            )
+        })
+        .await?;
+    let recorded = row.clone();
+    if let Err(e) = db.write(move |conn| record(conn, &recorded)).await {
+        let _ = std::fs::remove_file(&row.path);
+        return Err(e);
+    }
+    Ok(row)
 }
 
 /// SHA-256 of a file, hex.

@@ -6,9 +6,10 @@ use std::process::{Command, Stdio};
 use diesel::prelude::*;
 
 use crate::helpers::{repo, spawn_with, task, Backend, TestDb};
-use verdict::accounts::{self, Role};
+use verdict::accounts;
 use verdict::db::schema::users;
-use verdict::policy::AutomationLevel;
+use verdict::domain::AutomationLevel;
+use verdict::domain::Role;
 
 crate::on_both_backends!(the_first_start_creates_an_admin_whose_password_is_stored_hashed);
 

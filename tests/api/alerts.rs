@@ -4,11 +4,12 @@
 
 use diesel::prelude::*;
 
-use crate::helpers::{row, spawn_configured, task, Backend, TestApp, TASK};
-use crate::servers::{eventually, Email, SmtpServer};
+use crate::helpers::{row, spawn_without_jobs, task, Backend, TestApp, TASK};
+use crate::servers::{Email, SmtpServer};
 use verdict::config::{Settings, SlaAlerts, SmtpSecurity, SmtpSettings};
-use verdict::db::schema::{alerts, items, outbox};
-use verdict::policy::AutomationLevel;
+use verdict::db::schema::{alerts as alerts_table, items, outbox};
+use verdict::domain::AutomationLevel;
+use verdict::outbox::Pass as Sent;
 
 crate::on_both_backends!(
     an_item_past_its_sla_emails_each_recipient_once_with_a_link_and_again_when_resolved,
@@ -30,7 +31,6 @@ fn mail_settings(smtp: &SmtpServer) -> impl FnOnce(&mut Settings) {
         });
         s.mail.base_url = "http://verdict.example:8080".into();
         s.mail.recipients = vec!["oncall@example.com".into()];
-        s.alerts.interval_ms = 50;
         s.alerts.sla = SlaAlerts::PerItem;
         s.alerts.backlog_items = None;
         s.alerts.oldest_item_minutes = None;
@@ -52,6 +52,34 @@ fn breach_sla(app: &TestApp, ids: &[&str]) {
     .unwrap();
 }
 
+/// One pass of the app's alert monitor: (raised, resolved).
+async fn monitor_pass(app: &TestApp) -> (usize, usize) {
+    let pass = app
+        .alert_monitor()
+        .run_once()
+        .await
+        .expect("a monitor pass");
+    assert!(pass.applied, "{pass:?}");
+    (pass.raised, pass.resolved)
+}
+
+/// One pass of the app's outbox worker.
+async fn outbox_pass(app: &TestApp) -> Sent {
+    app.outbox_worker()
+        .run_once()
+        .await
+        .expect("an outbox pass")
+}
+
+/// A pass that sent `n` messages it claimed, and nothing else.
+fn sent(n: usize) -> Sent {
+    Sent {
+        claimed: n,
+        sent: n,
+        ..Sent::default()
+    }
+}
+
 fn recipients(emails: &[Email]) -> Vec<String> {
     let mut to: Vec<String> = emails.iter().map(|e| e.to.clone()).collect();
     to.sort();
@@ -68,7 +96,7 @@ async fn an_item_past_its_sla_emails_each_recipient_once_with_a_link_and_again_w
     let mut t = task(AutomationLevel::HumanOnly);
     t.alert_recipients = vec!["triage@example.com".into()];
     let configure = mail_settings(&smtp);
-    let Some(app) = spawn_configured(backend, t, None, |s| {
+    let Some(app) = spawn_without_jobs(backend, t, None, |s| {
         configure(s);
         s.mail
             .severity_recipients
@@ -85,6 +113,8 @@ async fn an_item_past_its_sla_emails_each_recipient_once_with_a_link_and_again_w
     app.submit("on-time", row(4)).await;
     breach_sla(&app, &["late-1"]);
 
+    assert_eq!(monitor_pass(&app).await, (1, 0));
+    assert_eq!(outbox_pass(&app).await, sent(3));
     let emails = smtp.wait_for(3).await;
     assert_eq!(
         recipients(&emails),
@@ -111,6 +141,8 @@ async fn an_item_past_its_sla_emails_each_recipient_once_with_a_link_and_again_w
 
     // A reviewer labels it: the alert resolves and says so, once each.
     crate::outbox::decide(&app.db.url, "late-1", None).await;
+    assert_eq!(monitor_pass(&app).await, (0, 1));
+    assert_eq!(outbox_pass(&app).await, sent(3));
     let emails = smtp.wait_for(6).await;
     let resolved: Vec<Email> = emails
         .iter()
@@ -122,20 +154,22 @@ async fn an_item_past_its_sla_emails_each_recipient_once_with_a_link_and_again_w
         resolved[0].subject,
         format!("[verdict] resolved warning {TASK}: item late-1 is past its SLA")
     );
-    let rows: Vec<(String, bool)> = alerts::table
-        .select((alerts::subject, alerts::resolved_at.is_not_null()))
+    let rows: Vec<(String, bool)> = alerts_table::table
+        .select((
+            alerts_table::subject,
+            alerts_table::resolved_at.is_not_null(),
+        ))
         .load(&mut app.db.connect())
         .unwrap();
     assert_eq!(rows, [("late-1".to_string(), true)]);
-    // Six messages, each sent once.
-    eventually("all six messages are marked sent", || {
-        let statuses: Vec<(String, i32)> = outbox::table
-            .select((outbox::status, outbox::attempts))
-            .load(&mut app.db.connect())
-            .unwrap();
-        (statuses == vec![("sent".to_string(), 1); 6]).then_some(())
-    })
-    .await;
+    // Six messages, each sent once; nothing more to do.
+    let statuses: Vec<(String, i32)> = outbox::table
+        .select((outbox::status, outbox::attempts))
+        .load(&mut app.db.connect())
+        .unwrap();
+    assert_eq!(statuses, vec![("sent".to_string(), 1); 6]);
+    assert_eq!(monitor_pass(&app).await, (0, 0));
+    assert_eq!(outbox_pass(&app).await, Sent::default());
     assert_eq!(smtp.emails().len(), 6);
 }
 
@@ -145,7 +179,7 @@ async fn many_alerts_at_once_reach_a_recipient_as_one_digest(backend: Backend) {
     };
     smtp.start().await;
     let configure = mail_settings(&smtp);
-    let Some(app) = spawn_configured(backend, task(AutomationLevel::HumanOnly), None, |s| {
+    let Some(app) = spawn_without_jobs(backend, task(AutomationLevel::HumanOnly), None, |s| {
         configure(s);
         s.mail.digest_after = 3;
     })
@@ -159,6 +193,8 @@ async fn many_alerts_at_once_reach_a_recipient_as_one_digest(backend: Backend) {
     }
     breach_sla(&app, &ids);
 
+    assert_eq!(monitor_pass(&app).await, (5, 0));
+    assert_eq!(outbox_pass(&app).await, sent(5));
     let emails = smtp.wait_for(1).await;
     assert_eq!(emails[0].subject, "[verdict] 5 notifications");
     for id in ids {
@@ -170,18 +206,17 @@ async fn many_alerts_at_once_reach_a_recipient_as_one_digest(backend: Backend) {
             emails[0].text
         );
     }
-    eventually("all five messages are marked sent by one delivery", || {
-        let rows: Vec<(String, Option<String>)> = outbox::table
-            .select((outbox::status, outbox::delivery))
-            .load(&mut app.db.connect())
-            .unwrap();
-        (rows.len() == 5
-            && rows
-                .iter()
-                .all(|r| r.0 == "sent" && r.1.is_some() && r.1 == rows[0].1))
-        .then_some(())
-    })
-    .await;
+    // All five are marked sent by one delivery.
+    let rows: Vec<(String, Option<String>)> = outbox::table
+        .select((outbox::status, outbox::delivery))
+        .load(&mut app.db.connect())
+        .unwrap();
+    assert_eq!(rows.len(), 5);
+    assert!(
+        rows.iter()
+            .all(|r| r.0 == "sent" && r.1.is_some() && r.1 == rows[0].1),
+        "{rows:?}"
+    );
     assert_eq!(smtp.emails().len(), 1);
 }
 
@@ -192,7 +227,7 @@ async fn a_recipient_over_the_hourly_limit_gets_later_email_held_back() {
     };
     smtp.start().await;
     let configure = mail_settings(&smtp);
-    let Some(app) = spawn_configured(
+    let Some(app) = spawn_without_jobs(
         Backend::Sqlite,
         task(AutomationLevel::HumanOnly),
         None,
@@ -208,28 +243,40 @@ async fn a_recipient_over_the_hourly_limit_gets_later_email_held_back() {
     app.submit("a", row(0)).await;
     app.submit("b", row(1)).await;
     breach_sla(&app, &["a"]);
+    assert_eq!(monitor_pass(&app).await, (1, 0));
+    assert_eq!(outbox_pass(&app).await, sent(1));
     smtp.wait_for(1).await;
     breach_sla(&app, &["b"]);
+    assert_eq!(monitor_pass(&app).await, (1, 0));
     // The second email waits, unattempted, until the hour has room.
-    eventually("the second email is held back", || {
-        let rows: Vec<(String, i32, verdict::domain::Timestamp)> = outbox::table
-            .filter(outbox::subject.like("%item b %"))
-            .select((outbox::status, outbox::attempts, outbox::next_attempt_at))
-            .load(&mut app.db.connect())
-            .unwrap();
-        let later = verdict::domain::now() + chrono::Duration::minutes(30);
-        matches!(rows.as_slice(), [(s, 0, next)] if s == "pending" && *next > later).then_some(())
-    })
-    .await;
+    assert_eq!(
+        outbox_pass(&app).await,
+        Sent {
+            claimed: 1,
+            postponed: 1,
+            ..Sent::default()
+        }
+    );
+    let rows: Vec<(String, i32, verdict::domain::Timestamp)> = outbox::table
+        .filter(outbox::subject.like("%item b %"))
+        .select((outbox::status, outbox::attempts, outbox::next_attempt_at))
+        .load(&mut app.db.connect())
+        .unwrap();
+    let later = verdict::domain::now() + chrono::Duration::minutes(30);
+    assert!(
+        matches!(rows.as_slice(), [(s, 0, next)] if s == "pending" && *next > later),
+        "{rows:?}"
+    );
+    assert_eq!(outbox_pass(&app).await, Sent::default());
     assert_eq!(smtp.emails().len(), 1);
 }
 
 /// Open alerts as (kind, summary).
 fn open_alerts(app: &TestApp) -> Vec<(String, String)> {
-    alerts::table
-        .filter(alerts::resolved_at.is_null())
-        .order(alerts::kind)
-        .select((alerts::kind, alerts::summary))
+    alerts_table::table
+        .filter(alerts_table::resolved_at.is_null())
+        .order(alerts_table::kind)
+        .select((alerts_table::kind, alerts_table::summary))
         .load(&mut app.db.connect())
         .unwrap()
 }
@@ -237,12 +284,11 @@ fn open_alerts(app: &TestApp) -> Vec<(String, String)> {
 async fn each_queue_rule_fires_once_and_resolves_when_its_condition_clears(backend: Backend) {
     // No model on disk: every item fails to score and waits for a human.
     let empty = tempfile::tempdir().unwrap();
-    let Some(app) = spawn_configured(
+    let Some(app) = spawn_without_jobs(
         backend,
         task(AutomationLevel::Full),
         Some(empty.path()),
         |s| {
-            s.alerts.interval_ms = 50;
             s.alerts.sla = SlaAlerts::Batched;
             s.alerts.backlog_items = Some(2);
             s.alerts.oldest_item_minutes = Some(30);
@@ -269,11 +315,9 @@ async fn each_queue_rule_fires_once_and_resolves_when_its_condition_clears(backe
         ))
         .execute(&mut app.db.connect())
         .unwrap();
-    let open = eventually("backlog, error rate, oldest item and SLA fire", || {
-        let open = open_alerts(&app);
-        (open.len() == 4).then_some(open)
-    })
-    .await;
+    // Backlog, error rate, oldest item and SLA fire.
+    assert_eq!(monitor_pass(&app).await, (4, 0));
+    let open = open_alerts(&app);
     let kinds: Vec<&str> = open.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
         kinds,
@@ -296,14 +340,15 @@ async fn each_queue_rule_fires_once_and_resolves_when_its_condition_clears(backe
         .set(items::review_state.eq("done"))
         .execute(&mut app.db.connect())
         .unwrap();
-    eventually("only the error rate stays", || {
-        let open = open_alerts(&app);
-        (open.len() == 1 && open[0].0 == "error_rate").then_some(())
-    })
-    .await;
-    let rows: Vec<(String, bool)> = alerts::table
-        .order((alerts::kind, alerts::id))
-        .select((alerts::kind, alerts::resolved_at.is_not_null()))
+    assert_eq!(monitor_pass(&app).await, (0, 3));
+    let open = open_alerts(&app);
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0].0, "error_rate");
+    // Another pass with the error rate still over: nothing new.
+    assert_eq!(monitor_pass(&app).await, (0, 0));
+    let rows: Vec<(String, bool)> = alerts_table::table
+        .order((alerts_table::kind, alerts_table::id))
+        .select((alerts_table::kind, alerts_table::resolved_at.is_not_null()))
         .load(&mut app.db.connect())
         .unwrap();
     // Each rule raised one alert, however many passes saw it firing.

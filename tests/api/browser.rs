@@ -11,8 +11,9 @@ use fantoccini::{ClientBuilder, Locator};
 use serde_json::json;
 
 use crate::helpers::{repo, row, spawn_with, task, Backend};
-use verdict::accounts::{self, Role};
-use verdict::policy::AutomationLevel;
+use verdict::accounts;
+use verdict::domain::AutomationLevel;
+use verdict::domain::Role;
 
 struct ChromeDriver {
     child: Child,

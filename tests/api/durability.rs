@@ -167,7 +167,8 @@ async fn a_quiet_wal_is_rewound_before_its_limit() {
 /// Writes `count` decided items `{prefix}-0…` with `input` through the
 /// writer, in one commit.
 async fn write_items(store: &verdict::db::Db, prefix: &str, count: usize, input: &str) {
-    use verdict::items::{insert_all, ItemRow, REVIEW_NONE, STATUS_DECIDED};
+    use verdict::domain::{ItemStatus, ReviewState};
+    use verdict::store::items::{insert_all, ItemRow};
     let at = verdict::domain::now();
     let rows: Vec<ItemRow> = (0..count)
         .map(|k| ItemRow {
@@ -175,9 +176,9 @@ async fn write_items(store: &verdict::db::Db, prefix: &str, count: usize, input:
             id: format!("{prefix}-{k}"),
             input: input.to_string(),
             input_sha256: String::new(),
-            status: STATUS_DECIDED.into(),
+            status: ItemStatus::Decided,
             reason: None,
-            review_state: REVIEW_NONE.into(),
+            review_state: ReviewState::None,
             blind: false,
             audit: false,
             model_version: None,
@@ -188,7 +189,7 @@ async fn write_items(store: &verdict::db::Db, prefix: &str, count: usize, input:
         })
         .collect();
     store
-        .write(move |conn| Ok(insert_all(conn, &rows, &[], &[])?))
+        .write(move |conn| Ok::<_, verdict::db::DbError>(insert_all(conn, &rows, &[], &[])?))
         .await
         .unwrap();
 }

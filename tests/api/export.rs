@@ -11,8 +11,8 @@ use sha2::Digest;
 
 use crate::helpers::{repo, spawn_with, task, Backend, TestApp, TASK};
 use verdict::db::Db;
-use verdict::policy::AutomationLevel;
-use verdict::queue::{self, Label, Rules};
+use verdict::domain::AutomationLevel;
+use verdict::review::{self, Label, Rules};
 
 crate::on_both_backends!(
     csv_and_jsonl_hold_the_same_rows_and_filters_pick_them,
@@ -43,13 +43,9 @@ fn labelled_rows() -> Vec<(Value, String)> {
         .collect()
 }
 
+/// The running app's own store (never a second writer on the same file).
 fn open(app: &TestApp) -> Db {
-    Db::open(&verdict::config::DatabaseSettings {
-        url: app.db.url.clone(),
-        pool_size: 4,
-        ..Default::default()
-    })
-    .unwrap()
+    app.store.clone()
 }
 
 /// Submits rows `range` of the demo data as items `e00000…`.
@@ -72,7 +68,7 @@ async fn label_queued(db: &Db, reviewer: &str, n: usize) -> Vec<String> {
     while done.len() < n {
         let who = reviewer.to_string();
         let Some(claim) = db
-            .write(move |conn| queue::claim_next(conn, TASK, &who, queue::DEFAULT_LEASE))
+            .write(move |conn| review::claim_next(conn, TASK, &who, review::DEFAULT_LEASE))
             .await
             .unwrap()
         else {
@@ -92,7 +88,7 @@ async fn label_queued(db: &Db, reviewer: &str, n: usize) -> Vec<String> {
                 reviews_required: 1,
                 callback_url: None,
             };
-            queue::submit(conn, TASK, &rules, &item, &who, &label)
+            review::submit(conn, TASK, &rules, &item, &who, &label)
         })
         .await
         .unwrap();
@@ -257,7 +253,7 @@ async fn csv_and_jsonl_hold_the_same_rows_and_filters_pick_them(backend: Backend
             .unwrap()
             .parse(verdict::export::Format::Jsonl)
             .unwrap();
-        let counted = verdict::export::count(&mut conn, TASK, &request.filter).unwrap();
+        let counted = verdict::store::labels::count(&mut conn, TASK, &request.filter).unwrap();
         assert_eq!(counted as usize, rows, "{query}");
     }
     let future = app.jsonl("since=2999-01-01").await;

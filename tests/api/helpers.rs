@@ -8,8 +8,9 @@ use serde_json::{json, Value};
 
 use verdict::config::{Settings, TaskConfig};
 use verdict::db::{self, DbConnection};
+use verdict::domain::AutomationLevel;
 use verdict::domain::TaskName;
-use verdict::policy::AutomationLevel;
+use verdict::http::state::AppState;
 use verdict::startup::Application;
 
 pub const TASK: &str = "tumor-triage";
@@ -131,6 +132,11 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub token: String,
     pub db: TestDb,
+    /// The running app's own store: tests read and write through it as the
+    /// app does (on SQLite, through its one writer).
+    pub store: verdict::db::Db,
+    /// The running app's own state: its `Db`, mailer and settings.
+    pub state: actix_web::web::Data<AppState>,
 }
 
 /// Starts the app with `task` on `backend`, models from `models_dir`
@@ -149,7 +155,7 @@ pub fn test_settings(url: &str, task: TaskConfig, models_dir: Option<&Path>) -> 
     settings.server.port = 0;
     settings.server.workers = Some(2);
     settings.database.url = url.to_string();
-    settings.database.pool_size = 4;
+    settings.database.pool_size = 8;
     settings.models.dir = models_dir
         .map(Path::to_path_buf)
         .unwrap_or_else(|| repo().join("models"));
@@ -159,6 +165,7 @@ pub fn test_settings(url: &str, task: TaskConfig, models_dir: Option<&Path>) -> 
     settings.outbox.backoff_base_ms = 50;
     settings.outbox.backoff_max_ms = 200;
     settings.alerts.interval_ms = 500;
+    settings.server.deployment_poll_ms = 200;
     settings
 }
 
@@ -169,23 +176,53 @@ pub async fn spawn_configured(
     models_dir: Option<&Path>,
     configure: impl FnOnce(&mut Settings),
 ) -> Option<TestApp> {
+    spawn_app(backend, task, models_dir, configure, true).await
+}
+
+/// [`spawn_configured`] without the outbox worker and the alert monitor:
+/// the test runs their passes itself (`run_once`).
+pub async fn spawn_without_jobs(
+    backend: Backend,
+    task: TaskConfig,
+    models_dir: Option<&Path>,
+    configure: impl FnOnce(&mut Settings),
+) -> Option<TestApp> {
+    spawn_app(backend, task, models_dir, configure, false).await
+}
+
+async fn spawn_app(
+    backend: Backend,
+    task: TaskConfig,
+    models_dir: Option<&Path>,
+    configure: impl FnOnce(&mut Settings),
+    jobs: bool,
+) -> Option<TestApp> {
     let db = TestDb::new(backend)?;
     let mut settings = test_settings(&db.url, task, models_dir);
     settings.datasets.dir = db.dir().join("datasets");
     configure(&mut settings);
     settings.validate().expect("valid test settings");
-    let app = Application::build(settings).await.expect("the app starts");
+    let app = if jobs {
+        Application::build(settings).await
+    } else {
+        Application::build_without_jobs(settings).await
+    }
+    .expect("the app starts");
+    let state = app.state();
     let base = format!("http://127.0.0.1:{}", app.port());
     let token = app
         .initial_token
         .clone()
         .expect("a first token on a new database");
+    let store = app.state().db.clone();
     actix_web::rt::spawn(app.run_until_stopped());
     Some(TestApp {
         base,
         client: reqwest::Client::new(),
         token,
         db,
+        store,
+        state,
     })
 }
 
@@ -220,6 +257,25 @@ pub fn row(i: usize) -> Value {
 }
 
 impl TestApp {
+    /// An alert monitor built from the running app's parts; each
+    /// `run_once()` is one pass.
+    pub fn alert_monitor(&self) -> verdict::alerts::AlertMonitor {
+        verdict::alerts::AlertMonitor::new(
+            self.state.db.clone(),
+            verdict::alerts::AlertConfig::from_settings(&self.state.settings),
+        )
+    }
+
+    /// An outbox worker built from the running app's parts.
+    pub fn outbox_worker(&self) -> verdict::outbox::OutboxWorker {
+        verdict::outbox::OutboxWorker::new(
+            self.state.db.clone(),
+            self.state.mailer.clone(),
+            verdict::outbox::OutboxConfig::from_settings(&self.state.settings),
+        )
+        .expect("an HTTP client")
+    }
+
     pub fn items_url(&self) -> String {
         format!("{}/api/v1/tasks/{TASK}/items", self.base)
     }

@@ -3,12 +3,14 @@
 
 mod accounts;
 mod alerts;
+mod architecture;
 mod browser;
 mod cli;
 mod durability;
 mod export;
 mod helpers;
 mod outbox;
+mod outbox_instances;
 mod queue;
 mod scoring;
 mod servers;

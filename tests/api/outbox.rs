@@ -1,31 +1,31 @@
 //! The outbox: webhooks to clients, retries, dead messages and their retry
-//! by an admin, and email that waits out a mail server outage and a restart.
-
-use std::process::{Child, Command, Stdio};
+//! by an admin. Each test runs the worker's passes itself (`run_once`); the
+//! background jobs themselves are tested in `outbox_instances`.
 
 use diesel::prelude::*;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::helpers::{row, spawn_configured, task, Backend, TestApp, TestDb, TASK};
-use crate::servers::{eventually, free_port, Receiver, SmtpServer};
+use crate::helpers::{row, spawn_without_jobs, task, Backend, TestApp, TASK};
+use crate::servers::Receiver;
 use crate::web::{add_user, Browser};
-use verdict::accounts::Role;
+use verdict::config::{Settings, TaskConfig};
 use verdict::db::schema::{outbox, outbox_attempts};
 use verdict::db::Db;
-use verdict::policy::AutomationLevel;
-use verdict::queue::{self, Label, Rules};
+use verdict::domain::AutomationLevel;
+use verdict::domain::Role;
+use verdict::outbox::Pass;
+use verdict::review::{self, Label, Rules};
 
 crate::on_both_backends!(
     a_human_verdict_is_posted_to_the_task_webhook_signed_with_its_secret,
     a_webhook_receiver_that_fails_three_times_gets_the_verdict_on_the_fourth_try,
     a_dead_message_is_listed_for_admins_and_a_retry_delivers_it,
     a_label_taken_back_withdraws_its_unsent_webhook,
-    an_email_waits_out_a_mail_server_outage_and_arrives_once_across_restarts,
 );
 
 const SECRET: &str = "webhook secret for tests";
 
-fn open(url: &str) -> Db {
+pub fn open(url: &str) -> Db {
     Db::open(&verdict::config::DatabaseSettings {
         url: url.to_string(),
         pool_size: 2,
@@ -38,7 +38,7 @@ fn open(url: &str) -> Db {
 pub async fn decide(db_url: &str, id: &str, callback_url: Option<String>) {
     let db = open(db_url);
     let claim = db
-        .write(|conn| queue::claim_next(conn, TASK, "rita", queue::DEFAULT_LEASE))
+        .write(|conn| review::claim_next(conn, TASK, "rita", review::DEFAULT_LEASE))
         .await
         .unwrap()
         .expect("an item to claim");
@@ -50,7 +50,7 @@ pub async fn decide(db_url: &str, id: &str, callback_url: Option<String>) {
     };
     let id = id.to_string();
     db.write(move |conn| {
-        queue::submit(
+        review::submit(
             conn,
             TASK,
             &rules,
@@ -67,15 +67,48 @@ pub async fn decide(db_url: &str, id: &str, callback_url: Option<String>) {
     .unwrap();
 }
 
-async fn spawn_with_webhook(
-    backend: Backend,
-    receiver: &Receiver,
-    max_attempts: u32,
-) -> Option<TestApp> {
+/// A task whose verdicts are posted to `receiver`, signed.
+pub fn webhook_task(receiver: &Receiver) -> TaskConfig {
     let mut t = task(AutomationLevel::Assist);
     t.callback_url = Some(receiver.url.clone());
     t.callback_secret = Some(SECRET.into());
-    spawn_configured(backend, t, None, |s| s.outbox.max_attempts = max_attempts).await
+    t
+}
+
+/// The app with [`webhook_task`], without its background jobs: the test
+/// runs the outbox worker's passes.
+async fn spawn_with_webhook(
+    backend: Backend,
+    receiver: &Receiver,
+    configure: impl FnOnce(&mut Settings),
+) -> Option<TestApp> {
+    spawn_without_jobs(backend, webhook_task(receiver), None, configure).await
+}
+
+/// Retries after 1 ms: a test waits out the backoff, not a worker.
+fn quick_retries(s: &mut Settings) {
+    s.outbox.backoff_base_ms = 1;
+    s.outbox.backoff_max_ms = 1;
+}
+
+/// One pass of the app's outbox worker, once any 1 ms backoff is over.
+async fn outbox_pass(app: &TestApp) -> Pass {
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    app.outbox_worker()
+        .run_once()
+        .await
+        .expect("an outbox pass")
+}
+
+/// A pass that claimed one message: sent, failed (to retry) or dead.
+fn one(sent: usize, failed: usize, dead: usize) -> Pass {
+    Pass {
+        claimed: 1,
+        sent,
+        failed,
+        dead,
+        postponed: 0,
+    }
 }
 
 /// The stored message of each status for `kind`: (status, attempts).
@@ -90,13 +123,14 @@ fn messages(app: &TestApp, kind: &str) -> Vec<(i64, String, i32)> {
 
 async fn a_human_verdict_is_posted_to_the_task_webhook_signed_with_its_secret(backend: Backend) {
     let receiver = Receiver::start(0);
-    let Some(app) = spawn_with_webhook(backend, &receiver, 10).await else {
+    let Some(app) = spawn_with_webhook(backend, &receiver, |_| {}).await else {
         return;
     };
     let (status, body) = app.submit("w1", row(3)).await;
     assert!(status < 300, "{body}");
     decide(&app.db.url, "w1", Some(receiver.url.clone())).await;
 
+    assert_eq!(outbox_pass(&app).await, one(1, 0, 0));
     let got = receiver.wait_for(1).await;
     let request = &got[0];
     let signature = request.signature.as_deref().expect("a signature header");
@@ -119,22 +153,23 @@ async fn a_human_verdict_is_posted_to_the_task_webhook_signed_with_its_secret(ba
     assert_eq!(posted, doc);
     assert_eq!(posted["verdict"]["label"], "benign");
     assert_eq!(posted["verdict"]["source"], "human");
-    eventually("the message is marked sent", || {
-        (messages(&app, "webhook") == vec![(1, "sent".to_string(), 1)]).then_some(())
-    })
-    .await;
+    assert_eq!(messages(&app, "webhook"), [(1, "sent".to_string(), 1)]);
 }
 
 async fn a_webhook_receiver_that_fails_three_times_gets_the_verdict_on_the_fourth_try(
     backend: Backend,
 ) {
     let receiver = Receiver::start(3);
-    let Some(app) = spawn_with_webhook(backend, &receiver, 10).await else {
+    let Some(app) = spawn_with_webhook(backend, &receiver, quick_retries).await else {
         return;
     };
     app.submit("w2", row(5)).await;
     decide(&app.db.url, "w2", Some(receiver.url.clone())).await;
 
+    for _ in 0..3 {
+        assert_eq!(outbox_pass(&app).await, one(0, 1, 0));
+    }
+    assert_eq!(outbox_pass(&app).await, one(1, 0, 0));
     let got = receiver.wait_for(4).await;
     // Each try carries the same body and delivery id, signed afresh.
     assert!(got.iter().all(|r| r.body == got[0].body));
@@ -149,14 +184,10 @@ async fn a_webhook_receiver_that_fails_three_times_gets_the_verdict_on_the_fourt
             300
         ));
     }
-    let id = eventually(
-        "the message is sent after four attempts",
-        || match messages(&app, "webhook").as_slice() {
-            [(id, status, 4)] if status == "sent" => Some(*id),
-            _ => None,
-        },
-    )
-    .await;
+    let id = match messages(&app, "webhook").as_slice() {
+        [(id, status, 4)] if status == "sent" => *id,
+        other => panic!("not sent after four attempts: {other:?}"),
+    };
     let attempts: Vec<(bool, Option<String>)> = outbox_attempts::table
         .filter(outbox_attempts::message_id.eq(id))
         .order(outbox_attempts::id)
@@ -171,20 +202,26 @@ async fn a_webhook_receiver_that_fails_three_times_gets_the_verdict_on_the_fourt
         attempts[0].1.as_deref().unwrap().contains("500"),
         "{attempts:?}"
     );
+    assert_eq!(outbox_pass(&app).await, Pass::default());
     assert_eq!(receiver.requests().len(), 4, "no request after the success");
 }
 
 async fn a_dead_message_is_listed_for_admins_and_a_retry_delivers_it(backend: Backend) {
     let receiver = Receiver::start(usize::MAX);
-    let Some(app) = spawn_with_webhook(backend, &receiver, 2).await else {
+    let Some(app) = spawn_with_webhook(backend, &receiver, |s| {
+        quick_retries(s);
+        s.outbox.max_attempts = 2;
+    })
+    .await
+    else {
         return;
     };
     app.submit("w3", row(7)).await;
     decide(&app.db.url, "w3", Some(receiver.url.clone())).await;
-    eventually("the message is dead after two attempts", || {
-        (messages(&app, "webhook") == vec![(1, "dead".to_string(), 2)]).then_some(())
-    })
-    .await;
+    assert_eq!(outbox_pass(&app).await, one(0, 1, 0));
+    assert_eq!(outbox_pass(&app).await, one(0, 0, 1));
+    assert_eq!(messages(&app, "webhook"), [(1, "dead".to_string(), 2)]);
+    assert_eq!(outbox_pass(&app).await, Pass::default());
 
     add_user(&app, "ana", Role::Admin, &[]);
     add_user(&app, "rita", Role::Reviewer, &[TASK]);
@@ -201,6 +238,7 @@ async fn a_dead_message_is_listed_for_admins_and_a_retry_delivers_it(backend: Ba
     assert!(page.contains("webhook answered 500"), "{page}");
     assert!(page.contains("/admin/outbox/1/retry"), "{page}");
     // The outbox's own alert: a dead message.
+    assert_eq!(monitor_pass(&app).await, (1, 0));
     let page = page_showing(&mut ana, "/admin/alerts", "1 outbox message is dead").await;
     assert!(page.contains("critical"), "{page}");
 
@@ -215,10 +253,9 @@ async fn a_dead_message_is_listed_for_admins_and_a_retry_delivers_it(backend: Ba
     let (status, _, location, _) = ana.post("/admin/outbox/1/retry", &[("csrf", &csrf)]).await;
     assert_eq!(status, 303);
     assert_eq!(location.as_deref(), Some("/admin/outbox?status=dead"));
-    eventually("the retried message is sent", || {
-        (messages(&app, "webhook") == vec![(1, "sent".to_string(), 1)]).then_some(())
-    })
-    .await;
+    assert_eq!(outbox_pass(&app).await, one(1, 0, 0));
+    assert_eq!(messages(&app, "webhook"), [(1, "sent".to_string(), 1)]);
+    assert_eq!(monitor_pass(&app).await, (0, 1));
     page_showing(&mut ana, "/admin/alerts", "Nothing is firing").await;
     let (_, page, _) = ana.get("/admin/outbox?status=sent").await;
     assert!(page.contains(&receiver.url), "{page}");
@@ -226,11 +263,8 @@ async fn a_dead_message_is_listed_for_admins_and_a_retry_delivers_it(backend: Ba
 
 async fn a_label_taken_back_withdraws_its_unsent_webhook(backend: Backend) {
     let receiver = Receiver::start(usize::MAX);
-    let mut t = task(AutomationLevel::Assist);
-    t.callback_url = Some(receiver.url.clone());
-    t.callback_secret = Some(SECRET.into());
     // After its first failure the webhook waits a minute for its next try.
-    let Some(app) = spawn_configured(backend, t, None, |s| {
+    let Some(app) = spawn_with_webhook(backend, &receiver, |s| {
         s.outbox.backoff_base_ms = 60_000;
         s.outbox.backoff_max_ms = 60_000;
     })
@@ -240,264 +274,32 @@ async fn a_label_taken_back_withdraws_its_unsent_webhook(backend: Backend) {
     };
     app.submit("u1", row(2)).await;
     decide(&app.db.url, "u1", Some(receiver.url.clone())).await;
+    assert_eq!(outbox_pass(&app).await, one(0, 1, 0));
     receiver.wait_for(1).await;
-    eventually("the first attempt is recorded", || {
-        (messages(&app, "webhook") == vec![(1, "pending".to_string(), 1)]).then_some(())
-    })
-    .await;
+    assert_eq!(messages(&app, "webhook"), [(1, "pending".to_string(), 1)]);
     let undone = open(&app.db.url)
-        .write(|conn| queue::undo_last(conn, TASK, "rita", queue::DEFAULT_LEASE))
+        .write(|conn| review::undo_last(conn, TASK, "rita", review::DEFAULT_LEASE))
         .await
         .unwrap();
-    assert_eq!(undone.as_deref(), Some("u1"));
+    assert_eq!(undone, "u1");
     assert!(messages(&app, "webhook").is_empty());
 }
 
-/// Polls a page until it shows `text`; returns it.
+/// One pass of the app's alert monitor: (raised, resolved).
+async fn monitor_pass(app: &TestApp) -> (usize, usize) {
+    let pass = app
+        .alert_monitor()
+        .run_once()
+        .await
+        .expect("a monitor pass");
+    assert!(pass.applied, "{pass:?}");
+    (pass.raised, pass.resolved)
+}
+
+/// Gets a page that must show `text`; returns it.
 async fn page_showing(browser: &mut Browser, path: &str, text: &str) -> String {
-    let deadline = std::time::Instant::now() + crate::servers::PATIENCE;
-    loop {
-        let (status, page, _) = browser.get(path).await;
-        assert_eq!(status, 200);
-        if page.contains(text) {
-            return page;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{path} never showed {text:?}: {page}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
-
-/// `verdict serve` as a child process, killed (SIGKILL) when dropped.
-struct Serve {
-    child: Child,
-    base: String,
-}
-
-impl Serve {
-    async fn start(config: &std::path::Path, db: &TestDb, first: bool) -> (Serve, Option<String>) {
-        let port = free_port();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_verdict"))
-            .args(["serve", "--port", &port.to_string()])
-            .arg("--config")
-            .arg(config)
-            .current_dir(crate::helpers::repo())
-            .env("VERDICT_DATABASE_URL", &db.url)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start verdict serve");
-        let base = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
-        let deadline = std::time::Instant::now() + crate::servers::PATIENCE;
-        while client.get(format!("{base}/healthz")).send().await.is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "verdict did not start"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        // A first start prints the API token; later ones print none (the
-        // reader then ends with the process).
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            use std::io::{BufRead, BufReader};
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .find_map(|l| l.trim().starts_with("vdt_").then(|| l.trim().to_string()))
-        });
-        let token = first.then(|| reader.join().unwrap().expect("the token is printed"));
-        (Serve { child, base }, token)
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn an_email_waits_out_a_mail_server_outage_and_arrives_once_across_restarts(
-    backend: Backend,
-) {
-    let Some(mut smtp) = SmtpServer::new() else {
-        return;
-    };
-    let Some(db) = TestDb::new(backend) else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("verdict.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[server]
-workers = 1
-
-[smtp]
-host = "127.0.0.1"
-port = {port}
-security = "plain"
-timeout_secs = 1
-
-[mail]
-from = "verdict <verdict@example.com>"
-base_url = "http://verdict.example"
-recipients = ["oncall@example.com"]
-
-[outbox]
-poll_ms = 50
-backoff_base_ms = 50
-backoff_max_ms = 200
-max_attempts = 100000
-lease_secs = 2
-webhook_timeout_secs = 1
-
-[alerts]
-interval_ms = 50
-backlog_items = 0
-oldest_item_minutes = 1000000
-error_rate = 1.0
-dead_messages = 1000000
-
-[[tasks]]
-name = "{TASK}"
-automation = "human_only"
-"#,
-            port = smtp.port
-        ),
-    )
-    .unwrap();
-
-    // The mail server is down: the backlog alert's email waits and retries.
-    let (first, token) = Serve::start(&config, &db, true).await;
-    let token = token.unwrap();
-    let response = reqwest::Client::new()
-        .post(format!("{}/api/v1/tasks/{TASK}/items", first.base))
-        .bearer_auth(&token)
-        .json(&json!({"id": "r1", "input": row(1)}))
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success());
-    let emails_pending = |min_attempts: i32| {
-        let rows: Vec<(String, i32)> = outbox::table
-            .filter(outbox::kind.eq("email"))
-            .select((outbox::status, outbox::attempts))
-            .load(&mut db.connect())
-            .unwrap();
-        (rows.len() == 1 && rows[0].0 == "pending" && rows[0].1 >= min_attempts).then_some(())
-    };
-    eventually("the email fails twice while the server is down", || {
-        emails_pending(2)
-    })
-    .await;
-    drop(first);
-
-    // The mail server comes back, then verdict restarts: it sends the email.
-    smtp.start().await;
-    let (second, _) = Serve::start(&config, &db, false).await;
-    let emails = smtp.wait_for(1).await;
-    assert_eq!(emails[0].to, "oncall@example.com");
-    assert!(
-        emails[0].subject.contains("FIRING")
-            && emails[0].subject.contains("1 item waits for a human"),
-        "{:?}",
-        emails[0].subject
-    );
-    assert!(emails[0]
-        .text
-        .contains("http://verdict.example/admin/alerts"));
-    eventually("the email is marked sent", || {
-        let sent: i64 = outbox::table
-            .filter(outbox::status.eq("sent"))
-            .count()
-            .get_result(&mut db.connect())
-            .unwrap();
-        (sent == 1).then_some(())
-    })
-    .await;
-
-    // Another restart, then the alert resolves: the resolution arrives, the
-    // first email is not sent again.
-    drop(second);
-    let (_third, _) = Serve::start(&config, &db, false).await;
-    decide(&db.url, "r1", None).await;
-    let emails = smtp.wait_for(2).await;
-    assert!(
-        emails[1].subject.contains("resolved"),
-        "{:?}",
-        emails[1].subject
-    );
-    let firing = emails
-        .iter()
-        .filter(|e| e.subject.contains("FIRING"))
-        .count();
-    assert_eq!(firing, 1, "{emails:?}");
-    assert_eq!(emails.len(), 2, "{emails:?}");
-}
-
-#[actix_web::test]
-async fn two_instances_on_one_postgres_database_post_each_verdict_once() {
-    let receiver = Receiver::start(0);
-    let Some(app) = spawn_with_webhook(Backend::Postgres, &receiver, 10).await else {
-        return;
-    };
-    // A second instance on the same database.
-    let mut t = task(AutomationLevel::Assist);
-    t.callback_url = Some(receiver.url.clone());
-    t.callback_secret = Some(SECRET.into());
-    let second =
-        verdict::startup::Application::build(crate::helpers::test_settings(&app.db.url, t, None))
-            .await
-            .unwrap();
-    actix_web::rt::spawn(second.run_until_stopped());
-
-    let n = 30;
-    let items: Vec<Value> = (0..n)
-        .map(|i| json!({"id": format!("m{i:02}"), "input": row(i)}))
-        .collect();
-    let (status, body) = app.post(&json!({ "items": items })).await;
-    assert_eq!(status, 200, "{body}");
-    let db = open(&app.db.url);
-    let rules = Rules {
-        labels: vec!["malignant".into(), "benign".into()],
-        reviews_required: 1,
-        callback_url: Some(receiver.url.clone()),
-    };
-    for _ in 0..n {
-        let rules = rules.clone();
-        db.write(move |conn| {
-            let claim = queue::claim_next(conn, TASK, "rita", queue::DEFAULT_LEASE)?
-                .expect("an item to claim");
-            let label = Label {
-                label: "malignant".into(),
-                comment: None,
-                seconds_spent: 1.0,
-            };
-            queue::submit(conn, TASK, &rules, &claim.item.id, "rita", &label)
-        })
-        .await
-        .unwrap();
-    }
-    receiver.wait_for(n).await;
-    eventually("every message is marked sent", || {
-        let sent: i64 = outbox::table
-            .filter(outbox::status.eq("sent"))
-            .count()
-            .get_result(&mut app.db.connect())
-            .unwrap();
-        (sent == n as i64).then_some(())
-    })
-    .await;
-    let got = receiver.requests();
-    let mut deliveries: Vec<String> = got.iter().map(|r| r.delivery.clone().unwrap()).collect();
-    deliveries.sort();
-    deliveries.dedup();
-    assert_eq!((got.len(), deliveries.len()), (n, n));
+    let (status, page, _) = browser.get(path).await;
+    assert_eq!(status, 200);
+    assert!(page.contains(text), "{path} does not show {text:?}: {page}");
+    page
 }

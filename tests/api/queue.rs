@@ -7,8 +7,9 @@ use serde_json::{json, Value};
 
 use crate::helpers::{rows, spawn, Backend, TestApp, TASK};
 use verdict::db::Db;
-use verdict::policy::AutomationLevel;
-use verdict::queue::{self, Label, Outcome, QueueKind, Rules};
+use verdict::domain::AutomationLevel;
+use verdict::domain::{QueueKind, VerdictBasis};
+use verdict::review::{self, Label, Outcome, Rules};
 
 crate::on_both_backends!(
     claimers_never_share_an_item_and_every_item_is_labelled_once,
@@ -16,6 +17,7 @@ crate::on_both_backends!(
     a_human_label_becomes_the_verdict_the_api_returns,
     two_reviewers_who_agree_decide_and_a_tie_goes_to_an_admin,
     each_queue_order_hands_out_items_in_its_order,
+    the_reaper_clears_leases_only_after_the_grace_and_late_labels_say_why,
 );
 
 fn rules(reviews_required: u32) -> Rules {
@@ -45,13 +47,9 @@ async fn queue_items(app: &TestApp, n: usize) {
     }
 }
 
+/// The running app's own store (never a second writer on the same file).
 fn open(app: &TestApp) -> Db {
-    Db::open(&verdict::config::DatabaseSettings {
-        url: app.db.url.clone(),
-        pool_size: 8,
-        ..Default::default()
-    })
-    .unwrap()
+    app.store.clone()
 }
 
 async fn claimers_never_share_an_item_and_every_item_is_labelled_once(backend: Backend) {
@@ -69,13 +67,13 @@ async fn claimers_never_share_an_item_and_every_item_is_labelled_once(backend: B
             loop {
                 let who = reviewer.clone();
                 let claim = db
-                    .write(move |conn| queue::claim_next(conn, TASK, &who, queue::DEFAULT_LEASE))
+                    .write(move |conn| review::claim_next(conn, TASK, &who, review::DEFAULT_LEASE))
                     .await
                     .unwrap();
                 let Some(claim) = claim else { break };
                 let (who, id) = (reviewer.clone(), claim.item.id.clone());
                 db.write(move |conn| {
-                    queue::submit(conn, TASK, &rules(1), &id, &who, &label("benign"))
+                    review::submit(conn, TASK, &rules(1), &id, &who, &label("benign"))
                 })
                 .await
                 .unwrap();
@@ -91,8 +89,8 @@ async fn claimers_never_share_an_item_and_every_item_is_labelled_once(backend: B
     assert_eq!(total, 2000, "every item labelled, none twice");
     assert_eq!(app.count("reviews"), 2000);
     assert_eq!(app.count("verdicts"), 2000);
-    let depth = db.read(|conn| Ok(queue::depth(conn, TASK)?)).await.unwrap();
-    assert_eq!(depth, queue::Depth::default(), "nothing left waiting");
+    let depth = db.read(|conn| review::depth(conn, TASK)).await.unwrap();
+    assert_eq!(depth, review::Depth::default(), "nothing left waiting");
 }
 
 async fn an_expired_lease_frees_the_item_and_its_late_label_is_refused(backend: Backend) {
@@ -102,13 +100,13 @@ async fn an_expired_lease_frees_the_item_and_its_late_label_is_refused(backend: 
     queue_items(&app, 2).await;
     let db = open(&app);
     let first = db
-        .write(|conn| queue::claim_next(conn, TASK, "ana", Duration::milliseconds(200)))
+        .write(|conn| review::claim_next(conn, TASK, "ana", Duration::milliseconds(200)))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(first.item.id, "q00000", "earliest deadline first");
     let second = db
-        .write(|conn| queue::claim_next(conn, TASK, "bo", queue::DEFAULT_LEASE))
+        .write(|conn| review::claim_next(conn, TASK, "bo", review::DEFAULT_LEASE))
         .await
         .unwrap()
         .unwrap();
@@ -116,43 +114,43 @@ async fn an_expired_lease_frees_the_item_and_its_late_label_is_refused(backend: 
         second.item.id, "q00001",
         "a held item is not handed out twice"
     );
-    let depth = db.read(|conn| Ok(queue::depth(conn, TASK)?)).await.unwrap();
+    let depth = db.read(|conn| review::depth(conn, TASK)).await.unwrap();
     assert_eq!((depth.queued, depth.in_review), (2, 2));
     assert!(db
-        .write(|conn| queue::claim_next(conn, TASK, "cy", queue::DEFAULT_LEASE))
+        .write(|conn| review::claim_next(conn, TASK, "cy", review::DEFAULT_LEASE))
         .await
         .unwrap()
         .is_none());
 
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     let again = db
-        .write(|conn| queue::claim_next(conn, TASK, "cy", queue::DEFAULT_LEASE))
+        .write(|conn| review::claim_next(conn, TASK, "cy", review::DEFAULT_LEASE))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(again.item.id, "q00000", "the expired lease put it back");
     let late = db
-        .write(|conn| queue::submit(conn, TASK, &rules(1), "q00000", "ana", &label("benign")))
+        .write(|conn| review::submit(conn, TASK, &rules(1), "q00000", "ana", &label("benign")))
         .await
         .unwrap_err();
     assert_eq!(late.code(), "stale_lease");
     // Someone else's item and unknown labels are refused too.
     let theirs = db
-        .write(|conn| queue::submit(conn, TASK, &rules(1), "q00001", "cy", &label("benign")))
+        .write(|conn| review::submit(conn, TASK, &rules(1), "q00001", "cy", &label("benign")))
         .await
         .unwrap_err();
     assert_eq!(theirs.code(), "stale_lease");
     let unknown = db
-        .write(|conn| queue::submit(conn, TASK, &rules(1), "q00000", "cy", &label("maybe")))
+        .write(|conn| review::submit(conn, TASK, &rules(1), "q00000", "cy", &label("maybe")))
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), "unknown_label");
     // Skip gives it back at once.
-    db.write(|conn| queue::skip(conn, TASK, "q00000", "cy"))
+    db.write(|conn| review::skip(conn, TASK, "q00000", "cy"))
         .await
         .unwrap();
     let taken = db
-        .write(|conn| queue::claim_next(conn, TASK, "dee", queue::DEFAULT_LEASE))
+        .write(|conn| review::claim_next(conn, TASK, "dee", review::DEFAULT_LEASE))
         .await
         .unwrap()
         .unwrap();
@@ -167,12 +165,12 @@ async fn a_human_label_becomes_the_verdict_the_api_returns(backend: Backend) {
     queue_items(&app, 1).await;
     let db = open(&app);
     let claim = db
-        .write(|conn| queue::claim_next(conn, TASK, "ana", queue::DEFAULT_LEASE))
+        .write(|conn| review::claim_next(conn, TASK, "ana", review::DEFAULT_LEASE))
         .await
         .unwrap()
         .unwrap();
     let id = claim.item.id.clone();
-    db.write(move |conn| queue::submit(conn, TASK, &rules(1), &id, "ana", &label("malignant")))
+    db.write(move |conn| review::submit(conn, TASK, &rules(1), &id, "ana", &label("malignant")))
         .await
         .unwrap();
     let (status, doc) = app.get(&format!("/api/v1/tasks/{TASK}/items/q00000")).await;
@@ -196,13 +194,13 @@ async fn two_reviewers_who_agree_decide_and_a_tie_goes_to_an_admin(backend: Back
         let db = db.clone();
         async move {
             db.write(move |conn| {
-                queue::claim_from(
+                review::claim_from(
                     conn,
                     kind,
                     Default::default(),
                     TASK,
                     who,
-                    queue::DEFAULT_LEASE,
+                    review::DEFAULT_LEASE,
                 )
             })
             .await
@@ -213,7 +211,7 @@ async fn two_reviewers_who_agree_decide_and_a_tie_goes_to_an_admin(backend: Back
     let submit = |who: &'static str, id: String, l: &'static str| {
         let db = db.clone();
         async move {
-            db.write(move |conn| queue::submit(conn, TASK, &rules(2), &id, who, &label(l)))
+            db.write(move |conn| review::submit(conn, TASK, &rules(2), &id, who, &label(l)))
                 .await
                 .unwrap()
         }
@@ -237,7 +235,7 @@ async fn two_reviewers_who_agree_decide_and_a_tie_goes_to_an_admin(backend: Back
         submit("bo", bo, "benign").await,
         Outcome::Decided {
             label: "benign".into(),
-            basis: "consensus"
+            basis: VerdictBasis::Consensus
         }
     );
     let (_, doc) = app
@@ -258,7 +256,7 @@ async fn two_reviewers_who_agree_decide_and_a_tie_goes_to_an_admin(backend: Back
     );
     let cy = claim("cy", QueueKind::Review).await.unwrap();
     assert_eq!(submit("cy", cy, "benign").await, Outcome::Tied);
-    let depth = db.read(|conn| Ok(queue::depth(conn, TASK)?)).await.unwrap();
+    let depth = db.read(|conn| review::depth(conn, TASK)).await.unwrap();
     assert_eq!((depth.queued, depth.adjudication), (0, 1));
     assert!(claim("dee", QueueKind::Review).await.is_none());
     assert!(
@@ -271,7 +269,7 @@ async fn two_reviewers_who_agree_decide_and_a_tie_goes_to_an_admin(backend: Back
         submit("admin", tied, "malignant").await,
         Outcome::Decided {
             label: "malignant".into(),
-            basis: "adjudication"
+            basis: VerdictBasis::Adjudication
         }
     );
     let (_, doc) = app
@@ -282,8 +280,9 @@ async fn two_reviewers_who_agree_decide_and_a_tie_goes_to_an_admin(backend: Back
 }
 
 async fn each_queue_order_hands_out_items_in_its_order(backend: Backend) {
-    use verdict::items::{ItemRow, REVIEW_PENDING, STATUS_QUEUED};
-    use verdict::queue::QueueOrder;
+    use verdict::domain::QueueOrder;
+    use verdict::domain::{ItemStatus, QueueReason, ReviewState};
+    use verdict::store::items::ItemRow;
     let Some(app) = spawn(backend, AutomationLevel::HumanOnly).await else {
         return;
     };
@@ -302,9 +301,9 @@ async fn each_queue_order_hands_out_items_in_its_order(backend: Backend) {
             id: id.into(),
             input: "{}".into(),
             input_sha256: String::new(),
-            status: STATUS_QUEUED.into(),
-            reason: Some("low_confidence".into()),
-            review_state: REVIEW_PENDING.into(),
+            status: ItemStatus::Queued,
+            reason: Some(QueueReason::LowConfidence),
+            review_state: ReviewState::Pending,
             blind: false,
             audit: false,
             model_version: None,
@@ -314,9 +313,11 @@ async fn each_queue_order_hands_out_items_in_its_order(backend: Backend) {
             decided_at: None,
         })
         .collect();
-    db.write(move |conn| Ok(verdict::items::insert_all(conn, &rows, &[], &[])?))
-        .await
-        .unwrap();
+    db.write(move |conn| {
+        Ok::<_, verdict::db::DbError>(verdict::store::items::insert_all(conn, &rows, &[], &[])?)
+    })
+    .await
+    .unwrap();
     for (order, first) in [
         (QueueOrder::DeadlineThenUncertainty, "early-sure"),
         (QueueOrder::UncertaintyThenDeadline, "late-unsure"),
@@ -325,7 +326,7 @@ async fn each_queue_order_hands_out_items_in_its_order(backend: Backend) {
         let who = format!("{order:?}");
         let claim = db
             .write(move |conn| {
-                queue::claim_from(
+                review::claim_from(
                     conn,
                     QueueKind::Review,
                     order,
@@ -340,4 +341,71 @@ async fn each_queue_order_hands_out_items_in_its_order(backend: Backend) {
         assert_eq!(claim.item.id, first, "{order:?}");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+async fn the_reaper_clears_leases_only_after_the_grace_and_late_labels_say_why(backend: Backend) {
+    use verdict::review::{LeaseReaper, ReviewError};
+    let Some(app) = spawn(backend, AutomationLevel::HumanOnly).await else {
+        return;
+    };
+    queue_items(&app, 3).await;
+    let db = open(&app);
+    for who in ["ana", "bo", "cy"] {
+        db.write(move |conn| review::claim_next(conn, TASK, who, review::DEFAULT_LEASE))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    // ana's lease ended 20 minutes ago, bo's a minute ago; cy's is live.
+    let at = verdict::domain::now();
+    db.write(move |conn| {
+        verdict::store::queue::renew(conn, TASK, "q00000", at - Duration::minutes(20))?;
+        verdict::store::queue::renew(conn, TASK, "q00001", at - Duration::minutes(1))?;
+        Ok::<_, verdict::db::DbError>(())
+    })
+    .await
+    .unwrap();
+    let reaper = LeaseReaper {
+        db: db.clone(),
+        every: std::time::Duration::from_secs(60),
+    };
+    assert_eq!(reaper.run_once().await.unwrap(), 1, "only ana's lease");
+    assert_eq!(reaper.run_once().await.unwrap(), 0, "nothing left to clear");
+    let owners: Vec<(String, Option<String>)> = {
+        use diesel::prelude::*;
+        use verdict::db::schema::items;
+        items::table
+            .select((items::id, items::lease_owner))
+            .order(items::id)
+            .load(&mut app.db.connect())
+            .unwrap()
+    };
+    assert_eq!(
+        owners,
+        vec![
+            ("q00000".to_string(), None),
+            ("q00001".to_string(), Some("bo".to_string())),
+            ("q00002".to_string(), Some("cy".to_string())),
+        ]
+    );
+
+    let late = |id: &'static str, who: &'static str| {
+        let db = db.clone();
+        async move {
+            db.write(move |conn| review::submit(conn, TASK, &rules(1), id, who, &label("benign")))
+                .await
+        }
+    };
+    let code = |r: Result<Outcome, ReviewError>| r.unwrap_err().code();
+    assert_eq!(code(late("q00000", "ana").await), "not_claimed");
+    assert_eq!(
+        code(late("q00001", "bo").await),
+        "lease_expired",
+        "within the grace the owner is still known"
+    );
+    assert_eq!(code(late("q00002", "bo").await), "stale_lease");
+    assert_eq!(code(late("nope", "cy").await), "unknown_item");
+    assert!(late("q00002", "cy").await.is_ok());
+    assert_eq!(code(late("q00002", "cy").await), "already_labelled");
+    assert_eq!(app.count("reviews"), 1);
 }

@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::helpers::{row, rows, spawn, spawn_with, task, Backend, TASK};
-use verdict::policy::AutomationLevel;
+use verdict::domain::AutomationLevel;
 
 crate::on_both_backends!(
     partial_decides_exactly_the_items_that_clear_the_threshold,

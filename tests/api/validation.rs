@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::helpers::{row, spawn, Backend, TestApp, TASK};
-use verdict::policy::AutomationLevel;
+use verdict::domain::AutomationLevel;
 
 crate::on_both_backends!(
     each_bad_input_is_a_400_naming_the_field,

@@ -4,8 +4,9 @@ use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
 
 use crate::helpers::{spawn_with, task, Backend, TestApp};
-use verdict::accounts::{self, Role};
-use verdict::policy::AutomationLevel;
+use verdict::accounts;
+use verdict::domain::AutomationLevel;
+use verdict::domain::Role;
 
 crate::on_both_backends!(
     signing_in_starts_a_fresh_session_that_shows_the_queues,
@@ -247,7 +248,7 @@ async fn repeated_failures_lock_the_account_even_for_the_right_password() {
     };
     add_user(&app, "ana", Role::Admin, &[]);
     let mut browser = Browser::new(&app);
-    for _ in 0..verdict::web::ratelimit::PER_ACCOUNT {
+    for _ in 0..verdict::http::web::ratelimit::PER_ACCOUNT {
         assert_eq!(browser.sign_in("ana", "not the password").await.0, 401);
     }
     let (status, page, _, raw) = browser.sign_in("ana", "a long passphrase").await;
@@ -375,13 +376,27 @@ async fn review_page_labels_an_item_into_a_human_verdict(backend: Backend) {
         .await;
     assert_eq!(
         location.as_deref(),
-        Some("/review/tumor-triage?notice=stale")
+        Some("/review/tumor-triage?notice=already-labelled")
     );
-    let (_, page, _) = browser.get("/review/tumor-triage?notice=stale").await;
+    let (_, page, _) = browser
+        .get("/review/tumor-triage?notice=already-labelled")
+        .await;
     assert!(
-        page.contains("queue is empty") && page.contains("was not saved"),
+        page.contains("queue is empty") && page.contains("already labelled"),
         "{page}"
     );
+    // So is a skip of it, saying the same; an unknown item is not found.
+    let (_, _, location, _) = browser
+        .post("/review/tumor-triage/odd-1/skip", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(
+        location.as_deref(),
+        Some("/review/tumor-triage?notice=already-labelled")
+    );
+    let (status, _, _, _) = browser
+        .post("/review/tumor-triage/no-such-item/skip", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, 404);
 }
 
 #[actix_web::test]
@@ -696,7 +711,8 @@ async fn admins_browse_items_with_filters_and_paging_and_open_one() {
 
 #[actix_web::test]
 async fn reviewer_statistics_show_agreement_with_the_consensus() {
-    use verdict::queue::{self, Label, QueueKind, Rules};
+    use verdict::domain::QueueKind;
+    use verdict::review::{self, Label, Rules};
     let mut config = task(AutomationLevel::HumanOnly);
     config.reviews_required = 2;
     let Some(app) = spawn_with(Backend::Sqlite, config, None).await else {
@@ -706,11 +722,7 @@ async fn reviewer_statistics_show_agreement_with_the_consensus() {
     add_user(&app, "rita", Role::Reviewer, &["tumor-triage"]);
     app.submit("a", crate::helpers::row(0)).await;
     app.submit("b", crate::helpers::row(1)).await;
-    let db = verdict::db::Db::open(&verdict::config::DatabaseSettings {
-        url: app.db.url.clone(),
-        ..Default::default()
-    })
-    .unwrap();
+    let db = app.store.clone();
     let rules = Rules {
         labels: vec!["malignant".into(), "benign".into()],
         reviews_required: 2,
@@ -720,13 +732,13 @@ async fn reviewer_statistics_show_agreement_with_the_consensus() {
         let (db, rules) = (db.clone(), rules.clone());
         async move {
             db.write(move |conn| {
-                let claim = queue::claim_from(
+                let claim = review::claim_from(
                     conn,
                     kind,
                     Default::default(),
                     "tumor-triage",
                     who,
-                    queue::DEFAULT_LEASE,
+                    review::DEFAULT_LEASE,
                 )?
                 .unwrap();
                 assert_eq!(claim.item.id, want);
@@ -735,7 +747,7 @@ async fn reviewer_statistics_show_agreement_with_the_consensus() {
                     comment: None,
                     seconds_spent: 10.0,
                 };
-                queue::submit(conn, "tumor-triage", &rules, &claim.item.id, who, &label)
+                review::submit(conn, "tumor-triage", &rules, &claim.item.id, who, &label)
             })
             .await
             .unwrap()

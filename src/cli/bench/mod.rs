@@ -1,0 +1,214 @@
+//! `verdict bench`: starts `verdict serve` as a child process on a fresh
+//! database, drives the scoring API over loopback, kills the server with
+//! SIGKILL and checks on restart that every acknowledged item survived.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use diesel::prelude::*;
+
+use verdict::config::{DatabaseSettings, Synchronous};
+
+mod client;
+mod export;
+mod queue;
+mod scenario;
+mod server;
+
+use queue::run_queue;
+use scenario::{scenario, Load};
+use server::start_server;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchOptions {
+    /// Seconds each scenario runs.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Concurrency levels for single-item requests.
+    #[arg(long, value_delimiter = ',', default_value = "1,32")]
+    pub concurrency: Vec<usize>,
+    /// Items per request in the batch scenario.
+    #[arg(long, default_value_t = 100)]
+    pub batch_size: usize,
+    /// Also run single-item scenarios paced at this many requests per
+    /// second in all (latency counted from each request's scheduled time, so
+    /// a stall is not hidden by the requests it delayed).
+    #[arg(long, value_delimiter = ',', default_value = "5000")]
+    pub rate: Vec<u32>,
+    /// Concurrency of the paced scenarios.
+    #[arg(long, default_value_t = 32)]
+    pub rate_concurrency: usize,
+    /// Concurrent requests in the batch scenario.
+    #[arg(long, default_value_t = 4)]
+    pub batch_concurrency: usize,
+    /// SQLite `synchronous`: normal (survives kill -9) or full (survives
+    /// power loss too).
+    #[arg(long, default_value = "normal")]
+    pub synchronous: String,
+    /// Benchmark this database instead of a fresh SQLite file (it must be
+    /// empty of `bench-` items).
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Data rows to send (CSV in scikit-learn's bundled format).
+    #[arg(long, default_value = "data/breast_cancer.csv")]
+    pub data: PathBuf,
+    #[arg(long, default_value = "data/breast_cancer.features.txt")]
+    pub feature_names: PathBuf,
+    /// Measure the review queue instead: claim and label with this many
+    /// items queued (in-process, against the database directly).
+    #[arg(long)]
+    pub queue: Option<usize>,
+    /// Concurrent reviewers in the queue benchmark.
+    #[arg(long, default_value_t = 8)]
+    pub reviewers: usize,
+    /// Claim-and-label rounds in the queue benchmark.
+    #[arg(long, default_value_t = 4000)]
+    pub rounds: usize,
+    /// Queue benchmark: pace the reviewers at this many rounds per second in
+    /// all (an open load, as people make it; latency counted from each
+    /// round's scheduled time). Without it reviewers go back to back.
+    #[arg(long)]
+    pub pace: Option<f64>,
+    /// Measure the label export instead: write this many labelled items,
+    /// then time `verdict export` over them and report its peak memory.
+    #[arg(long)]
+    pub export: Option<usize>,
+}
+
+/// The rows of the benchmark's data file as API inputs (JSON objects).
+fn demo_inputs(opts: &BenchOptions) -> anyhow::Result<Vec<String>> {
+    let dataset = verdict::ml::train::read_dataset(&opts.data, Some(&opts.feature_names), "label")?;
+    Ok(dataset
+        .x
+        .iter()
+        .map(|row| {
+            let map: serde_json::Map<String, serde_json::Value> = dataset
+                .features
+                .iter()
+                .cloned()
+                .zip(row.iter().map(|&v| serde_json::Value::from(v)))
+                .collect();
+            serde_json::Value::Object(map).to_string()
+        })
+        .collect())
+}
+
+pub fn run(opts: BenchOptions) -> anyhow::Result<()> {
+    if let Some(n) = opts.export {
+        return export::run(&opts, n);
+    }
+    if let Some(queued) = opts.queue {
+        let dir = tempfile::tempdir()?;
+        let url = opts
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("queue.db").display()));
+        let synchronous = if opts.synchronous == "full" {
+            Synchronous::Full
+        } else {
+            Synchronous::Normal
+        };
+        return run_queue(&opts, queued, &url, synchronous);
+    }
+    let rows: Arc<Vec<String>> = Arc::new(demo_inputs(&opts)?);
+    let dir = tempfile::tempdir()?;
+    let url = opts
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
+    let synchronous = match opts.synchronous.as_str() {
+        "normal" => Synchronous::Normal,
+        "full" => Synchronous::Full,
+        other => bail!("--synchronous is normal or full, not {other:?}"),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut server = start_server(&url, &opts.synchronous).await?;
+        let token = server
+            .token
+            .clone()
+            .context("the server printed no API token: use an empty database")?;
+        println!(
+            "verdict bench: {} cores, database {url} (synchronous = {}), {} s per scenario, client and server on this machine\n",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            opts.synchronous,
+            opts.seconds
+        );
+        let mut acked = Vec::new();
+        for &c in &opts.concurrency {
+            let (mut report, ids) =
+                scenario(&format!("single c={c}"), &server.base, &token, rows.clone(), Load {
+                    concurrency: c,
+                    per_request: 1,
+                    seconds: opts.seconds,
+                    rate: None,
+                })
+                .await;
+            report.print();
+            acked.extend(ids);
+        }
+        for &rate in &opts.rate {
+            let c = opts.rate_concurrency;
+            let (mut report, ids) = scenario(
+                &format!("single c={c} at {rate}/s"),
+                &server.base,
+                &token,
+                rows.clone(),
+                Load {
+                    concurrency: c,
+                    per_request: 1,
+                    seconds: opts.seconds,
+                    rate: Some(rate),
+                },
+            )
+            .await;
+            report.print();
+            acked.extend(ids);
+        }
+        let (mut report, ids) = scenario(
+            &format!("batch {} c={}", opts.batch_size, opts.batch_concurrency),
+            &server.base,
+            &token,
+            rows.clone(),
+            Load {
+                concurrency: opts.batch_concurrency,
+                per_request: opts.batch_size,
+                seconds: opts.seconds,
+                rate: None,
+            },
+        )
+        .await;
+        report.print();
+        acked.extend(ids);
+
+        // kill -9, then count what survived.
+        server.child.kill()?;
+        server.child.wait()?;
+        let settings = DatabaseSettings {
+            url: url.clone(),
+            synchronous,
+            ..DatabaseSettings::default()
+        };
+        let mut conn = verdict::db::establish(&settings).map_err(anyhow::Error::msg)?;
+        use verdict::db::schema::items;
+        let stored: std::collections::HashSet<String> = items::table
+            .filter(items::id.like("bench-%"))
+            .select(items::id)
+            .load::<String>(&mut conn)?
+            .into_iter()
+            .collect();
+        let lost = acked.iter().filter(|id| !stored.contains(*id)).count();
+        println!(
+            "\nafter kill -9: {} items acknowledged, {} stored, {lost} lost",
+            acked.len(),
+            stored.len()
+        );
+        if lost > 0 {
+            bail!("{lost} acknowledged items were lost");
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,97 @@
+//! The subcommands, one file per group. Each takes the loaded settings and
+//! calls into the library; `anyhow` is fine here (STYLE.md, Errors).
+
+mod bench;
+mod dataset;
+mod deploy;
+mod export;
+mod labels;
+mod serve;
+mod token;
+mod train;
+mod user;
+
+use clap::Subcommand;
+
+use verdict::config::Settings;
+use verdict::db::DbConnection;
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the service (the default command).
+    Serve(serve::ServeArgs),
+    /// Run the database migrations and exit.
+    Migrate,
+    /// Train a model version from a CSV file.
+    Train(train::TrainArgs),
+    /// Make a model version live (the old one becomes `previous`).
+    Deploy(deploy::DeployArgs),
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: token::TokenCommand,
+    },
+    /// Manage the people who use the web UI.
+    User {
+        #[command(subcommand)]
+        command: user::UserCommand,
+    },
+    /// Write a task's labelled items as JSONL or CSV (see README: export).
+    Export(export::ExportArgs),
+    /// Dataset snapshots: named, immutable exports that model cards cite.
+    Dataset {
+        #[command(subcommand)]
+        command: dataset::DatasetCommand,
+    },
+    /// Measure throughput and latency of the scoring API (see BENCHMARKS.md).
+    Bench(bench::BenchOptions),
+}
+
+impl Default for Command {
+    fn default() -> Self {
+        Command::Serve(serve::ServeArgs::default())
+    }
+}
+
+/// Runs one subcommand.
+pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => serve::run(settings, args),
+        Command::Migrate => migrate(&settings),
+        Command::Train(args) => train::run(&settings, args),
+        Command::Deploy(args) => deploy::run(&settings, &args),
+        Command::Token { command } => token::run(&settings, command),
+        Command::User { command } => user::run(&settings, command),
+        Command::Export(args) => export::run(&settings, args),
+        Command::Dataset { command } => dataset::run(&settings, command),
+        Command::Bench(options) => bench::run(options),
+    }
+}
+
+/// A connection to the configured database with every migration applied:
+/// what each command that reads or writes the store starts with.
+pub fn open_store(settings: &Settings) -> anyhow::Result<DbConnection> {
+    let mut conn = verdict::db::establish(&settings.database).map_err(anyhow::Error::msg)?;
+    verdict::db::run_migrations(&mut conn).map_err(anyhow::Error::msg)?;
+    Ok(conn)
+}
+
+/// Refuses a task the configuration does not name.
+pub fn check_task(settings: &Settings, task: &str) -> anyhow::Result<()> {
+    if settings.task(task).is_none() {
+        anyhow::bail!("no task named {task:?} in the configuration");
+    }
+    Ok(())
+}
+
+fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let mut conn = verdict::db::establish(&settings.database).map_err(anyhow::Error::msg)?;
+    let applied = verdict::db::run_migrations(&mut conn).map_err(anyhow::Error::msg)?;
+    if applied.is_empty() {
+        println!("the database is up to date");
+    }
+    for version in applied {
+        println!("applied {version}");
+    }
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! `[database]`, and the directories of `[models]` and `[datasets]`.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::ConfigError;
+use crate::domain::Backend;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `sqlite://PATH` (default `sqlite://verdict.db`) or `postgres://…`.
+    pub url: String,
+    /// SQLite `synchronous`: `normal` survives a crash of the process (kill -9),
+    /// `full` also survives power loss, at a cost.
+    pub synchronous: Synchronous,
+    pub pool_size: u32,
+    pub busy_timeout_ms: u32,
+    /// Most units of work the writer commits in one transaction.
+    pub max_batch_jobs: usize,
+    /// SQLite: the WAL is rewound once it holds this many MiB (checkpoints
+    /// run in the background; a rewind pauses the writer for a few ms, so a
+    /// larger WAL means fewer pauses under heavy writes).
+    pub wal_limit_mb: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            url: "sqlite://verdict.db".into(),
+            synchronous: Synchronous::Normal,
+            pool_size: 8,
+            busy_timeout_ms: 5000,
+            max_batch_jobs: 256,
+            wal_limit_mb: 256,
+        }
+    }
+}
+
+impl DatabaseSettings {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        Backend::from_url(&self.url).map_err(|e| ConfigError::at("database.url", e))?;
+        if self.wal_limit_mb == 0 {
+            return Err(ConfigError::at(
+                "database.wal_limit_mb",
+                "must be at least 1",
+            ));
+        }
+        if self.pool_size == 0 {
+            return Err(ConfigError::at("database.pool_size", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    Normal,
+    Full,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSettings {
+    /// Holds `<task>/<version>/{model.safetensors,card.json}`.
+    pub dir: PathBuf,
+}
+
+impl Default for ModelSettings {
+    fn default() -> Self {
+        ModelSettings {
+            dir: PathBuf::from("models"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatasetSettings {
+    /// Holds `<task>/<name>.{jsonl,csv}`, the dataset snapshots.
+    pub dir: PathBuf,
+}
+
+impl Default for DatasetSettings {
+    fn default() -> Self {
+        DatasetSettings {
+            dir: PathBuf::from("datasets"),
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Configuration: `verdict.toml` with environment overrides. With no file a
+//! built-in default serves the demo task on SQLite. Invalid configuration
+//! stops start-up with a message that names the key.
+//!
+//! One file per section group, each section validating itself: `server`,
+//! `database` (with the models and datasets directories), `tasks`,
+//! `escalation` (mail, smtp, outbox, alerts); `env` holds the environment
+//! overrides.
+
+mod database;
+mod env;
+mod escalation;
+mod server;
+mod tasks;
+
+use std::fmt::Display;
+use std::path::Path;
+
+use serde::Deserialize;
+
+pub use database::{DatabaseSettings, DatasetSettings, ModelSettings, Synchronous};
+pub use escalation::{
+    AlertSettings, MailSettings, OutboxSettings, SlaAlerts, SmtpSecurity, SmtpSettings,
+};
+pub use server::{LogFormat, ServerSettings, DEPLOYMENT_POLL_MS};
+pub use tasks::{callback_secret_var, TaskConfig};
+
+pub const DEFAULT_CONFIG_FILE: &str = "verdict.toml";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default)]
+    pub server: ServerSettings,
+    #[serde(default)]
+    pub database: DatabaseSettings,
+    #[serde(default)]
+    pub models: ModelSettings,
+    #[serde(default)]
+    pub datasets: DatasetSettings,
+    #[serde(default = "tasks::default_tasks")]
+    pub tasks: Vec<TaskConfig>,
+    /// Who gets escalation email, and how often.
+    #[serde(default)]
+    pub mail: MailSettings,
+    /// The mail server; without it no email is written (alerts still are).
+    pub smtp: Option<SmtpSettings>,
+    #[serde(default)]
+    pub outbox: OutboxSettings,
+    #[serde(default)]
+    pub alerts: AlertSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            server: ServerSettings::default(),
+            database: DatabaseSettings::default(),
+            models: ModelSettings::default(),
+            datasets: DatasetSettings::default(),
+            tasks: tasks::default_tasks(),
+            mail: MailSettings::default(),
+            smtp: None,
+            outbox: OutboxSettings::default(),
+            alerts: AlertSettings::default(),
+        }
+    }
+}
+
+/// Why configuration was refused; the message names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl ConfigError {
+    /// `key: msg`, the shape of every validation error.
+    fn at(key: impl Display, msg: impl Display) -> ConfigError {
+        ConfigError(format!("{key}: {msg}"))
+    }
+}
+
+impl Settings {
+    /// Reads `path` (or `verdict.toml` in the working directory when it
+    /// exists, or the built-in default), then applies environment overrides.
+    pub fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut settings = match path {
+            Some(path) => Self::from_file(path)?,
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                Self::from_file(Path::new(DEFAULT_CONFIG_FILE))?
+            }
+            None => Settings::default(),
+        };
+        settings.apply_env(|key| std::env::var(key).ok())?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+        Self::from_toml(&text)
+            .map_err(|ConfigError(e)| ConfigError(format!("{}: {e}", path.display())))
+    }
+
+    pub fn from_toml(text: &str) -> Result<Settings, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError(e.to_string().trim_end().to_string()))
+    }
+
+    /// Checks what the types alone cannot, section by section; each error
+    /// names its key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.database.validate()?;
+        self.server.validate()?;
+        tasks::validate_tasks(&self.tasks)?;
+        self.mail.validate()?;
+        self.outbox.validate()?;
+        self.alerts.validate()?;
+        if let Some(smtp) = &self.smtp {
+            smtp.validate(&self.outbox)?;
+        }
+        Ok(())
+    }
+
+    pub fn task(&self, name: &str) -> Option<&TaskConfig> {
+        self.tasks.iter().find(|t| t.name.as_str() == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_file_gives_the_demo_task_on_sqlite() {
+        let settings = Settings::default();
+        settings.validate().unwrap();
+        assert_eq!(settings.tasks[0].name.as_str(), "tumor-triage");
+        assert!(settings.database.url.starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn the_example_file_is_valid() {
+        let settings = Settings::from_toml(include_str!("../../verdict.example.toml")).unwrap();
+        settings.validate().unwrap();
+        assert_eq!(settings.tasks[0].name.as_str(), "tumor-triage");
+        assert_eq!(settings.server.deployment_poll_ms, 5000);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = Settings::from_toml("[server]\nprot = 80\n").unwrap_err();
+        assert!(e.0.contains("prot"), "{e}");
+    }
+}

@@ -1,0 +1,218 @@
+//! `[[tasks]]`: the decision problems and how far each model may decide
+//! alone.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::Deserialize;
+
+use super::escalation::check_address;
+use super::ConfigError;
+use crate::domain::{AutomationLevel, QueueOrder, TaskName};
+
+/// One decision problem and how far its model may decide alone.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskConfig {
+    pub name: TaskName,
+    #[serde(default)]
+    pub description: String,
+    pub automation: AutomationLevel,
+    /// Confidence at or above which the model decides (`partial`).
+    pub threshold: Option<f64>,
+    /// Per-label thresholds; override `threshold` for their label.
+    #[serde(default)]
+    pub label_thresholds: BTreeMap<String, f64>,
+    /// Share of model-decided items also queued blind for a human.
+    #[serde(default)]
+    pub audit_rate: f64,
+    /// Minutes a queued item may wait for a human.
+    #[serde(default = "default_sla_minutes")]
+    pub sla_minutes: u32,
+    /// Independent human labels an item needs.
+    #[serde(default = "default_reviews_required")]
+    pub reviews_required: u32,
+    /// How the review queue orders items.
+    #[serde(default)]
+    pub queue_order: QueueOrder,
+    /// The version made live when the task has no deployment yet; by default
+    /// the newest version in the models directory.
+    pub model_version: Option<String>,
+    /// Where the final human verdict of an item is POSTed.
+    #[serde(default)]
+    pub callback_url: Option<String>,
+    /// Signs webhook bodies (HMAC-SHA256); `VERDICT_CALLBACK_SECRET_<TASK>`
+    /// (the task name upper-cased, other characters `_`) overrides it.
+    #[serde(default)]
+    pub callback_secret: Option<String>,
+    /// Get this task's alerts (besides `mail.recipients`).
+    #[serde(default)]
+    pub alert_recipients: Vec<String>,
+}
+
+/// The environment variable holding a task's webhook secret.
+pub fn callback_secret_var(task: &str) -> String {
+    let upper: String = task
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("VERDICT_CALLBACK_SECRET_{upper}")
+}
+
+fn default_sla_minutes() -> u32 {
+    60
+}
+
+fn default_reviews_required() -> u32 {
+    1
+}
+
+/// Without a file: the demo task.
+pub(super) fn default_tasks() -> Vec<TaskConfig> {
+    vec![TaskConfig {
+        name: TaskName::parse("tumor-triage").expect("valid demo task name"),
+        description:
+            "Breast cancer fine-needle aspirates: malignant or benign (Wisconsin diagnostic data)"
+                .into(),
+        automation: AutomationLevel::Partial,
+        threshold: Some(0.95),
+        label_thresholds: BTreeMap::new(),
+        audit_rate: 0.02,
+        sla_minutes: 60,
+        reviews_required: 1,
+        queue_order: Default::default(),
+        model_version: None,
+        callback_url: None,
+        callback_secret: None,
+        alert_recipients: Vec::new(),
+    }]
+}
+
+/// At least one task, no name twice, and each task valid.
+pub(super) fn validate_tasks(tasks: &[TaskConfig]) -> Result<(), ConfigError> {
+    if tasks.is_empty() {
+        return Err(ConfigError::at("tasks", "at least one task is needed"));
+    }
+    let mut seen = HashSet::new();
+    for (i, task) in tasks.iter().enumerate() {
+        if !seen.insert(task.name.as_str()) {
+            return Err(ConfigError::at(
+                format!("tasks[{i}].name"),
+                format!("task {:?} is defined twice", task.name.as_str()),
+            ));
+        }
+        task.validate(i)?;
+    }
+    Ok(())
+}
+
+impl TaskConfig {
+    /// Checks the task at `index` of `tasks` (the index names it in errors).
+    pub fn validate(&self, index: usize) -> Result<(), ConfigError> {
+        let key = |field: &str| format!("tasks[{index}].{field}");
+        self.validate_thresholds(&key)?;
+        if !(0.0..=1.0).contains(&self.audit_rate) {
+            return Err(ConfigError::at(
+                key("audit_rate"),
+                format!("must be between 0 and 1, got {}", self.audit_rate),
+            ));
+        }
+        if self.sla_minutes == 0 {
+            return Err(ConfigError::at(key("sla_minutes"), "must be at least 1"));
+        }
+        if self.reviews_required == 0 {
+            return Err(ConfigError::at(
+                key("reviews_required"),
+                "must be at least 1",
+            ));
+        }
+        if let Some(url) = &self.callback_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::at(
+                    key("callback_url"),
+                    "must be an http:// or https:// URL",
+                ));
+            }
+            if url.starts_with("https://") {
+                return Err(ConfigError::at(
+                    key("callback_url"),
+                    "https is not supported yet: use http (e.g. through a TLS proxy)",
+                ));
+            }
+        }
+        for address in &self.alert_recipients {
+            check_address(&key("alert_recipients"), address)?;
+        }
+        Ok(())
+    }
+
+    /// Every threshold in 0..=1, and `partial` has at least one.
+    fn validate_thresholds(&self, key: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+        let labelled = self
+            .label_thresholds
+            .iter()
+            .map(|(l, v)| (l.as_str(), Some(*v)));
+        for (label, value) in std::iter::once(("", self.threshold)).chain(labelled) {
+            if let Some(value) = value {
+                if !(0.0..=1.0).contains(&value) {
+                    let field = if label.is_empty() {
+                        key("threshold")
+                    } else {
+                        key(&format!("label_thresholds.{label}"))
+                    };
+                    return Err(ConfigError::at(
+                        field,
+                        format!("must be between 0 and 1, got {value}"),
+                    ));
+                }
+            }
+        }
+        if self.automation == AutomationLevel::Partial
+            && self.threshold.is_none()
+            && self.label_thresholds.is_empty()
+        {
+            return Err(ConfigError::at(
+                key("threshold"),
+                "automation = \"partial\" needs a threshold or label_thresholds",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Settings;
+
+    #[test]
+    fn out_of_range_threshold_is_named() {
+        let e = Settings::from_toml(
+            "[[tasks]]\nname = \"t\"\nautomation = \"partial\"\nthreshold = 1.5\n",
+        )
+        .unwrap()
+        .validate()
+        .unwrap_err();
+        assert!(e.0.starts_with("tasks[0].threshold:"), "{e}");
+    }
+
+    #[test]
+    fn partial_without_threshold_is_refused() {
+        let e = Settings::from_toml("[[tasks]]\nname = \"t\"\nautomation = \"partial\"\n")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(e.0.contains("tasks[0].threshold"), "{e}");
+    }
+
+    #[test]
+    fn bad_automation_level_is_named() {
+        let e =
+            Settings::from_toml("[[tasks]]\nname = \"t\"\nautomation = \"mostly\"\n").unwrap_err();
+        assert!(e.0.contains("automation") || e.0.contains("mostly"), "{e}");
+    }
+}

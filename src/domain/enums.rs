@@ -1,0 +1,200 @@
+//! Every enum of the model, each stored as the text beside its variant.
+
+use crate::text_enum;
+
+text_enum! {
+    /// How far the model may decide alone (DESIGN.md, "Automation level").
+    pub enum AutomationLevel {
+        /// Every item is queued; no model runs.
+        HumanOnly => "human_only",
+        /// The model scores and is recorded; every item is queued, blind.
+        Shadow => "shadow",
+        /// Every item is queued; the reviewer sees the suggestion.
+        Assist => "assist",
+        /// The model decides when its confidence clears the threshold.
+        Partial => "partial",
+        /// The model decides every item.
+        Full => "full",
+    }
+}
+
+impl AutomationLevel {
+    /// Whether items of this level are scored at all.
+    pub fn runs_model(self) -> bool {
+        self != AutomationLevel::HumanOnly
+    }
+}
+
+text_enum! {
+    /// Why an item waits for a human.
+    pub enum QueueReason {
+        HumanOnly => "human_only",
+        Shadow => "shadow",
+        Assist => "assist",
+        LowConfidence => "low_confidence",
+        ModelError => "model_error",
+    }
+}
+
+text_enum! {
+    /// The order in which a task's queue hands out items.
+    #[derive(Default)]
+    pub enum QueueOrder {
+        /// Earliest SLA deadline first, then the model's least certain (the
+        /// queue index's order: fast at any depth).
+        #[default]
+        DeadlineThenUncertainty => "deadline_then_uncertainty",
+        /// The model's least certain first, then the deadline.
+        UncertaintyThenDeadline => "uncertainty_then_deadline",
+        /// First come, first served.
+        OldestFirst => "oldest_first",
+    }
+}
+
+text_enum! {
+    /// Whether an item's verdict is final.
+    pub enum ItemStatus {
+        /// A human decides.
+        Queued => "queued",
+        /// The verdict is final.
+        Decided => "decided",
+    }
+}
+
+text_enum! {
+    /// Where an item stands with the reviewers.
+    pub enum ReviewState {
+        /// No human looks at it.
+        None => "none",
+        /// Waiting for a reviewer (an uncertain item or a blind audit).
+        Pending => "pending",
+        /// Reviewed as much as it needs.
+        Done => "done",
+        /// Reviewers disagreed; an admin decides.
+        Adjudication => "adjudication",
+    }
+}
+
+text_enum! {
+    /// Which queue to claim from.
+    pub enum QueueKind {
+        /// Items waiting for a reviewer.
+        Review => "review",
+        /// Ties between reviewers, for admins.
+        Adjudication => "adjudication",
+    }
+}
+
+impl QueueKind {
+    /// The review state of the items this queue hands out.
+    pub fn state(self) -> ReviewState {
+        match self {
+            QueueKind::Review => ReviewState::Pending,
+            QueueKind::Adjudication => ReviewState::Adjudication,
+        }
+    }
+}
+
+text_enum! {
+    /// Whose verdict it is.
+    pub enum VerdictSource {
+        Model => "model",
+        Human => "human",
+    }
+}
+
+text_enum! {
+    /// How a verdict was reached.
+    pub enum VerdictBasis {
+        /// The model decided (`source` model).
+        Model => "model",
+        /// One reviewer's label.
+        Single => "single",
+        /// The majority of several reviewers.
+        Consensus => "consensus",
+        /// An admin settled a tie.
+        Adjudication => "adjudication",
+    }
+}
+
+text_enum! {
+    /// What an outbox message is.
+    pub enum OutboxKind {
+        Email => "email",
+        Webhook => "webhook",
+    }
+}
+
+text_enum! {
+    /// Where an outbox message stands.
+    pub enum OutboxStatus {
+        /// Waiting to be sent (or to be retried).
+        Pending => "pending",
+        Sent => "sent",
+        /// Given up on after its attempts; an admin may retry it.
+        Dead => "dead",
+    }
+}
+
+text_enum! {
+    /// What an alert is about.
+    pub enum AlertKind {
+        /// An item waited past its task's SLA.
+        SlaBreach => "sla_breach",
+        /// More items queued than the task's limit.
+        Backlog => "backlog",
+        /// The oldest queued item is older than the limit.
+        OldestItem => "oldest_item",
+        /// Outbox messages given up on.
+        DeadMessages => "dead_messages",
+        /// Too many items the model failed on.
+        ErrorRate => "error_rate",
+    }
+}
+
+text_enum! {
+    /// How urgent an alert is.
+    pub enum Severity {
+        Warning => "warning",
+        Critical => "critical",
+    }
+}
+
+text_enum! {
+    /// What a user may do; enforced on the server.
+    pub enum Role {
+        /// Works the queues of the tasks they are given.
+        Reviewer => "reviewer",
+        /// Everything, on every task.
+        Admin => "admin",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_parses_back() {
+        for level in AutomationLevel::ALL {
+            assert_eq!(AutomationLevel::parse(level.as_str()), Some(*level));
+        }
+        for state in ReviewState::ALL {
+            assert_eq!(ReviewState::parse(state.as_str()), Some(*state));
+        }
+        assert_eq!(OutboxStatus::parse("nope"), None);
+        assert_eq!(QueueOrder::default(), QueueOrder::DeadlineThenUncertainty);
+    }
+
+    #[test]
+    fn serde_uses_the_stored_text() {
+        assert_eq!(
+            serde_json::to_string(&QueueReason::LowConfidence).unwrap(),
+            "\"low_confidence\""
+        );
+        let level: AutomationLevel = serde_json::from_str("\"partial\"").unwrap();
+        assert_eq!(level, AutomationLevel::Partial);
+        let err = serde_json::from_str::<AutomationLevel>("\"sometimes\"").unwrap_err();
+        assert!(err.to_string().contains("expected one of"), "{err}");
+    }
+}

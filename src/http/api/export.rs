@@ -1,0 +1,157 @@
+//! Label export and dataset snapshots over the API.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use super::{task, ApiClient};
+use crate::domain::rfc3339;
+use crate::export::snapshot::{self, SnapshotRow};
+use crate::export::{Format, Params};
+use crate::http::download::{export_response, file_response, query_pairs};
+use crate::http::error::AppError;
+use crate::http::state::AppState;
+use crate::store::snapshots;
+
+/// A snapshot as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotDoc {
+    pub task: String,
+    pub name: String,
+    pub format: String,
+    pub rows: i64,
+    pub bytes: i64,
+    pub filters: serde_json::Value,
+    pub sha256: String,
+    pub created_at: String,
+    pub created_by: String,
+}
+
+impl From<&SnapshotRow> for SnapshotDoc {
+    fn from(r: &SnapshotRow) -> Self {
+        SnapshotDoc {
+            task: r.task.clone(),
+            name: r.name.clone(),
+            format: r.format.clone(),
+            rows: r.row_count,
+            bytes: r.byte_count,
+            filters: serde_json::from_str(&r.filters).unwrap_or(serde_json::Value::Null),
+            sha256: r.sha256.clone(),
+            created_at: rfc3339(&r.created_at),
+            created_by: r.created_by.clone(),
+        }
+    }
+}
+
+/// `GET /api/v1/tasks/{task}/labels?format=&since=&until=&source=&kind=&include=&after=`
+pub async fn labels(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    _client: ApiClient,
+) -> Result<HttpResponse, AppError> {
+    let task = task(&state, &path)?;
+    let request = Params::from_pairs(query_pairs(&req)?)?.parse(Format::Jsonl)?;
+    Ok(export_response(&state.db, &task, request))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotBody {
+    name: String,
+    format: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    source: Option<String>,
+    kind: Option<String>,
+    include: Option<String>,
+}
+
+/// `POST /api/v1/tasks/{task}/datasets` `{"name": …, filters…}`: 201 with
+/// the snapshot's record.
+pub async fn snapshot_create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    client: ApiClient,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    let task = task(&state, &path)?;
+    let bytes = super::body::read(&req, payload, 64 * 1024).await?;
+    let value = super::body::parse_json(&bytes)?;
+    let body: SnapshotBody = serde_json::from_value(value)
+        .map_err(|e| AppError::invalid("invalid_body", "body", e.to_string()))?;
+    let params = Params {
+        format: body.format,
+        since: body.since,
+        until: body.until,
+        source: body.source,
+        kind: body.kind,
+        include: body.include,
+        after: None,
+    };
+    let request = params.parse(Format::Jsonl)?;
+    let row = snapshot::create(
+        &state.db,
+        &state.settings.datasets.dir,
+        &task,
+        body.name,
+        request,
+        format!("token:{}", client.0),
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(SnapshotDoc::from(&row)))
+}
+
+#[derive(Serialize)]
+struct SnapshotList {
+    datasets: Vec<SnapshotDoc>,
+}
+
+/// `GET /api/v1/tasks/{task}/datasets`
+pub async fn snapshot_list(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    _client: ApiClient,
+) -> Result<HttpResponse, AppError> {
+    let task = task(&state, &path)?.name().to_string();
+    let rows = state
+        .db
+        .read(move |conn| Ok::<_, AppError>(snapshots::list(conn, Some(&task))?))
+        .await?;
+    Ok(HttpResponse::Ok().json(SnapshotList {
+        datasets: rows.iter().map(SnapshotDoc::from).collect(),
+    }))
+}
+
+/// The snapshot a `{task}/{name}` path names.
+async fn find(
+    state: &AppState,
+    path: web::Path<(String, String)>,
+) -> Result<SnapshotRow, AppError> {
+    let (task_name, name) = path.into_inner();
+    let task = task(state, &task_name)?.name().to_string();
+    state
+        .db
+        .read(move |conn| snapshots::find(conn, &task, &name)?.ok_or(AppError::NotFound))
+        .await
+}
+
+/// `GET /api/v1/tasks/{task}/datasets/{name}`
+pub async fn snapshot_get(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    _client: ApiClient,
+) -> Result<HttpResponse, AppError> {
+    let row = find(&state, path).await?;
+    Ok(HttpResponse::Ok().json(SnapshotDoc::from(&row)))
+}
+
+/// `GET /api/v1/tasks/{task}/datasets/{name}/file`
+pub async fn snapshot_file(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    _client: ApiClient,
+) -> Result<HttpResponse, AppError> {
+    let row = find(&state, path).await?;
+    Ok(file_response(&row))
+}

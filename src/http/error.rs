@@ -1,0 +1,219 @@
+//! One error type for request handlers, with stable machine-readable codes.
+//! Internal detail is logged, never sent to the client.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A field of the request is wrong; `code` says how.
+    #[error("{message}")]
+    InvalidInput {
+        code: &'static str,
+        field: String,
+        message: String,
+    },
+    #[error("the body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("the body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("no task named {0:?}")]
+    UnknownTask(String),
+    #[error("no item {id:?} in task {task:?}")]
+    ItemNotFound { task: String, id: String },
+    #[error("a valid API token is needed: send Authorization: Bearer <token>")]
+    Unauthorized,
+    #[error("{message}")]
+    Conflict { field: String, message: String },
+    /// A named thing that must not be overwritten exists already.
+    #[error("{message}")]
+    AlreadyExists { field: String, message: String },
+    #[error("not found")]
+    NotFound,
+    #[error("the service is unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn invalid(
+        code: &'static str,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        AppError::InvalidInput {
+            code,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::InvalidInput { code, .. } => code,
+            AppError::MalformedJson(_) => "malformed_json",
+            AppError::PayloadTooLarge { .. } => "payload_too_large",
+            AppError::UnknownTask(_) => "unknown_task",
+            AppError::ItemNotFound { .. } => "item_not_found",
+            AppError::Unauthorized => "unauthorized",
+            AppError::Conflict { .. } => "idempotency_conflict",
+            AppError::AlreadyExists { .. } => "already_exists",
+            AppError::NotFound => "not_found",
+            AppError::Unavailable(_) => "unavailable",
+            AppError::Internal(_) => "internal",
+        }
+    }
+
+    /// Prefixes the field with where it sits, e.g. `items[3].`.
+    pub fn within(self, prefix: &str) -> Self {
+        match self {
+            AppError::InvalidInput {
+                code,
+                field,
+                message,
+            } => AppError::InvalidInput {
+                code,
+                field: format!("{prefix}{field}"),
+                message,
+            },
+            AppError::Conflict { field, message } => AppError::Conflict {
+                field: format!("{prefix}{field}"),
+                message,
+            },
+            other => other,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::InvalidInput { .. } | AppError::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnknownTask(_) | AppError::ItemNotFound { .. } | AppError::NotFound => {
+                StatusCode::NOT_FOUND
+            }
+            AppError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AppError::Conflict { .. } | AppError::AlreadyExists { .. } => StatusCode::CONFLICT,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let message = match self {
+            AppError::Internal(detail) | AppError::Unavailable(detail) => {
+                tracing::error!(error = %detail, code = self.code(), "request failed");
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    "the service is unavailable; try again".to_string()
+                } else {
+                    "internal error; the details are in the server log".to_string()
+                }
+            }
+            other => other.to_string(),
+        };
+        let field = match self {
+            AppError::InvalidInput { field, .. }
+            | AppError::Conflict { field, .. }
+            | AppError::AlreadyExists { field, .. } => Some(field.as_str()),
+            _ => None,
+        };
+        let mut response = HttpResponse::build(status);
+        if status == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        response.json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message,
+                field,
+            },
+        })
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            // Only another instance writing the same key at the same moment
+            // gets here (one instance serialises its writes).
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => AppError::Conflict {
+                field: "id".into(),
+                message: "an item with this id was submitted at the same moment; send it again to get the stored result".into(),
+            },
+            e => AppError::Internal(format!("database: {e}")),
+        }
+    }
+}
+
+impl From<crate::db::DbError> for AppError {
+    fn from(e: crate::db::DbError) -> Self {
+        use crate::db::DbError;
+        match e {
+            DbError::Query(e) => AppError::from(e),
+            DbError::Busy(detail) | DbError::Closed(detail) => AppError::Unavailable(detail),
+        }
+    }
+}
+
+impl From<crate::scoring::ScoringError> for AppError {
+    fn from(e: crate::scoring::ScoringError) -> Self {
+        use crate::scoring::ScoringError;
+        match e {
+            ScoringError::Invalid {
+                problem,
+                field,
+                message,
+            } => AppError::InvalidInput {
+                code: problem.code(),
+                field,
+                message,
+            },
+            ScoringError::Conflict { field, message } => AppError::Conflict { field, message },
+            ScoringError::Database(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::export::ExportError> for AppError {
+    fn from(e: crate::export::ExportError) -> Self {
+        use crate::export::ExportError;
+        match e {
+            ExportError::UnknownParameter { ref name } => AppError::InvalidInput {
+                code: e.code(),
+                field: name.clone(),
+                message: e.to_string(),
+            },
+            ExportError::InvalidValue { field, message } => AppError::InvalidInput {
+                code: "invalid_value",
+                field: field.into(),
+                message,
+            },
+            ExportError::SnapshotExists { .. } | ExportError::SnapshotFileExists { .. } => {
+                AppError::AlreadyExists {
+                    field: "name".into(),
+                    message: e.to_string(),
+                }
+            }
+            ExportError::Io { .. } => AppError::Internal(e.to_string()),
+            ExportError::Db(e) => AppError::from(e),
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! The state every request handler may use, built by `startup`.
+
+use std::sync::Arc;
+
+use crate::config::Settings;
+use crate::db::Db;
+use crate::tasks::Registry;
+use crate::tokens::TokenCache;
+
+/// Everything a request handler may use.
+pub struct AppState {
+    pub db: Db,
+    pub tasks: Arc<Registry>,
+    pub tokens: TokenCache,
+    pub sign_in_limiter: super::web::ratelimit::SignInLimiter,
+    /// The mail server, when `[smtp]` is configured.
+    pub mailer: Option<std::sync::Arc<crate::mail::Mailer>>,
+    pub settings: Settings,
+}

@@ -1,0 +1,162 @@
+//! Admin pages. Every handler checks the role on the server.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use super::session::{CsrfForm, SignedIn};
+use super::{redirect, render, WebError};
+use crate::accounts::{self, AccountError};
+use crate::http::state::AppState;
+
+pub struct UserRow {
+    pub name: String,
+    pub role: String,
+    pub disabled: bool,
+    pub tasks: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/users.html")]
+struct UsersPage {
+    user: String,
+    csrf: String,
+    users: Vec<UserRow>,
+    tasks: Vec<String>,
+    message: Option<String>,
+}
+
+async fn users_page(
+    state: &AppState,
+    signed_in: &SignedIn,
+    status: StatusCode,
+    message: Option<String>,
+) -> Result<HttpResponse, WebError> {
+    let users = state
+        .db
+        .read(|conn| {
+            let mut rows = Vec::new();
+            for (name, role, disabled) in accounts::list(conn)? {
+                let tasks = accounts::tasks_of(conn, &name)?.join(", ");
+                rows.push(UserRow {
+                    name,
+                    role,
+                    disabled,
+                    tasks,
+                });
+            }
+            Ok::<_, crate::db::DbError>(rows)
+        })
+        .await?;
+    Ok(render(
+        status,
+        &UsersPage {
+            user: signed_in.user.name.clone(),
+            csrf: signed_in.csrf.clone(),
+            users,
+            tasks: state.tasks.all().map(|t| t.name().to_string()).collect(),
+            message,
+        },
+    ))
+}
+
+pub async fn users(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+) -> Result<HttpResponse, WebError> {
+    signed_in.require_admin()?;
+    users_page(&state, &signed_in, StatusCode::OK, None).await
+}
+
+#[derive(Deserialize)]
+pub struct AddUserForm {
+    csrf: String,
+    name: String,
+    role: String,
+    password: String,
+    /// Comma-separated task names.
+    #[serde(default)]
+    tasks: String,
+}
+
+pub async fn add_user(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    form: web::Form<AddUserForm>,
+) -> Result<HttpResponse, WebError> {
+    signed_in.require_admin()?;
+    signed_in.check_csrf(&form.csrf)?;
+    let form = form.into_inner();
+    let tasks: Vec<String> = form
+        .tasks
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(String::from)
+        .collect();
+    let problem = match accounts::parse_role(&form.role) {
+        Err(e) => Some(e),
+        Ok(_) => tasks
+            .iter()
+            .find(|t| state.tasks.get(t).is_none())
+            .map(|t| format!("There is no task named {t:?}.")),
+    };
+    if let Some(problem) = problem {
+        return users_page(&state, &signed_in, StatusCode::BAD_REQUEST, Some(problem)).await;
+    }
+    let role = accounts::parse_role(&form.role).expect("checked above");
+    let actor = signed_in.user.name.clone();
+    let name = form.name.trim().to_string();
+    // argon2 is slow on purpose: the service hashes on the blocking pool,
+    // then writes through the writer.
+    let added = accounts::add(&state.db, name, form.password, role, tasks, actor).await;
+    match added {
+        Ok(()) => Ok(redirect("/admin/users")),
+        Err(e) if e.is_refusal() => {
+            users_page(
+                &state,
+                &signed_in,
+                StatusCode::BAD_REQUEST,
+                Some(e.to_string()),
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn set_disabled(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    path: web::Path<(String, String)>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, WebError> {
+    signed_in.require_admin()?;
+    signed_in.check_csrf(&form.csrf)?;
+    let (name, action) = path.into_inner();
+    let disabled = match action.as_str() {
+        "disable" => true,
+        "enable" => false,
+        _ => return Err(WebError::Forbidden("Unknown action.")),
+    };
+    if disabled && name == signed_in.user.name {
+        return users_page(
+            &state,
+            &signed_in,
+            StatusCode::BAD_REQUEST,
+            Some("You cannot disable yourself.".into()),
+        )
+        .await;
+    }
+    let actor = signed_in.user.name.clone();
+    state
+        .db
+        .write(move |conn| accounts::set_disabled(conn, &name, disabled, &actor))
+        .await
+        .map_err(|e| match e {
+            AccountError::UnknownUser(_) => WebError::NotFound("There is no such user."),
+            other => other.into(),
+        })?;
+    Ok(redirect("/admin/users"))
+}

@@ -1,0 +1,268 @@
+//! Admin pages for the data that trains models: label downloads, dataset
+//! snapshots, and the model versions with the snapshot each was trained on.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use super::session::SignedIn;
+use super::{redirect, render, WebError};
+use crate::export::snapshot::{self, SnapshotRow};
+use crate::export::{Format, Params};
+use crate::http::download::{export_response, file_response, query_pairs};
+use crate::http::error::AppError;
+use crate::http::state::AppState;
+use crate::store::snapshots;
+use crate::tasks::TaskRuntime;
+
+/// The task a path names.
+fn task(state: &AppState, name: &str) -> Result<std::sync::Arc<TaskRuntime>, AppError> {
+    state
+        .tasks
+        .get(name)
+        .cloned()
+        .ok_or_else(|| AppError::UnknownTask(name.to_string()))
+}
+
+/// The reason for a refused request, shown to an admin (their own input).
+fn refused(e: AppError) -> Result<String, WebError> {
+    match e {
+        AppError::InvalidInput { message, .. } | AppError::AlreadyExists { message, .. } => {
+            Ok(message)
+        }
+        AppError::UnknownTask(task) => Ok(format!("There is no task named {task:?}.")),
+        other => Err(other.into()),
+    }
+}
+
+/// `GET /admin/export/{task}?format=…`: the labels as a download.
+pub async fn download(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    path: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    signed_in.require_admin()?;
+    let request =
+        query_pairs(&req).and_then(|pairs| Ok(Params::from_pairs(pairs)?.parse(Format::Csv)?));
+    let task = task(&state, &path);
+    match (task, request) {
+        (Ok(task), Ok(request)) => Ok(export_response(&state.db, &task, request)),
+        (Err(e), _) | (_, Err(e)) => models_page(&state, &signed_in, Some(refused(e)?)).await,
+    }
+}
+
+pub struct VersionRow {
+    pub version: String,
+    pub state: &'static str,
+    pub created_at: String,
+    pub rows: usize,
+    pub accuracy: String,
+    pub roc_auc: String,
+    pub data_sha256: String,
+    /// The snapshot whose hash the card cites, if one is recorded.
+    pub snapshot: Option<String>,
+}
+
+pub struct TaskModels {
+    pub task: String,
+    pub versions: Vec<VersionRow>,
+    pub snapshots: Vec<SnapshotView>,
+}
+
+pub struct SnapshotView {
+    pub name: String,
+    pub format: String,
+    pub rows: i64,
+    pub sha256: String,
+    pub filters: String,
+    pub created_at: String,
+    pub created_by: String,
+}
+
+impl From<&SnapshotRow> for SnapshotView {
+    fn from(r: &SnapshotRow) -> Self {
+        SnapshotView {
+            name: r.name.clone(),
+            format: r.format.clone(),
+            rows: r.row_count,
+            sha256: r.sha256.clone(),
+            filters: describe_filters(&r.filters),
+            created_at: crate::domain::rfc3339(&r.created_at),
+            created_by: r.created_by.clone(),
+        }
+    }
+}
+
+/// `{"source":"human","kind":"all",…}` as `source=human` (defaults left out).
+fn describe_filters(json: &str) -> String {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str(json) else {
+        return String::new();
+    };
+    let parts: Vec<String> = map
+        .iter()
+        .filter(|(_, v)| !matches!(v, serde_json::Value::Null | serde_json::Value::Bool(false)))
+        .filter(|(_, v)| v.as_str() != Some("all"))
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => format!("{k}={s}"),
+            other => format!("{k}={other}"),
+        })
+        .collect();
+    if parts.is_empty() {
+        "all labels".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/models.html")]
+struct ModelsPage {
+    user: String,
+    csrf: String,
+    tasks: Vec<TaskModels>,
+    message: Option<String>,
+}
+
+async fn models_page(
+    state: &AppState,
+    signed_in: &SignedIn,
+    message: Option<String>,
+) -> Result<HttpResponse, WebError> {
+    let names: Vec<String> = state.tasks.all().map(|t| t.name().to_string()).collect();
+    let models_dir = state.settings.models.dir.clone();
+    let tasks = state
+        .db
+        .read(move |conn| {
+            let snapshots = snapshots::list(conn, None)?;
+            let mut tasks = Vec::new();
+            for task in names {
+                let deployment = crate::tasks::current_live(conn, &task)?;
+                let mut versions: Vec<VersionRow> = crate::ml::versions_on_disk(&models_dir, &task)
+                    .iter()
+                    .filter_map(|dir| {
+                        crate::ml::ModelCard::read(&dir.join(crate::ml::CARD_FILE)).ok()
+                    })
+                    .map(|card| VersionRow {
+                        state: if deployment.as_deref() == Some(card.version.as_str()) {
+                            "live"
+                        } else {
+                            ""
+                        },
+                        snapshot: card.training.snapshot.clone().or_else(|| {
+                            snapshots
+                                .iter()
+                                .find(|s| s.task == task && s.sha256 == card.training.data_sha256)
+                                .map(|s| s.name.clone())
+                        }),
+                        version: card.version,
+                        created_at: card.created_at,
+                        rows: card.training.rows,
+                        accuracy: format!("{:.3}", card.metrics.accuracy),
+                        roc_auc: format!("{:.3}", card.metrics.roc_auc),
+                        data_sha256: card.training.data_sha256,
+                    })
+                    .collect();
+                versions.reverse();
+                tasks.push(TaskModels {
+                    snapshots: snapshots
+                        .iter()
+                        .filter(|s| s.task == task)
+                        .map(SnapshotView::from)
+                        .collect(),
+                    task,
+                    versions,
+                });
+            }
+            Ok::<_, crate::db::DbError>(tasks)
+        })
+        .await?;
+    let status = if message.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    Ok(render(
+        status,
+        &ModelsPage {
+            user: signed_in.user.name.clone(),
+            csrf: signed_in.csrf.clone(),
+            tasks,
+            message,
+        },
+    ))
+}
+
+/// `GET /admin/models`: versions, their training data, the snapshots.
+pub async fn models(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+) -> Result<HttpResponse, WebError> {
+    signed_in.require_admin()?;
+    models_page(&state, &signed_in, None).await
+}
+
+#[derive(Deserialize)]
+pub struct SnapshotForm {
+    csrf: String,
+    name: String,
+    format: String,
+    source: String,
+    kind: String,
+}
+
+/// `POST /admin/datasets/{task}`: takes a snapshot.
+pub async fn take_snapshot(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    path: web::Path<String>,
+    form: web::Form<SnapshotForm>,
+) -> Result<HttpResponse, WebError> {
+    signed_in.require_admin()?;
+    signed_in.check_csrf(&form.csrf)?;
+    let form = form.into_inner();
+    let params = Params {
+        format: Some(form.format),
+        source: Some(form.source),
+        kind: Some(form.kind),
+        ..Params::default()
+    };
+    let result = async {
+        let task = task(&state, &path)?;
+        let request = params.parse(Format::Jsonl)?;
+        let row = snapshot::create(
+            &state.db,
+            &state.settings.datasets.dir,
+            &task,
+            form.name.trim().to_string(),
+            request,
+            signed_in.user.name.clone(),
+        )
+        .await?;
+        Ok::<_, AppError>(row)
+    }
+    .await;
+    match result {
+        Ok(_) => Ok(redirect("/admin/models")),
+        Err(e) => models_page(&state, &signed_in, Some(refused(e)?)).await,
+    }
+}
+
+/// `GET /admin/datasets/{task}/{name}`: the snapshot's file.
+pub async fn snapshot_file(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, WebError> {
+    signed_in.require_admin()?;
+    let (task, name) = path.into_inner();
+    let row = state
+        .db
+        .read(move |conn| Ok::<_, crate::db::DbError>(snapshots::find(conn, &task, &name)?))
+        .await?;
+    match row {
+        Some(row) => Ok(file_response(&row)),
+        None => Ok(super::not_found_page()),
+    }
+}

@@ -1,0 +1,203 @@
+//! The web UI: server-rendered askama pages, sessions, CSRF on every form.
+
+mod admin;
+mod alerts;
+mod browse;
+mod datasets;
+mod home;
+mod outbox;
+pub mod ratelimit;
+mod review;
+pub mod session;
+mod signin;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpResponse, ResponseError};
+use askama::Template;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(home::page))
+        .route("/sign-in", web::get().to(signin::form))
+        .route("/sign-in", web::post().to(signin::submit))
+        .route("/sign-out", web::post().to(signin::sign_out))
+        .route("/review/{task}", web::get().to(review::next))
+        .route("/review/{task}/undo", web::post().to(review::undo))
+        .route("/review/{task}/{item}/label", web::post().to(review::label))
+        .route("/review/{task}/{item}/skip", web::post().to(review::skip))
+        .route("/review/{task}/{item}/renew", web::post().to(review::renew))
+        .route("/admin/items", web::get().to(browse::list))
+        .route("/admin/items/{task}/{id}", web::get().to(browse::item))
+        .route("/admin/reviewers", web::get().to(browse::reviewers))
+        .route("/admin/models", web::get().to(datasets::models))
+        .route("/admin/export/{task}", web::get().to(datasets::download))
+        .route(
+            "/admin/datasets/{task}",
+            web::post().to(datasets::take_snapshot),
+        )
+        .route(
+            "/admin/datasets/{task}/{name}",
+            web::get().to(datasets::snapshot_file),
+        )
+        .route("/admin/alerts", web::get().to(alerts::page))
+        .route("/admin/outbox", web::get().to(outbox::page))
+        .route("/admin/outbox/{id}/retry", web::post().to(outbox::retry))
+        .route("/admin/users", web::get().to(admin::users))
+        .route("/admin/users", web::post().to(admin::add_user))
+        .route(
+            "/admin/users/{name}/{action}",
+            web::post().to(admin::set_disabled),
+        )
+        .route("/static/{file}", web::get().to(asset));
+}
+
+/// Renders a template into a response with `status`.
+pub fn render<T: Template>(status: StatusCode, template: &T) -> HttpResponse {
+    match template.render() {
+        Ok(html) => HttpResponse::build(status)
+            .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header(("x-frame-options", "DENY"))
+            .insert_header((
+                "content-security-policy",
+                "default-src 'self'; frame-ancestors 'none'",
+            ))
+            .body(html),
+        Err(e) => {
+            tracing::error!(error = %e, "template failed");
+            WebError::Internal.error_response()
+        }
+    }
+}
+
+/// The web UI's page for a path that does not exist.
+pub fn not_found_page() -> HttpResponse {
+    render(
+        StatusCode::NOT_FOUND,
+        &ErrorPage {
+            title: "Not found",
+            message: "There is no page at this address.".to_string(),
+        },
+    )
+}
+
+pub fn redirect(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to))
+        .finish()
+}
+
+/// Errors of the web UI, answered with HTML pages (or a redirect to sign in).
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("sign in first")]
+    SignInRequired,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// A missing item, task, user or page: a 404 page saying what is missing.
+    #[error("{0}")]
+    NotFound(&'static str),
+    #[error("too many attempts")]
+    TooManyAttempts { minutes: u64 },
+    #[error("internal error")]
+    Internal,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: String,
+}
+
+impl ResponseError for WebError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            WebError::SignInRequired => StatusCode::SEE_OTHER,
+            WebError::Forbidden(_) => StatusCode::FORBIDDEN,
+            WebError::NotFound(_) => StatusCode::NOT_FOUND,
+            WebError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            WebError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (title, message) = match self {
+            WebError::SignInRequired => return redirect("/sign-in"),
+            WebError::Forbidden(why) => ("Not allowed", why.to_string()),
+            WebError::NotFound(what) => ("Not found", what.to_string()),
+            WebError::TooManyAttempts { minutes } => (
+                "Too many attempts",
+                format!("Too many failed sign-ins. Try again in {minutes} minutes."),
+            ),
+            WebError::Internal => (
+                "Something went wrong",
+                "The details are in the server log.".to_string(),
+            ),
+        };
+        render(self.status_code(), &ErrorPage { title, message })
+    }
+}
+
+impl From<crate::http::error::AppError> for WebError {
+    fn from(e: crate::http::error::AppError) -> Self {
+        use crate::http::error::AppError;
+        match e {
+            AppError::UnknownTask(_) => WebError::NotFound("There is no such task."),
+            AppError::ItemNotFound { .. } => WebError::NotFound("There is no such item."),
+            AppError::NotFound => WebError::NotFound("There is nothing here."),
+            e => {
+                // The detail goes to the log with the request's span; the
+                // page says only that something went wrong.
+                tracing::error!(error = %e, code = e.code(), "web request failed");
+                WebError::Internal
+            }
+        }
+    }
+}
+
+const CSS: &str = include_str!("../../../static/verdict.css");
+const REVIEW_JS: &str = include_str!("../../../static/review.js");
+
+/// Assets are built into the binary: one file to deploy, no CDN.
+async fn asset(path: web::Path<String>) -> HttpResponse {
+    match path.as_str() {
+        "verdict.css" => HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, "text/css; charset=utf-8"))
+            .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+            .body(CSS),
+        "review.js" => HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, "text/javascript; charset=utf-8"))
+            .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+            .body(REVIEW_JS),
+        _ => HttpResponse::NotFound().finish(),
+    }
+}
+
+impl From<crate::db::DbError> for WebError {
+    fn from(e: crate::db::DbError) -> Self {
+        tracing::error!(error = %e, "web request failed");
+        WebError::Internal
+    }
+}
+
+impl From<crate::accounts::AccountError> for WebError {
+    fn from(e: crate::accounts::AccountError) -> Self {
+        tracing::error!(error = %e, code = e.code(), "web request failed");
+        WebError::Internal
+    }
+}
+
+impl From<crate::review::ReviewError> for WebError {
+    fn from(e: crate::review::ReviewError) -> Self {
+        use crate::review::ReviewError;
+        match e {
+            ReviewError::UnknownLabel(_) => {
+                WebError::Forbidden("That is not a label of this task.")
+            }
+            e => {
+                tracing::error!(error = %e, code = e.code(), "review request failed");
+                WebError::Internal
+            }
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! The review page: one item at a time, everything needed to decide, a label
+//! in one action. Works with plain form posts; the next item follows each
+//! label.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use super::session::{CsrfForm, SignedIn};
+use super::{not_found_page, redirect, render, WebError};
+use crate::domain::{QueueKind, VerdictBasis};
+use crate::http::state::AppState;
+use crate::items::{self, PredictionDoc};
+use crate::ml::LoadedModel;
+use crate::review::{self, Claim, Label, Outcome, ReviewError, Rules};
+use crate::tasks::TaskRuntime;
+
+pub struct FeatureRow {
+    pub name: String,
+    pub value: String,
+    pub reference: String,
+    /// Outside the training data's range: the reviewer sees drift.
+    pub outside: bool,
+}
+
+pub struct LabelButton {
+    pub key: usize,
+    pub label: String,
+}
+
+pub struct Suggestion {
+    pub label: String,
+    pub confidence: String,
+    pub probabilities: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "review/item.html")]
+struct ReviewPage {
+    user: String,
+    csrf: String,
+    task: String,
+    item_id: String,
+    created_at: String,
+    deadline: String,
+    lease_seconds: i64,
+    features: Vec<FeatureRow>,
+    suggestion: Option<Suggestion>,
+    labels: Vec<LabelButton>,
+    shown_at: i64,
+    notice: Option<&'static str>,
+}
+
+#[derive(Template)]
+#[template(path = "review/empty.html")]
+struct EmptyPage {
+    user: String,
+    csrf: String,
+    task: String,
+    notice: Option<&'static str>,
+}
+
+fn task_for(
+    state: &AppState,
+    signed_in: &SignedIn,
+    name: &str,
+) -> Result<std::sync::Arc<TaskRuntime>, WebError> {
+    let task = state
+        .tasks
+        .get(name)
+        .cloned()
+        .ok_or(WebError::NotFound("There is no such task."))?;
+    if !signed_in.user.may_work(task.name()) {
+        return Err(WebError::Forbidden("You may not work this task's queue."));
+    }
+    Ok(task)
+}
+
+/// The common start of every review post: the CSRF token, the permission,
+/// and the task and reviewer names the write needs.
+fn posted(
+    state: &AppState,
+    signed_in: &SignedIn,
+    csrf: &str,
+    task_name: &str,
+) -> Result<(std::sync::Arc<TaskRuntime>, String, String), WebError> {
+    signed_in.check_csrf(csrf)?;
+    let task = task_for(state, signed_in, task_name)?;
+    let (name, who) = (task.name().to_string(), signed_in.user.name.clone());
+    Ok((task, name, who))
+}
+
+fn features(model: Option<&LoadedModel>, input: &str) -> Vec<FeatureRow> {
+    let values: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(input).unwrap_or_default();
+    match model {
+        Some(model) => model
+            .card
+            .features
+            .iter()
+            .map(|spec| {
+                let value = values.get(&spec.name).and_then(|v| v.as_f64());
+                let (lo, hi) = (spec.reference.min(), spec.reference.max());
+                FeatureRow {
+                    name: spec.name.clone(),
+                    value: value.map_or("–".into(), |v| format!("{v}")),
+                    reference: format!("{} – {}", short(lo), short(hi)),
+                    outside: value.is_some_and(|v| v < lo || v > hi),
+                }
+            })
+            .collect(),
+        None => values
+            .iter()
+            .map(|(name, v)| FeatureRow {
+                name: name.clone(),
+                value: v.to_string(),
+                reference: "–".into(),
+                outside: false,
+            })
+            .collect(),
+    }
+}
+
+fn short(v: f64) -> String {
+    format!("{:.4}", v)
+        .trim_end_matches('0')
+        .trim_end_matches('.')
+        .to_string()
+}
+
+#[derive(Deserialize)]
+pub struct Notice {
+    notice: Option<String>,
+    /// `adjudication` (admins): ties between reviewers.
+    queue: Option<String>,
+}
+
+fn notice_text(notice: &Notice) -> Option<&'static str> {
+    match notice.notice.as_deref() {
+        Some("stale") => Some("Your claim on the last item had expired and passed to someone else, so nothing was saved. Here is the next item."),
+        Some("expired") => Some("Your claim on the last item had expired, so nothing was saved; the item went back to the queue."),
+        Some("not-claimed") => Some("You held no live claim on the last item, so nothing was saved."),
+        Some("already-labelled") => Some("You had already labelled that item, so nothing more was saved."),
+        Some("skipped") => Some("Skipped: the item went back to the queue."),
+        Some("undone") => Some("Your last label was taken back: label this item again."),
+        Some("nothing-to-undo") => Some("There is no label of yours from the last 30 seconds to take back."),
+        _ => None,
+    }
+}
+
+/// Resumes the reviewer's claimed item or claims the next one.
+pub async fn next(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    path: web::Path<String>,
+    notice: web::Query<Notice>,
+) -> Result<HttpResponse, WebError> {
+    let task = task_for(&state, &signed_in, &path)?;
+    let kind = match notice.queue.as_deref() {
+        Some("adjudication") if signed_in.user.role == crate::domain::Role::Admin => {
+            QueueKind::Adjudication
+        }
+        Some("adjudication") => return Err(WebError::Forbidden("Only admins adjudicate.")),
+        _ => QueueKind::Review,
+    };
+    let (name, who) = (task.name().to_string(), signed_in.user.name.clone());
+    let order = task.config.queue_order;
+    let claim: Option<Claim> = state
+        .db
+        .write(move |conn| {
+            review::resume_or_claim(conn, kind, order, &name, &who, review::DEFAULT_LEASE)
+        })
+        .await?;
+    let notice = notice_text(&notice);
+    let Some(claim) = claim else {
+        return Ok(render(
+            StatusCode::OK,
+            &EmptyPage {
+                user: signed_in.user.name.clone(),
+                csrf: signed_in.csrf.clone(),
+                task: task.name().to_string(),
+                notice,
+            },
+        ));
+    };
+    let model = task.live();
+    let item = claim.item.clone();
+    // The model's view, unless the item is blind (shadow, audit, failures).
+    let suggestion = if item.blind {
+        None
+    } else {
+        let doc = state
+            .db
+            .read(move |conn| {
+                Ok::<_, crate::db::DbError>(items::docs_for(conn, std::slice::from_ref(&item))?)
+            })
+            .await?
+            .pop();
+        doc.and_then(|d| d.prediction)
+            .map(|p: PredictionDoc| Suggestion {
+                label: p.label,
+                confidence: format!("{:.1} %", p.confidence * 100.0),
+                probabilities: p
+                    .probabilities
+                    .into_iter()
+                    .map(|(l, v)| (l, format!("{:.1} %", v * 100.0)))
+                    .collect(),
+            })
+    };
+    let labels = model
+        .as_ref()
+        .map(|m| m.card.labels.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, label)| LabelButton { key: i + 1, label })
+        .collect();
+    let at = crate::domain::now();
+    Ok(render(
+        StatusCode::OK,
+        &ReviewPage {
+            user: signed_in.user.name.clone(),
+            csrf: signed_in.csrf.clone(),
+            task: task.name().to_string(),
+            item_id: claim.item.id.clone(),
+            created_at: crate::domain::rfc3339(&claim.item.created_at),
+            deadline: claim
+                .item
+                .sla_deadline
+                .map(|d| crate::domain::rfc3339(&d))
+                .unwrap_or_else(|| "–".into()),
+            lease_seconds: (claim.lease_expires_at - at).num_seconds().max(0),
+            features: features(model.as_deref(), &claim.item.input),
+            suggestion,
+            labels,
+            shown_at: at.and_utc().timestamp_millis(),
+            notice,
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct LabelForm {
+    csrf: String,
+    label: String,
+    #[serde(default)]
+    comment: String,
+    shown_at: i64,
+}
+
+pub async fn label(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    path: web::Path<(String, String)>,
+    form: web::Form<LabelForm>,
+) -> Result<HttpResponse, WebError> {
+    let (task_name, item_id) = path.into_inner();
+    let (task, name, who) = posted(&state, &signed_in, &form.csrf, &task_name)?;
+    let rules = Rules {
+        labels: task
+            .live()
+            .map(|m| m.card.labels.clone())
+            .unwrap_or_default(),
+        reviews_required: task.config.reviews_required,
+        callback_url: task.config.callback_url.clone(),
+    };
+    let form = form.into_inner();
+    let now_ms = crate::domain::now().and_utc().timestamp_millis();
+    let label = Label {
+        label: form.label,
+        comment: Some(form.comment.trim().to_string()).filter(|c| !c.is_empty()),
+        seconds_spent: ((now_ms - form.shown_at).max(0) as f64 / 1000.0).min(86_400.0),
+    };
+    let result = state
+        .db
+        .write(move |conn| review::submit(conn, &name, &rules, &item_id, &who, &label))
+        .await;
+    match result {
+        // An adjudicator goes on with the next tie.
+        Ok(Outcome::Decided {
+            basis: VerdictBasis::Adjudication,
+            ..
+        }) => Ok(redirect(&format!(
+            "/review/{}?queue=adjudication",
+            task.name()
+        ))),
+        Ok(_) => Ok(redirect(&format!("/review/{}", task.name()))),
+        Err(e) => refused(&task, e),
+    }
+}
+
+/// The page a refused label or skip leads to: the queue with a notice
+/// saying what happened to the claim; a 404 for an unknown item; an error
+/// page (the detail only in the log) when the database failed.
+fn refused(task: &TaskRuntime, e: ReviewError) -> Result<HttpResponse, WebError> {
+    let notice = match e {
+        ReviewError::StaleLease => "stale",
+        ReviewError::LeaseExpired => "expired",
+        ReviewError::NotClaimed => "not-claimed",
+        ReviewError::AlreadyLabelled => "already-labelled",
+        ReviewError::UnknownItem { .. } => return Ok(not_found_page()),
+        other => return Err(other.into()),
+    };
+    Ok(redirect(&format!(
+        "/review/{}?notice={notice}",
+        task.name()
+    )))
+}
+
+pub async fn skip(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    path: web::Path<(String, String)>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, WebError> {
+    let (task_name, item_id) = path.into_inner();
+    let (task, name, who) = posted(&state, &signed_in, &form.csrf, &task_name)?;
+    let skipped = state
+        .db
+        .write(move |conn| review::skip(conn, &name, &item_id, &who))
+        .await;
+    match skipped {
+        Ok(()) => Ok(redirect(&format!("/review/{}?notice=skipped", task.name()))),
+        Err(e) => refused(&task, e),
+    }
+}
+
+/// Extends the reviewer's lease; answers JSON `{"seconds": left}` for the
+/// page's countdown, 409 when the claim is gone.
+pub async fn renew(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    path: web::Path<(String, String)>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, WebError> {
+    let (task_name, item_id) = path.into_inner();
+    let (_, name, who) = posted(&state, &signed_in, &form.csrf, &task_name)?;
+    let renewed = state
+        .db
+        .write(move |conn| review::renew(conn, &name, &item_id, &who, review::DEFAULT_LEASE))
+        .await;
+    Ok(match renewed {
+        Ok(expires) => HttpResponse::Ok().json(serde_json::json!({
+            "seconds": (expires - crate::domain::now()).num_seconds().max(0)
+        })),
+        Err(e) => {
+            if let ReviewError::Database(e) = &e {
+                tracing::error!(error = %e, "lease renewal failed");
+            }
+            HttpResponse::Conflict().json(serde_json::json!({"seconds": 0}))
+        }
+    })
+}
+
+/// Takes back the reviewer's last label (within 30 seconds) and shows that
+/// item again.
+pub async fn undo(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, WebError> {
+    let (task, name, who) = posted(&state, &signed_in, &form.csrf, &path)?;
+    let undone = state
+        .db
+        .write(move |conn| review::undo_last(conn, &name, &who, review::DEFAULT_LEASE))
+        .await;
+    let notice = match undone {
+        Ok(_) => "undone",
+        Err(ReviewError::NothingToUndo) => "nothing-to-undo",
+        Err(e) => return Err(e.into()),
+    };
+    Ok(redirect(&format!(
+        "/review/{}?notice={notice}",
+        task.name()
+    )))
+}

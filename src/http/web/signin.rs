@@ -1,0 +1,154 @@
+//! Signing in and out. The sign-in form carries a CSRF token bound to a
+//! short-lived cookie (there is no session yet); attempts are rate-limited
+//! per account and per address; success always starts a fresh session.
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use super::session::{self, CsrfForm, SignedIn, SESSION_COOKIE};
+use super::{redirect, render, WebError};
+use crate::crypto::{random_token, same_token};
+use crate::http::state::AppState;
+
+const SIGN_IN_COOKIE: &str = "verdict_sign_in";
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+struct SignInPage {
+    csrf: String,
+    name: String,
+    error: Option<&'static str>,
+}
+
+fn sign_in_cookie(req: &HttpRequest, token: String) -> Cookie<'static> {
+    let mut cookie = Cookie::build(SIGN_IN_COOKIE, token)
+        .path("/sign-in")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(req.connection_info().scheme() == "https")
+        .finish();
+    cookie.set_max_age(actix_web::cookie::time::Duration::hours(1));
+    cookie
+}
+
+fn page(
+    req: &HttpRequest,
+    status: StatusCode,
+    name: String,
+    error: Option<&'static str>,
+) -> HttpResponse {
+    let csrf = random_token();
+    let mut response = render(
+        status,
+        &SignInPage {
+            csrf: csrf.clone(),
+            name,
+            error,
+        },
+    );
+    let _ = response.add_cookie(&sign_in_cookie(req, csrf));
+    response
+}
+
+pub async fn form(req: HttpRequest) -> HttpResponse {
+    page(&req, StatusCode::OK, String::new(), None)
+}
+
+#[derive(Deserialize)]
+pub struct SignInForm {
+    name: String,
+    password: String,
+    csrf: String,
+}
+
+pub async fn submit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<SignInForm>,
+) -> Result<HttpResponse, WebError> {
+    let SignInForm {
+        name,
+        password,
+        csrf,
+    } = form.into_inner();
+    let expected = req.cookie(SIGN_IN_COOKIE).map(|c| c.value().to_string());
+    if !expected.is_some_and(|e| same_token(&e, &csrf)) {
+        return Err(WebError::Forbidden(
+            "This sign-in form has expired or did not come from this site. Reload the page and try again.",
+        ));
+    }
+    // The peer address, not X-Forwarded-For: a client cannot pick its own.
+    let address = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    if let Err(wait) = state.sign_in_limiter.check(&name, &address) {
+        return Err(WebError::TooManyAttempts {
+            minutes: wait.as_secs().div_ceil(60).max(1),
+        });
+    }
+    // argon2 is deliberately slow: off the async workers, and not on the writer.
+    let check_name = name.clone();
+    let user = state
+        .db
+        .read(move |conn| {
+            crate::accounts::authenticate(conn, &check_name, &password)
+                .map_err(crate::db::DbError::from)
+        })
+        .await?;
+    let Some(user) = user else {
+        state.sign_in_limiter.failed(&name, &address);
+        tracing::info!(user = %name, %address, "sign-in refused");
+        return Ok(page(
+            &req,
+            StatusCode::UNAUTHORIZED,
+            name,
+            Some("Wrong name or password."),
+        ));
+    };
+    state.sign_in_limiter.succeeded(&user.name);
+    let previous = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string());
+    let user_name = user.name.clone();
+    let id = state
+        .db
+        .write(move |conn| {
+            crate::store::audit::record(
+                conn,
+                &user_name,
+                "sign_in",
+                None,
+                Some(&user_name),
+                serde_json::json!({}),
+            )?;
+            Ok::<_, crate::db::DbError>(session::start(conn, &user_name, previous.as_deref())?)
+        })
+        .await?;
+    let mut response = redirect("/");
+    let _ = response.add_cookie(&session::cookie(&req, id, session::SESSION_HOURS));
+    let mut spent = sign_in_cookie(&req, String::new());
+    spent.make_removal();
+    let _ = response.add_cookie(&spent);
+    Ok(response)
+}
+
+pub async fn sign_out(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, WebError> {
+    signed_in.check_csrf(&form.csrf)?;
+    let id = signed_in.session_id.clone();
+    state
+        .db
+        .write(move |conn| Ok::<_, crate::db::DbError>(session::end(conn, &id)?))
+        .await?;
+    let mut response = redirect("/sign-in");
+    let mut gone = session::cookie(&req, String::new(), 0);
+    gone.make_removal();
+    let _ = response.add_cookie(&gone);
+    Ok(response)
+}

@@ -1,0 +1,357 @@
+//! The scoring path: featurise → forward → policy → persist, each stage
+//! timed. A batch is validated whole before anything runs, scored in one
+//! forward pass and written in one transaction: one bad item rejects it all.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rand::Rng;
+use serde_json::Value;
+
+use crate::db::Db;
+use crate::domain::{now, ItemId};
+use crate::domain::{ItemStatus, ReviewState, VerdictBasis, VerdictSource};
+use crate::items::{self, ItemDoc};
+use crate::policy::{decide, Decision, ModelOutcome};
+use crate::store::items::{self as store, ItemRow, PredictionRow, VerdictRow};
+use crate::tasks::TaskRuntime;
+
+mod error;
+mod featurise;
+
+pub use error::{InputProblem, ScoringError};
+pub use featurise::{featurise, is_non_finite_word, Features};
+
+/// One item as the client sent it.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    pub id: ItemId,
+    pub input: Value,
+}
+
+/// The stored result for one submitted item.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub doc: ItemDoc,
+    /// False when the id was known and the stored result is returned.
+    pub created: bool,
+}
+
+/// What the forward pass gave for one item.
+enum Scored {
+    NotRun,
+    Failed(String),
+    Probabilities(Vec<f32>),
+}
+
+fn micros(d: std::time::Duration, n: usize) -> i64 {
+    (d.as_nanos() / n.max(1) as u128 / 1000) as i64
+}
+
+/// Scores `submissions` for `task` and stores them in one transaction.
+#[tracing::instrument(skip_all, fields(task = task.name(), items = submissions.len()))]
+pub async fn submit(
+    db: &Db,
+    task: Arc<TaskRuntime>,
+    submissions: Vec<Submission>,
+    batch: bool,
+) -> Result<Vec<Outcome>, ScoringError> {
+    let n = submissions.len();
+    let model = task.live();
+    let at = |i: usize| {
+        if batch {
+            format!("items[{i}].")
+        } else {
+            String::new()
+        }
+    };
+
+    // Featurise: validate everything before anything runs.
+    let started = Instant::now();
+    let mut features = Vec::with_capacity(n);
+    for (i, s) in submissions.iter().enumerate() {
+        features.push(featurise(model.as_deref(), &s.input).map_err(|e| e.within(&at(i)))?);
+    }
+    let featurise_us = micros(started.elapsed(), n);
+
+    // Forward: one pass for the whole batch.
+    let started = Instant::now();
+    let scored: Vec<Scored> = match (&model, task.config.automation.runs_model()) {
+        (Some(model), true) => {
+            let rows: Vec<Vec<f32>> = features
+                .iter()
+                .map(|f| model.normalise(&f.values))
+                .collect();
+            match model.predict(&rows) {
+                Ok(probs) => probs.into_iter().map(Scored::Probabilities).collect(),
+                Err(e) => {
+                    tracing::error!(error = %e, "forward pass failed; items go to the queue");
+                    (0..n)
+                        .map(|_| Scored::Failed(format!("forward pass failed: {e}")))
+                        .collect()
+                }
+            }
+        }
+        (None, true) => (0..n)
+            .map(|_| Scored::Failed("no live model version".into()))
+            .collect(),
+        (_, false) => (0..n).map(|_| Scored::NotRun).collect(),
+    };
+    let forward_us = micros(started.elapsed(), n);
+
+    // Policy, and the rows to write.
+    let created_at = now();
+    let sla_deadline = created_at + chrono::Duration::minutes(i64::from(task.config.sla_minutes));
+    let mut rng = rand::rng();
+    let mut rows = Vec::with_capacity(n);
+    for ((submission, features), scored) in submissions.iter().zip(features).zip(scored) {
+        let started = Instant::now();
+        let labels = model
+            .as_ref()
+            .map(|m| m.card.labels.as_slice())
+            .unwrap_or(&[]);
+        let summary = match &scored {
+            Scored::Probabilities(p) => Some(summarise(p, labels)),
+            _ => None,
+        };
+        let outcome = match (&scored, &summary) {
+            (Scored::NotRun, _) => ModelOutcome::NotRun,
+            (Scored::Probabilities(_), Some(s)) if s.confidence.is_finite() => {
+                ModelOutcome::Scored {
+                    label: &s.label,
+                    confidence: s.confidence,
+                }
+            }
+            _ => ModelOutcome::Failed,
+        };
+        let decision = decide(&task.policy, outcome, rng.random::<f64>());
+        let policy_us = micros(started.elapsed(), 1);
+
+        let version = model.as_ref().map(|m| m.version().to_string());
+        let prediction = match (&scored, &version) {
+            (Scored::NotRun, _) | (_, None) => None,
+            (Scored::Failed(error), Some(version)) => Some(PredictionRow {
+                task: task.name().to_string(),
+                item_id: submission.id.as_str().to_string(),
+                model_version: version.clone(),
+                label: None,
+                confidence: None,
+                probabilities: None,
+                error: Some(error.clone()),
+                featurise_us,
+                forward_us,
+                policy_us,
+                created_at,
+            }),
+            (Scored::Probabilities(_), Some(version)) => {
+                let s = summary.as_ref().expect("summary of probabilities");
+                let finite = s.confidence.is_finite();
+                Some(PredictionRow {
+                    task: task.name().to_string(),
+                    item_id: submission.id.as_str().to_string(),
+                    model_version: version.clone(),
+                    label: finite.then(|| s.label.clone()),
+                    confidence: finite.then_some(s.confidence),
+                    probabilities: finite
+                        .then(|| serde_json::to_string(&s.probabilities).expect("map")),
+                    error: (!finite).then(|| "the model returned a non-finite output".to_string()),
+                    featurise_us,
+                    forward_us,
+                    policy_us,
+                    created_at,
+                })
+            }
+        };
+        let (status, reason, review_state, blind, audit) = match decision {
+            Decision::Automate { audit } => (
+                ItemStatus::Decided,
+                None,
+                if audit {
+                    ReviewState::Pending
+                } else {
+                    ReviewState::None
+                },
+                audit,
+                audit,
+            ),
+            Decision::Queue { reason, blind } => (
+                ItemStatus::Queued,
+                Some(reason),
+                ReviewState::Pending,
+                blind,
+                false,
+            ),
+        };
+        let verdict = match (decision, &summary) {
+            (Decision::Automate { .. }, Some(s)) => Some(VerdictRow {
+                task: task.name().to_string(),
+                item_id: submission.id.as_str().to_string(),
+                label: s.label.clone(),
+                source: VerdictSource::Model,
+                confidence: Some(s.confidence),
+                model_version: version.clone(),
+                decided_by: None,
+                created_at,
+                basis: Some(VerdictBasis::Model),
+            }),
+            _ => None,
+        };
+        let item = ItemRow {
+            task: task.name().to_string(),
+            id: submission.id.as_str().to_string(),
+            input: features.canonical,
+            input_sha256: features.sha256,
+            status,
+            reason,
+            review_state,
+            blind,
+            audit,
+            model_version: prediction.as_ref().map(|p| p.model_version.clone()),
+            // Only the queue orders by it; decided items keep it in the prediction.
+            margin: summary
+                .as_ref()
+                .map(|s| s.margin)
+                .filter(|m| m.is_finite() && review_state == ReviewState::Pending),
+            sla_deadline: (review_state == ReviewState::Pending).then_some(sla_deadline),
+            created_at,
+            decided_at: verdict.as_ref().map(|v| v.created_at),
+        };
+        rows.push((item, prediction, verdict));
+    }
+
+    // Persist.
+    let started = Instant::now();
+    let task_name = task.name().to_string();
+    let result = db
+        .write(move |conn| persist(conn, &task_name, rows, batch))
+        .await;
+    tracing::debug!(
+        featurise_us,
+        forward_us,
+        persist_us = micros(started.elapsed(), 1),
+        "scored"
+    );
+    result
+}
+
+struct Summary {
+    label: String,
+    confidence: f64,
+    margin: f64,
+    probabilities: BTreeMap<String, f64>,
+}
+
+fn summarise(p: &[f32], labels: &[String]) -> Summary {
+    let mut order: Vec<usize> = (0..p.len()).collect();
+    order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+    let top = p[order[0]] as f64;
+    let second = order.get(1).map(|&i| p[i] as f64).unwrap_or(0.0);
+    let any_nan = p.iter().any(|v| !v.is_finite());
+    Summary {
+        label: labels.get(order[0]).cloned().unwrap_or_default(),
+        confidence: if any_nan { f64::NAN } else { top },
+        margin: top - second,
+        probabilities: labels
+            .iter()
+            .zip(p)
+            .map(|(l, &v)| (l.clone(), v as f64))
+            .collect(),
+    }
+}
+
+type Rows = Vec<(ItemRow, Option<PredictionRow>, Option<VerdictRow>)>;
+
+/// Inside the writer's transaction: new ids are inserted; a known id with
+/// the same input returns the stored result; with another input it is a
+/// conflict and nothing of the batch is written.
+fn persist(
+    conn: &mut crate::db::DbConnection,
+    task: &str,
+    rows: Rows,
+    batch: bool,
+) -> Result<Vec<Outcome>, ScoringError> {
+    let ids: Vec<&str> = rows.iter().map(|(item, _, _)| item.id.as_str()).collect();
+    let stored = store::find_items(conn, task, &ids)?;
+    let conflict = |i: usize, id: &str| ScoringError::Conflict {
+        field: if batch {
+            format!("items[{i}].id")
+        } else {
+            "id".into()
+        },
+        message: format!("item {id:?} was submitted before with a different input"),
+    };
+
+    enum Slot {
+        New(usize),
+        Stored(String),
+        SameAsNew(usize),
+    }
+    let mut first_in_batch: HashMap<&str, usize> = HashMap::new();
+    let mut slots = Vec::with_capacity(rows.len());
+    for (i, (item, _, _)) in rows.iter().enumerate() {
+        if let Some(prev) = stored.get(&item.id) {
+            if prev.input_sha256 != item.input_sha256 {
+                return Err(conflict(i, &item.id));
+            }
+            slots.push(Slot::Stored(item.id.clone()));
+        } else if let Some(&j) = first_in_batch.get(item.id.as_str()) {
+            if rows[j].0.input_sha256 != item.input_sha256 {
+                return Err(conflict(i, &item.id));
+            }
+            slots.push(Slot::SameAsNew(j));
+        } else {
+            first_in_batch.insert(item.id.as_str(), i);
+            slots.push(Slot::New(i));
+        }
+    }
+
+    let new: Vec<usize> = slots
+        .iter()
+        .filter_map(|s| match s {
+            Slot::New(i) => Some(*i),
+            _ => None,
+        })
+        .collect();
+    let item_rows: Vec<ItemRow> = new.iter().map(|&i| rows[i].0.clone()).collect();
+    let prediction_rows: Vec<PredictionRow> =
+        new.iter().filter_map(|&i| rows[i].1.clone()).collect();
+    let verdict_rows: Vec<VerdictRow> = new.iter().filter_map(|&i| rows[i].2.clone()).collect();
+    store::insert_all(conn, &item_rows, &prediction_rows, &verdict_rows)?;
+
+    let stored_rows: Vec<ItemRow> = slots
+        .iter()
+        .filter_map(|s| match s {
+            Slot::Stored(id) => stored.get(id).cloned(),
+            _ => None,
+        })
+        .collect();
+    let stored_docs: HashMap<String, ItemDoc> = items::docs_for(conn, &stored_rows)?
+        .into_iter()
+        .map(|d| (d.id.clone(), d))
+        .collect();
+    let new_doc = |i: usize| {
+        let (item, prediction, verdict) = &rows[i];
+        ItemDoc::build(item, prediction.as_ref(), verdict.as_ref())
+    };
+    Ok(slots
+        .into_iter()
+        .map(|slot| match slot {
+            Slot::New(i) => Outcome {
+                doc: new_doc(i),
+                created: true,
+            },
+            Slot::SameAsNew(i) => Outcome {
+                doc: new_doc(i),
+                created: false,
+            },
+            Slot::Stored(id) => Outcome {
+                doc: stored_docs
+                    .get(&id)
+                    .cloned()
+                    .expect("stored item has a document"),
+                created: false,
+            },
+        })
+        .collect())
+}

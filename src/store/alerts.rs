@@ -1,0 +1,271 @@
+//! The alerts table, and the counts the alert rules read from the items
+//! and predictions tables: queries only. At most one alert per kind, task
+//! and subject is open (a unique index says so).
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text, Timestamp as SqlTimestamp};
+
+use crate::db::schema::{alerts, items};
+use crate::db::DbConnection;
+use crate::domain::{AlertKind, ReviewState, Severity, Timestamp};
+
+/// The advisory lock the monitor takes on PostgreSQL: this key ("vrd" + 1)
+/// and the hash of the schema, so instances sharing a schema exclude each
+/// other while separate deployments in other schemas of the same database
+/// (advisory locks are database-wide) do not wait for one another.
+const MONITOR_LOCK: i32 = 0x7672_6401;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = alerts)]
+pub struct Alert {
+    pub id: i64,
+    pub kind: AlertKind,
+    pub task: String,
+    pub subject: String,
+    pub severity: Severity,
+    pub summary: String,
+    pub numbers: String,
+    pub fired_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub resolved_at: Option<Timestamp>,
+}
+
+/// An alert to raise.
+#[derive(Debug, Clone, Copy)]
+pub struct NewAlert<'a> {
+    pub kind: AlertKind,
+    /// `""` for the whole service.
+    pub task: &'a str,
+    /// What within the task: `""`, or e.g. an item id.
+    pub subject: &'a str,
+    pub severity: Severity,
+    pub summary: &'a str,
+    /// The figures that fired it, a JSON object.
+    pub numbers: &'a str,
+}
+
+/// The open alert of `kind`, `task` and `subject`.
+pub fn open(
+    conn: &mut DbConnection,
+    kind: AlertKind,
+    task: &str,
+    subject: &str,
+) -> QueryResult<Option<Alert>> {
+    alerts::table
+        .filter(alerts::kind.eq(kind))
+        .filter(alerts::task.eq(task))
+        .filter(alerts::subject.eq(subject))
+        .filter(alerts::resolved_at.is_null())
+        .select(Alert::as_select())
+        .get_result(conn)
+        .optional()
+}
+
+/// Raises an alert at `at`, or updates the figures of the open one.
+/// Returns the alert if it is new.
+pub fn raise(conn: &mut DbConnection, new: &NewAlert, at: Timestamp) -> QueryResult<Option<Alert>> {
+    if let Some(existing) = open(conn, new.kind, new.task, new.subject)? {
+        diesel::update(alerts::table.find(existing.id))
+            .set((
+                alerts::numbers.eq(new.numbers),
+                alerts::summary.eq(new.summary),
+                alerts::updated_at.eq(at),
+            ))
+            .execute(conn)?;
+        return Ok(None);
+    }
+    diesel::insert_into(alerts::table)
+        .values((
+            alerts::kind.eq(new.kind),
+            alerts::task.eq(new.task),
+            alerts::subject.eq(new.subject),
+            alerts::severity.eq(new.severity),
+            alerts::summary.eq(new.summary),
+            alerts::numbers.eq(new.numbers),
+            alerts::fired_at.eq(at),
+            alerts::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    open(conn, new.kind, new.task, new.subject)?
+        .ok_or(diesel::result::Error::NotFound)
+        .map(Some)
+}
+
+/// Marks an alert resolved at `at`.
+pub fn resolve(conn: &mut DbConnection, id: i64, at: Timestamp) -> QueryResult<()> {
+    diesel::update(alerts::table.find(id))
+        .set((alerts::resolved_at.eq(Some(at)), alerts::updated_at.eq(at)))
+        .execute(conn)
+        .map(drop)
+}
+
+/// The open alerts of `kind` in `task`.
+pub fn open_of_kind(
+    conn: &mut DbConnection,
+    kind: AlertKind,
+    task: &str,
+) -> QueryResult<Vec<Alert>> {
+    alerts::table
+        .filter(alerts::kind.eq(kind))
+        .filter(alerts::task.eq(task))
+        .filter(alerts::resolved_at.is_null())
+        .select(Alert::as_select())
+        .load(conn)
+}
+
+/// The subjects of the open alerts of `kind` in `task`.
+pub fn open_subjects(
+    conn: &mut DbConnection,
+    kind: AlertKind,
+    task: &str,
+) -> QueryResult<Vec<String>> {
+    alerts::table
+        .filter(alerts::kind.eq(kind))
+        .filter(alerts::task.eq(task))
+        .filter(alerts::resolved_at.is_null())
+        .select(alerts::subject)
+        .load(conn)
+}
+
+/// The open alerts of a task not among `tasks` (the whole service's, task
+/// `""`, excepted).
+pub fn open_outside(conn: &mut DbConnection, tasks: &[&str]) -> QueryResult<Vec<Alert>> {
+    alerts::table
+        .filter(alerts::resolved_at.is_null())
+        .filter(alerts::task.ne(""))
+        .filter(alerts::task.ne_all(tasks))
+        .select(Alert::as_select())
+        .load(conn)
+}
+
+/// Open alerts first (newest first), then the newest resolved ones.
+pub fn list(conn: &mut DbConnection, resolved_limit: i64) -> QueryResult<(Vec<Alert>, Vec<Alert>)> {
+    let open = alerts::table
+        .filter(alerts::resolved_at.is_null())
+        .order(alerts::fired_at.desc())
+        .select(Alert::as_select())
+        .load(conn)?;
+    let resolved = alerts::table
+        .filter(alerts::resolved_at.is_not_null())
+        .order(alerts::resolved_at.desc())
+        .limit(resolved_limit)
+        .select(Alert::as_select())
+        .load(conn)?;
+    Ok((open, resolved))
+}
+
+/// In a write transaction: whether this instance is the one to apply the
+/// monitor's findings. On PostgreSQL it takes a transaction-scoped advisory
+/// lock, held by at most one instance; SQLite has one writer anyway.
+pub fn try_monitor_lock(conn: &mut DbConnection) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        locked: bool,
+    }
+    match conn {
+        DbConnection::Pg(pg) => {
+            let got: Locked = diesel::sql_query(
+                "SELECT pg_try_advisory_xact_lock($1, hashtext(current_schema())) AS locked",
+            )
+            .bind::<diesel::sql_types::Integer, _>(MONITOR_LOCK)
+            .get_result(pg)?;
+            Ok(got.locked)
+        }
+        DbConnection::Sqlite(_) => Ok(true),
+    }
+}
+
+/// The items of `task` waiting for a human.
+macro_rules! waiting {
+    ($task:expr) => {
+        items::table
+            .filter(items::task.eq($task))
+            .filter(items::review_state.eq_any([ReviewState::Pending, ReviewState::Adjudication]))
+    };
+}
+
+/// The first `limit` waiting items of `task` past their SLA deadline at
+/// `at`, most late first: (id, deadline).
+pub fn overdue(
+    conn: &mut DbConnection,
+    task: &str,
+    at: Timestamp,
+    limit: i64,
+) -> QueryResult<Vec<(String, Option<Timestamp>)>> {
+    waiting!(task)
+        .filter(items::sla_deadline.lt(Some(at)))
+        .order(items::sla_deadline)
+        .limit(limit)
+        .select((items::id, items::sla_deadline))
+        .load(conn)
+}
+
+/// How many waiting items of `task` are past their SLA deadline at `at`.
+pub fn count_overdue(conn: &mut DbConnection, task: &str, at: Timestamp) -> QueryResult<i64> {
+    waiting!(task)
+        .filter(items::sla_deadline.lt(Some(at)))
+        .count()
+        .get_result(conn)
+}
+
+/// Whether item `id` of `task` waits past its SLA deadline at `at`.
+pub fn is_overdue(
+    conn: &mut DbConnection,
+    task: &str,
+    id: &str,
+    at: Timestamp,
+) -> QueryResult<bool> {
+    let n: i64 = waiting!(task)
+        .filter(items::id.eq(id))
+        .filter(items::sla_deadline.lt(Some(at)))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+/// How many items of `task` wait for a human.
+pub fn count_waiting(conn: &mut DbConnection, task: &str) -> QueryResult<i64> {
+    waiting!(task).count().get_result(conn)
+}
+
+/// When the oldest item of `task` waiting for a human arrived.
+pub fn oldest_waiting(conn: &mut DbConnection, task: &str) -> QueryResult<Option<Timestamp>> {
+    waiting!(task)
+        .select(diesel::dsl::min(items::created_at))
+        .get_result(conn)
+}
+
+#[derive(Debug, Clone, Copy, QueryableByName)]
+pub struct ScoringErrors {
+    /// Items the model was to score.
+    #[diesel(sql_type = BigInt)]
+    pub total: i64,
+    /// Of those, the ones it failed.
+    #[diesel(sql_type = BigInt)]
+    pub failed: i64,
+}
+
+/// Items of `task` since `since` that the model was to score, and those it
+/// failed: no model, an error, or a non-finite output (reason
+/// `model_error`), or a failed prediction beside a human-only path (shadow).
+/// Read through the items' (task, created_at) index, so the predictions
+/// table needs no index of its own for this.
+pub fn scoring_errors(
+    conn: &mut DbConnection,
+    task: &str,
+    since: Timestamp,
+) -> QueryResult<ScoringErrors> {
+    diesel::sql_query(
+        "SELECT COUNT(*) AS total, \
+           COALESCE(SUM(CASE WHEN i.reason = 'model_error' OR EXISTS ( \
+             SELECT 1 FROM predictions p WHERE p.task = i.task AND p.item_id = i.id \
+               AND p.error IS NOT NULL) THEN 1 ELSE 0 END), 0) AS failed \
+         FROM items i \
+         WHERE i.task = $1 AND i.created_at >= $2 \
+           AND (i.reason IS NULL OR i.reason <> 'human_only')",
+    )
+    .bind::<Text, _>(task)
+    .bind::<SqlTimestamp, _>(since)
+    .get_result(conn)
+}

@@ -1,0 +1,186 @@
+//! Items, their predictions and verdicts as stored: the rows and their
+//! queries.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+
+use crate::db::schema::{items, predictions, verdicts};
+use crate::db::DbConnection;
+use crate::domain::{ItemStatus, QueueReason, ReviewState, Timestamp, VerdictBasis, VerdictSource};
+
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
+#[diesel(treat_none_as_default_value = false)]
+#[diesel(table_name = items)]
+pub struct ItemRow {
+    pub task: String,
+    pub id: String,
+    pub input: String,
+    pub input_sha256: String,
+    pub status: ItemStatus,
+    pub reason: Option<QueueReason>,
+    pub review_state: ReviewState,
+    pub blind: bool,
+    pub audit: bool,
+    pub model_version: Option<String>,
+    pub margin: Option<f64>,
+    pub sla_deadline: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub decided_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(treat_none_as_default_value = false)]
+#[diesel(table_name = predictions)]
+pub struct PredictionRow {
+    pub task: String,
+    pub item_id: String,
+    pub model_version: String,
+    pub label: Option<String>,
+    pub confidence: Option<f64>,
+    pub probabilities: Option<String>,
+    pub error: Option<String>,
+    pub featurise_us: i64,
+    pub forward_us: i64,
+    pub policy_us: i64,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(treat_none_as_default_value = false)]
+#[diesel(table_name = verdicts)]
+pub struct VerdictRow {
+    pub task: String,
+    pub item_id: String,
+    pub label: String,
+    pub source: VerdictSource,
+    pub confidence: Option<f64>,
+    pub model_version: Option<String>,
+    pub decided_by: Option<String>,
+    pub created_at: Timestamp,
+    pub basis: Option<VerdictBasis>,
+}
+
+/// Bounded IN lists keep every backend's parameter limit happy.
+const IN_LIST: usize = 500;
+
+/// The stored items among `ids`, by id.
+pub fn find_items(
+    conn: &mut DbConnection,
+    task: &str,
+    ids: &[&str],
+) -> QueryResult<HashMap<String, ItemRow>> {
+    let mut found = HashMap::with_capacity(ids.len());
+    if let [id] = ids {
+        // The common case, one item: a statement diesel keeps prepared.
+        let row = crate::on_backend!(conn, c => items::table
+            .find((task, *id))
+            .select(ItemRow::as_select())
+            .get_result::<ItemRow>(c)
+            .optional())?;
+        if let Some(row) = row {
+            found.insert(row.id.clone(), row);
+        }
+        return Ok(found);
+    }
+    for chunk in ids.chunks(IN_LIST) {
+        let rows: Vec<ItemRow> = items::table
+            .filter(items::task.eq(task))
+            .filter(items::id.eq_any(chunk))
+            .select(ItemRow::as_select())
+            .load(conn)?;
+        found.extend(rows.into_iter().map(|r| (r.id.clone(), r)));
+    }
+    Ok(found)
+}
+
+/// One stored item.
+pub fn find_item(conn: &mut DbConnection, task: &str, id: &str) -> QueryResult<Option<ItemRow>> {
+    items::table
+        .filter(items::task.eq(task))
+        .filter(items::id.eq(id))
+        .select(ItemRow::as_select())
+        .get_result(conn)
+        .optional()
+}
+
+/// Every prediction stored for the items `ids` of `task` (any model version).
+pub fn predictions_of(
+    conn: &mut DbConnection,
+    task: &str,
+    ids: &[&str],
+) -> QueryResult<Vec<PredictionRow>> {
+    let mut found = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(IN_LIST) {
+        found.extend(
+            predictions::table
+                .filter(predictions::task.eq(task))
+                .filter(predictions::item_id.eq_any(chunk))
+                .select(PredictionRow::as_select())
+                .load(conn)?,
+        );
+    }
+    Ok(found)
+}
+
+/// The verdicts of the items `ids` of `task`.
+pub fn verdicts_of(
+    conn: &mut DbConnection,
+    task: &str,
+    ids: &[&str],
+) -> QueryResult<Vec<VerdictRow>> {
+    let mut found = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(IN_LIST) {
+        found.extend(
+            verdicts::table
+                .filter(verdicts::task.eq(task))
+                .filter(verdicts::item_id.eq_any(chunk))
+                .select(VerdictRow::as_select())
+                .load(conn)?,
+        );
+    }
+    Ok(found)
+}
+
+/// Items waiting for a human, per task.
+pub fn queue_depths(conn: &mut DbConnection) -> QueryResult<HashMap<String, i64>> {
+    let rows: Vec<(String, i64)> = items::table
+        .filter(items::review_state.eq(ReviewState::Pending))
+        .group_by(items::task)
+        .select((items::task, diesel::dsl::count_star()))
+        .load(conn)?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Writes new items with their predictions and model verdicts.
+pub fn insert_all(
+    conn: &mut DbConnection,
+    item_rows: &[ItemRow],
+    prediction_rows: &[PredictionRow],
+    verdict_rows: &[VerdictRow],
+) -> QueryResult<()> {
+    // SQLite: one prepared single-row statement run per row (a multi-row
+    // insert is parsed anew for every size, which cost more than it saved).
+    // PostgreSQL: multi-row inserts, one round trip per table, chunked to
+    // stay under the parameter limit.
+    macro_rules! insert {
+        ($table:expr, $rows:expr) => {
+            match &mut *conn {
+                DbConnection::Sqlite(c) => {
+                    for row in $rows {
+                        diesel::insert_into($table).values(row).execute(c)?;
+                    }
+                }
+                DbConnection::Pg(c) => {
+                    for chunk in $rows.chunks(200) {
+                        diesel::insert_into($table).values(chunk).execute(c)?;
+                    }
+                }
+            }
+        };
+    }
+    insert!(items::table, item_rows);
+    insert!(predictions::table, prediction_rows);
+    insert!(verdicts::table, verdict_rows);
+    Ok(())
+}

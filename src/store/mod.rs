@@ -1,0 +1,17 @@
+//! The stores: one module per group of tables, queries only. Each returns
+//! `QueryResult` or `DbError`; where SQLite and PostgreSQL differ, the store
+//! that owns the table matches on the connection; nothing above this layer
+//! writes SQL.
+
+pub mod accounts;
+pub mod alerts;
+pub mod audit;
+pub mod browse;
+pub mod items;
+pub mod labels;
+pub mod outbox;
+pub mod queue;
+pub mod sessions;
+pub mod snapshots;
+pub mod tasks;
+pub mod tokens;
