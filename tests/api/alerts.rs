@@ -140,7 +140,7 @@ async fn an_item_past_its_sla_emails_each_recipient_once_with_a_link_and_again_w
     }
 
     // A reviewer labels it: the alert resolves and says so, once each.
-    crate::outbox::decide(&app.db.url, "late-1", None).await;
+    crate::outbox::decide(&app.store, "late-1", None).await;
     assert_eq!(monitor_pass(&app).await, (0, 1));
     assert_eq!(outbox_pass(&app).await, sent(3));
     let emails = smtp.wait_for(6).await;

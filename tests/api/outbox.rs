@@ -34,9 +34,10 @@ pub fn open(url: &str) -> Db {
     .unwrap()
 }
 
-/// A reviewer claims the item `id` (the only one queued) and labels it.
-pub async fn decide(db_url: &str, id: &str, callback_url: Option<String>) {
-    let db = open(db_url);
+/// A reviewer claims the item `id` (the only one queued) and labels it,
+/// through `db`: the running app's own store when the app runs in this
+/// process.
+pub async fn decide(db: &Db, id: &str, callback_url: Option<String>) {
     let claim = db
         .write(|conn| review::claim_next(conn, TASK, "rita", review::DEFAULT_LEASE))
         .await
@@ -128,7 +129,7 @@ async fn a_human_verdict_is_posted_to_the_task_webhook_signed_with_its_secret(ba
     };
     let (status, body) = app.submit("w1", row(3)).await;
     assert!(status < 300, "{body}");
-    decide(&app.db.url, "w1", Some(receiver.url.clone())).await;
+    decide(&app.store, "w1", Some(receiver.url.clone())).await;
 
     assert_eq!(outbox_pass(&app).await, one(1, 0, 0));
     let got = receiver.wait_for(1).await;
@@ -164,7 +165,7 @@ async fn a_webhook_receiver_that_fails_three_times_gets_the_verdict_on_the_fourt
         return;
     };
     app.submit("w2", row(5)).await;
-    decide(&app.db.url, "w2", Some(receiver.url.clone())).await;
+    decide(&app.store, "w2", Some(receiver.url.clone())).await;
 
     for _ in 0..3 {
         assert_eq!(outbox_pass(&app).await, one(0, 1, 0));
@@ -217,7 +218,7 @@ async fn a_dead_message_is_listed_for_admins_and_a_retry_delivers_it(backend: Ba
         return;
     };
     app.submit("w3", row(7)).await;
-    decide(&app.db.url, "w3", Some(receiver.url.clone())).await;
+    decide(&app.store, "w3", Some(receiver.url.clone())).await;
     assert_eq!(outbox_pass(&app).await, one(0, 1, 0));
     assert_eq!(outbox_pass(&app).await, one(0, 0, 1));
     assert_eq!(messages(&app, "webhook"), [(1, "dead".to_string(), 2)]);
@@ -273,11 +274,12 @@ async fn a_label_taken_back_withdraws_its_unsent_webhook(backend: Backend) {
         return;
     };
     app.submit("u1", row(2)).await;
-    decide(&app.db.url, "u1", Some(receiver.url.clone())).await;
+    decide(&app.store, "u1", Some(receiver.url.clone())).await;
     assert_eq!(outbox_pass(&app).await, one(0, 1, 0));
     receiver.wait_for(1).await;
     assert_eq!(messages(&app, "webhook"), [(1, "pending".to_string(), 1)]);
-    let undone = open(&app.db.url)
+    let undone = app
+        .store
         .write(|conn| review::undo_last(conn, TASK, "rita", review::DEFAULT_LEASE))
         .await
         .unwrap();
