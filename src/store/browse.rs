@@ -145,11 +145,14 @@ pub fn item(conn: &mut DbConnection, task: &str, id: &str) -> QueryResult<Option
     }))
 }
 
-/// Every review of a task: item id, reviewer, label, seconds spent, blind.
-pub fn reviews_of_task(
-    conn: &mut DbConnection,
-    task: &str,
-) -> QueryResult<Vec<(String, String, String, f64, bool)>> {
+/// A review as the reviewers' page counts it: item id, reviewer, label,
+/// seconds spent, blind.
+pub type ReviewFactRow = (String, String, String, f64, bool);
+/// A reviewed item's verdict: item id, label, source, basis.
+pub type VerdictFactRow = (String, String, String, Option<String>);
+
+/// Every review of a task.
+pub fn reviews_of_task(conn: &mut DbConnection, task: &str) -> QueryResult<Vec<ReviewFactRow>> {
     reviews::table
         .filter(reviews::task.eq(task))
         .select((
@@ -162,11 +165,11 @@ pub fn reviews_of_task(
         .load(conn)
 }
 
-/// The verdicts of a task's reviewed items: item id, label, source, basis.
+/// The verdicts of a task's reviewed items.
 pub fn verdicts_of_reviewed(
     conn: &mut DbConnection,
     task: &str,
-) -> QueryResult<Vec<(String, String, String, Option<String>)>> {
+) -> QueryResult<Vec<VerdictFactRow>> {
     let reviewed = reviews::table
         .filter(reviews::task.eq(task))
         .select(reviews::item_id);
