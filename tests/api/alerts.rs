@@ -52,17 +52,6 @@ fn breach_sla(app: &TestApp, ids: &[&str]) {
     .unwrap();
 }
 
-/// One pass of the app's alert monitor: (raised, resolved).
-async fn monitor_pass(app: &TestApp) -> (usize, usize) {
-    let pass = app
-        .alert_monitor()
-        .run_once()
-        .await
-        .expect("a monitor pass");
-    assert!(pass.applied, "{pass:?}");
-    (pass.raised, pass.resolved)
-}
-
 /// One pass of the app's outbox worker.
 async fn outbox_pass(app: &TestApp) -> Sent {
     app.outbox_worker()
@@ -113,7 +102,7 @@ async fn an_item_past_its_sla_emails_each_recipient_once_with_a_link_and_again_w
     app.submit("on-time", row(4)).await;
     breach_sla(&app, &["late-1"]);
 
-    assert_eq!(monitor_pass(&app).await, (1, 0));
+    assert_eq!(app.monitor_pass().await, (1, 0));
     assert_eq!(outbox_pass(&app).await, sent(3));
     let emails = smtp.wait_for(3).await;
     assert_eq!(
@@ -141,7 +130,7 @@ async fn an_item_past_its_sla_emails_each_recipient_once_with_a_link_and_again_w
 
     // A reviewer labels it: the alert resolves and says so, once each.
     crate::outbox::decide(&app.store, "late-1", None).await;
-    assert_eq!(monitor_pass(&app).await, (0, 1));
+    assert_eq!(app.monitor_pass().await, (0, 1));
     assert_eq!(outbox_pass(&app).await, sent(3));
     let emails = smtp.wait_for(6).await;
     let resolved: Vec<Email> = emails
@@ -168,7 +157,7 @@ async fn an_item_past_its_sla_emails_each_recipient_once_with_a_link_and_again_w
         .load(&mut app.db.connect())
         .unwrap();
     assert_eq!(statuses, vec![("sent".to_string(), 1); 6]);
-    assert_eq!(monitor_pass(&app).await, (0, 0));
+    assert_eq!(app.monitor_pass().await, (0, 0));
     assert_eq!(outbox_pass(&app).await, Sent::default());
     assert_eq!(smtp.emails().len(), 6);
 }
@@ -193,7 +182,7 @@ async fn many_alerts_at_once_reach_a_recipient_as_one_digest(backend: Backend) {
     }
     breach_sla(&app, &ids);
 
-    assert_eq!(monitor_pass(&app).await, (5, 0));
+    assert_eq!(app.monitor_pass().await, (5, 0));
     assert_eq!(outbox_pass(&app).await, sent(5));
     let emails = smtp.wait_for(1).await;
     assert_eq!(emails[0].subject, "[verdict] 5 notifications");
@@ -243,11 +232,11 @@ async fn a_recipient_over_the_hourly_limit_gets_later_email_held_back() {
     app.submit("a", row(0)).await;
     app.submit("b", row(1)).await;
     breach_sla(&app, &["a"]);
-    assert_eq!(monitor_pass(&app).await, (1, 0));
+    assert_eq!(app.monitor_pass().await, (1, 0));
     assert_eq!(outbox_pass(&app).await, sent(1));
     smtp.wait_for(1).await;
     breach_sla(&app, &["b"]);
-    assert_eq!(monitor_pass(&app).await, (1, 0));
+    assert_eq!(app.monitor_pass().await, (1, 0));
     // The second email waits, unattempted, until the hour has room.
     assert_eq!(
         outbox_pass(&app).await,
@@ -316,7 +305,7 @@ async fn each_queue_rule_fires_once_and_resolves_when_its_condition_clears(backe
         .execute(&mut app.db.connect())
         .unwrap();
     // Backlog, error rate, oldest item and SLA fire.
-    assert_eq!(monitor_pass(&app).await, (4, 0));
+    assert_eq!(app.monitor_pass().await, (4, 0));
     let open = open_alerts(&app);
     let kinds: Vec<&str> = open.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
@@ -340,12 +329,12 @@ async fn each_queue_rule_fires_once_and_resolves_when_its_condition_clears(backe
         .set(items::review_state.eq("done"))
         .execute(&mut app.db.connect())
         .unwrap();
-    assert_eq!(monitor_pass(&app).await, (0, 3));
+    assert_eq!(app.monitor_pass().await, (0, 3));
     let open = open_alerts(&app);
     assert_eq!(open.len(), 1, "{open:?}");
     assert_eq!(open[0].0, "error_rate");
     // Another pass with the error rate still over: nothing new.
-    assert_eq!(monitor_pass(&app).await, (0, 0));
+    assert_eq!(app.monitor_pass().await, (0, 0));
     let rows: Vec<(String, bool)> = alerts_table::table
         .order((alerts_table::kind, alerts_table::id))
         .select((alerts_table::kind, alerts_table::resolved_at.is_not_null()))

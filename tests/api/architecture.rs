@@ -203,30 +203,55 @@ fn statements(text: &str) -> Vec<(usize, String)> {
     out
 }
 
-/// Every use of a later layer in the tree under `src`, as
-/// `file:line: layer uses layer (module)`.
-fn violations(src: &Path) -> Vec<String> {
+/// One file under `src`, with what the checks need of it.
+struct SourceFile {
+    /// The path as reported: `src/store/items.rs`.
+    shown: String,
+    module: Vec<String>,
+    /// The top-level module, `lib` for the roots.
+    own: String,
+    layer: usize,
+    text: String,
+}
+
+/// Every `.rs` file under `src`, sorted by path.
+fn source_files(src: &Path) -> Vec<SourceFile> {
     let mut files = Vec::new();
     rust_files(src, &mut files);
     files.sort();
+    files
+        .iter()
+        .map(|file| {
+            let module = module_path(src, file);
+            let own = module.first().cloned().unwrap_or_else(|| "lib".into());
+            SourceFile {
+                shown: file
+                    .strip_prefix(src.parent().unwrap())
+                    .unwrap()
+                    .display()
+                    .to_string(),
+                layer: layer_of_module(&own),
+                own,
+                module,
+                text: std::fs::read_to_string(file).expect("readable file"),
+            }
+        })
+        .collect()
+}
+
+/// Every use of a later layer in the tree under `src`, as
+/// `file:line: layer uses layer (module)`.
+fn violations(src: &Path) -> Vec<String> {
     let mut found = Vec::new();
-    for file in &files {
-        let module = module_path(src, file);
-        let own = module.first().map(String::as_str).unwrap_or("lib");
-        let own_layer = layer_of_module(own);
-        let text = std::fs::read_to_string(file).expect("readable file");
-        for (line, code) in statements(&text) {
-            for target in referenced_modules(&code, &module) {
+    for f in source_files(src) {
+        for (line, code) in statements(&f.text) {
+            for target in referenced_modules(&code, &f.module) {
                 let target_module = module_of_root_macro(&target).unwrap_or(target.as_str());
                 let layer = layer_of_module(target_module);
-                if layer > own_layer {
+                if layer > f.layer {
                     found.push(format!(
-                        "{}:{line}: {} ({}) uses {} ({})",
-                        file.strip_prefix(src.parent().unwrap()).unwrap().display(),
-                        LAYERS[own_layer],
-                        own,
-                        LAYERS[layer],
-                        target_module
+                        "{}:{line}: {} ({}) uses {} ({target_module})",
+                        f.shown, LAYERS[f.layer], f.own, LAYERS[layer],
                     ));
                 }
             }
@@ -238,29 +263,21 @@ fn violations(src: &Path) -> Vec<String> {
 /// Files outside `http`, `startup` and the CLI that name a crate only the
 /// HTTP layer may use, or the HTTP layer's error types.
 fn http_leaks(src: &Path) -> Vec<String> {
-    let mut files = Vec::new();
-    rust_files(src, &mut files);
-    files.sort();
     let mut found = Vec::new();
-    for file in &files {
-        let module = module_path(src, file);
-        let own = module.first().map(String::as_str).unwrap_or("lib");
-        if layer_of_module(own) >= 5 {
-            continue;
-        }
-        let text = std::fs::read_to_string(file).expect("readable file");
-        for (n, line) in text.lines().enumerate() {
+    for f in source_files(src).into_iter().filter(|f| f.layer < 5) {
+        for (n, line) in f.text.lines().enumerate() {
             let code = code_of(line);
-            for name in ["actix_web", "actix_", "askama_web", "AppError", "WebError"] {
-                if code.contains(name) {
-                    found.push(format!(
-                        "{}:{}: {} ({own}) names {name}",
-                        file.strip_prefix(src.parent().unwrap()).unwrap().display(),
-                        n + 1,
-                        LAYERS[layer_of_module(own)]
-                    ));
-                    break;
-                }
+            let leak = ["actix_web", "actix_", "askama_web", "AppError", "WebError"]
+                .into_iter()
+                .find(|name| code.contains(name));
+            if let Some(name) = leak {
+                found.push(format!(
+                    "{}:{}: {} ({}) names {name}",
+                    f.shown,
+                    n + 1,
+                    LAYERS[f.layer],
+                    f.own
+                ));
             }
         }
     }

@@ -9,7 +9,6 @@ use serde_json::{json, Value};
 use verdict::config::{Settings, TaskConfig};
 use verdict::db::{self, DbConnection};
 use verdict::domain::AutomationLevel;
-use verdict::domain::TaskName;
 use verdict::http::state::AppState;
 use verdict::startup::Application;
 
@@ -109,21 +108,16 @@ pub fn hex_id() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// The demo task of the built-in configuration at `automation`, with no
+/// audits and no description.
 pub fn task(automation: AutomationLevel) -> TaskConfig {
+    let demo = Settings::default().tasks.remove(0);
+    assert_eq!(demo.name.as_str(), TASK);
     TaskConfig {
-        name: TaskName::parse(TASK).unwrap(),
         description: String::new(),
         automation,
-        threshold: Some(0.95),
-        label_thresholds: Default::default(),
         audit_rate: 0.0,
-        sla_minutes: 60,
-        reviews_required: 1,
-        queue_order: Default::default(),
-        model_version: None,
-        callback_url: None,
-        callback_secret: None,
-        alert_recipients: Vec::new(),
+        ..demo
     }
 }
 
@@ -264,6 +258,18 @@ impl TestApp {
             self.state.db.clone(),
             verdict::alerts::AlertConfig::from_settings(&self.state.settings),
         )
+    }
+
+    /// One pass of an alert monitor built from the app's parts, which must
+    /// apply its findings: (raised, resolved).
+    pub async fn monitor_pass(&self) -> (usize, usize) {
+        let pass = self
+            .alert_monitor()
+            .run_once()
+            .await
+            .expect("a monitor pass");
+        assert!(pass.applied, "{pass:?}");
+        (pass.raised, pass.resolved)
     }
 
     /// An outbox worker built from the running app's parts.

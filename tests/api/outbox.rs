@@ -239,7 +239,7 @@ async fn a_dead_message_is_listed_for_admins_and_a_retry_delivers_it(backend: Ba
     assert!(page.contains("webhook answered 500"), "{page}");
     assert!(page.contains("/admin/outbox/1/retry"), "{page}");
     // The outbox's own alert: a dead message.
-    assert_eq!(monitor_pass(&app).await, (1, 0));
+    assert_eq!(app.monitor_pass().await, (1, 0));
     let page = page_showing(&mut ana, "/admin/alerts", "1 outbox message is dead").await;
     assert!(page.contains("critical"), "{page}");
 
@@ -256,7 +256,7 @@ async fn a_dead_message_is_listed_for_admins_and_a_retry_delivers_it(backend: Ba
     assert_eq!(location.as_deref(), Some("/admin/outbox?status=dead"));
     assert_eq!(outbox_pass(&app).await, one(1, 0, 0));
     assert_eq!(messages(&app, "webhook"), [(1, "sent".to_string(), 1)]);
-    assert_eq!(monitor_pass(&app).await, (0, 1));
+    assert_eq!(app.monitor_pass().await, (0, 1));
     page_showing(&mut ana, "/admin/alerts", "Nothing is firing").await;
     let (_, page, _) = ana.get("/admin/outbox?status=sent").await;
     assert!(page.contains(&receiver.url), "{page}");
@@ -285,17 +285,6 @@ async fn a_label_taken_back_withdraws_its_unsent_webhook(backend: Backend) {
         .unwrap();
     assert_eq!(undone, "u1");
     assert!(messages(&app, "webhook").is_empty());
-}
-
-/// One pass of the app's alert monitor: (raised, resolved).
-async fn monitor_pass(app: &TestApp) -> (usize, usize) {
-    let pass = app
-        .alert_monitor()
-        .run_once()
-        .await
-        .expect("a monitor pass");
-    assert!(pass.applied, "{pass:?}");
-    (pass.raised, pass.resolved)
 }
 
 /// Gets a page that must show `text`; returns it.
