@@ -2,69 +2,16 @@
 //! waits out a mail server outage and restarts, and two instances on one
 //! database that post each webhook once.
 
-use std::process::{Child, Command, Stdio};
-
 use diesel::prelude::*;
 use serde_json::{json, Value};
 
 use crate::helpers::{row, spawn_configured, Backend, TestDb, TASK};
 use crate::outbox::{decide, open, webhook_task};
-use crate::servers::{eventually, free_port, Receiver, SmtpServer};
+use crate::servers::{eventually, Receiver, Serve, SmtpServer};
 use verdict::db::schema::outbox;
 use verdict::review::{self, Label, Rules};
 
 crate::on_both_backends!(an_email_waits_out_a_mail_server_outage_and_arrives_once_across_restarts,);
-
-/// `verdict serve` as a child process, killed (SIGKILL) when dropped.
-struct Serve {
-    child: Child,
-    base: String,
-}
-
-impl Serve {
-    async fn start(config: &std::path::Path, db: &TestDb, first: bool) -> (Serve, Option<String>) {
-        let port = free_port();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_verdict"))
-            .args(["serve", "--port", &port.to_string()])
-            .arg("--config")
-            .arg(config)
-            .current_dir(crate::helpers::repo())
-            .env("VERDICT_DATABASE_URL", &db.url)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start verdict serve");
-        let base = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
-        let deadline = std::time::Instant::now() + crate::servers::PATIENCE;
-        while client.get(format!("{base}/healthz")).send().await.is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "verdict did not start"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        // A first start prints the API token; later ones print none (the
-        // reader then ends with the process).
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            use std::io::{BufRead, BufReader};
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .find_map(|l| l.trim().starts_with("vdt_").then(|| l.trim().to_string()))
-        });
-        let token = first.then(|| reader.join().unwrap().expect("the token is printed"));
-        (Serve { child, base }, token)
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn an_email_waits_out_a_mail_server_outage_and_arrives_once_across_restarts(
     backend: Backend,
@@ -120,7 +67,7 @@ automation = "human_only"
     .unwrap();
 
     // The mail server is down: the backlog alert's email waits and retries.
-    let (first, token) = Serve::start(&config, &db, true).await;
+    let (first, token) = Serve::start(Some(&config), &db, true).await;
     let token = token.unwrap();
     let response = reqwest::Client::new()
         .post(format!("{}/api/v1/tasks/{TASK}/items", first.base))
@@ -146,7 +93,7 @@ automation = "human_only"
 
     // The mail server comes back, then verdict restarts: it sends the email.
     smtp.start().await;
-    let (second, _) = Serve::start(&config, &db, false).await;
+    let (second, _) = Serve::start(Some(&config), &db, false).await;
     let emails = smtp.wait_for(1).await;
     assert_eq!(emails[0].to, "oncall@example.com");
     assert!(
@@ -171,7 +118,7 @@ automation = "human_only"
     // Another restart, then the alert resolves: the resolution arrives, the
     // first email is not sent again.
     drop(second);
-    let (_third, _) = Serve::start(&config, &db, false).await;
+    let (_third, _) = Serve::start(Some(&config), &db, false).await;
     // The server is a child process: the test writes through a store of
     // its own, as another instance would.
     decide(&open(&db.url), "r1", None).await;

@@ -267,3 +267,63 @@ impl Receiver {
         .await
     }
 }
+
+/// `verdict serve` as a child process, killed (SIGKILL) when dropped.
+pub struct Serve {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Serve {
+    /// Starts `verdict serve` on a free port against `db` (with `config`,
+    /// else the built-in configuration) and waits until it answers. With
+    /// `first` (a new database) it also returns the API token printed once.
+    pub async fn start(
+        config: Option<&Path>,
+        db: &crate::helpers::TestDb,
+        first: bool,
+    ) -> (Serve, Option<String>) {
+        let port = free_port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_verdict"));
+        command.args(["serve", "--port", &port.to_string()]);
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let mut child = command
+            .current_dir(crate::helpers::repo())
+            .env("VERDICT_DATABASE_URL", &db.url)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start verdict serve");
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while client.get(format!("{base}/healthz")).send().await.is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "verdict did not start"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        // A first start prints the API token; later ones print none (the
+        // reader then ends with the process).
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            use std::io::{BufRead, BufReader};
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .find_map(|l| l.trim().starts_with("vdt_").then(|| l.trim().to_string()))
+        });
+        let token = first.then(|| reader.join().unwrap().expect("the token is printed"));
+        (Serve { child, base }, token)
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
