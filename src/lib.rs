@@ -22,6 +22,7 @@ pub mod export;
 pub mod items;
 pub mod mail;
 pub mod ml;
+pub mod monitoring;
 pub mod outbox;
 pub mod policy;
 pub mod review;

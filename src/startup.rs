@@ -124,6 +124,9 @@ impl Application {
         let state = web::Data::new(AppState {
             db,
             tasks: std::sync::Arc::new(tasks),
+            recorder: std::sync::Arc::new(crate::monitoring::Recorder::new(
+                settings.monitoring.enabled,
+            )),
             tokens: TokenCache::default(),
             sign_in_limiter: Default::default(),
             mailer,
@@ -152,6 +155,16 @@ impl Application {
             };
             actix_web::rt::spawn(reaper.run_until_stopped());
         }
+        // Every instance adds its own counts to the metrics store.
+        actix_web::rt::spawn(
+            crate::monitoring::MetricsFlusher::new(
+                state.db.clone(),
+                state.recorder.clone(),
+                std::time::Duration::from_millis(state.settings.monitoring.flush_ms),
+                state.settings.monitoring.retention_days,
+            )
+            .run_until_stopped(),
+        );
         actix_web::rt::spawn(
             DeploymentFollower::new(
                 state.db.clone(),
@@ -189,7 +202,19 @@ impl Application {
         self.state.clone()
     }
 
+    /// Serves until the server stops (a signal, or its handle), then adds
+    /// the metrics counted since the last flush to the database.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        let flusher = crate::monitoring::MetricsFlusher::new(
+            self.state.db.clone(),
+            self.state.recorder.clone(),
+            std::time::Duration::from_secs(1),
+            self.state.settings.monitoring.retention_days,
+        );
+        if let Err(e) = flusher.flush().await {
+            tracing::error!(error = %e, "the last metrics flush failed");
+        }
+        served
     }
 }

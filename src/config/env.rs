@@ -9,7 +9,8 @@ impl Settings {
     /// `VERDICT_DATABASE_URL`, `VERDICT_DB_SYNCHRONOUS`, `VERDICT_MODELS_DIR`,
     /// `VERDICT_DATASETS_DIR`, `VERDICT_BIND`, `VERDICT_PORT`, `VERDICT_LOG_FORMAT`,
     /// `VERDICT_DEPLOYMENT_POLL_MS`, `VERDICT_SMTP_USERNAME`,
-    /// `VERDICT_SMTP_PASSWORD`, `VERDICT_CALLBACK_SECRET_<TASK>`.
+    /// `VERDICT_SMTP_PASSWORD`, `VERDICT_CALLBACK_SECRET_<TASK>`,
+    /// `VERDICT_METRICS_TOKEN`.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         self.apply_secrets(&var);
         self.apply_storage(&var)?;
@@ -20,6 +21,9 @@ impl Settings {
         if let Some(smtp) = &mut self.smtp {
             smtp.username = var("VERDICT_SMTP_USERNAME").or(smtp.username.take());
             smtp.password = var("VERDICT_SMTP_PASSWORD").or(smtp.password.take());
+        }
+        if let Some(token) = var("VERDICT_METRICS_TOKEN") {
+            self.monitoring.metrics_token = Some(token);
         }
         for task in &mut self.tasks {
             if let Some(secret) = var(&callback_secret_var(task.name.as_str())) {

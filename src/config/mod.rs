@@ -10,6 +10,7 @@
 mod database;
 mod env;
 mod escalation;
+mod monitoring;
 mod server;
 mod tasks;
 
@@ -22,6 +23,7 @@ pub use database::{DatabaseSettings, DatasetSettings, ModelSettings, Synchronous
 pub use escalation::{
     AlertSettings, MailSettings, OutboxSettings, SlaAlerts, SmtpSecurity, SmtpSettings,
 };
+pub use monitoring::MonitoringSettings;
 pub use server::{LogFormat, ServerSettings, DEPLOYMENT_POLL_MS};
 pub use tasks::{callback_secret_var, TaskConfig};
 
@@ -49,6 +51,9 @@ pub struct Settings {
     pub outbox: OutboxSettings,
     #[serde(default)]
     pub alerts: AlertSettings,
+    /// The metrics store, `/metrics` and the drift monitor.
+    #[serde(default)]
+    pub monitoring: MonitoringSettings,
 }
 
 impl Default for Settings {
@@ -63,6 +68,7 @@ impl Default for Settings {
             smtp: None,
             outbox: OutboxSettings::default(),
             alerts: AlertSettings::default(),
+            monitoring: MonitoringSettings::default(),
         }
     }
 }
@@ -115,6 +121,7 @@ impl Settings {
         self.mail.validate()?;
         self.outbox.validate()?;
         self.alerts.validate()?;
+        self.monitoring.validate()?;
         if let Some(smtp) = &self.smtp {
             smtp.validate(&self.outbox)?;
         }

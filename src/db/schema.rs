@@ -226,3 +226,36 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(outbox, outbox_attempts, alerts);
+
+diesel::table! {
+    /// Minute buckets of the metrics store; the buckets are columns b00..b19.
+    metric_minutes (task, minute, series, name, model_version) {
+        task -> Text,
+        minute -> BigInt,
+        series -> Text,
+        name -> Text,
+        model_version -> Text,
+        count -> BigInt,
+        total -> Double,
+        b00 -> BigInt,
+        b01 -> BigInt,
+        b02 -> BigInt,
+        b03 -> BigInt,
+        b04 -> BigInt,
+        b05 -> BigInt,
+        b06 -> BigInt,
+        b07 -> BigInt,
+        b08 -> BigInt,
+        b09 -> BigInt,
+        b10 -> BigInt,
+        b11 -> BigInt,
+        b12 -> BigInt,
+        b13 -> BigInt,
+        b14 -> BigInt,
+        b15 -> BigInt,
+        b16 -> BigInt,
+        b17 -> BigInt,
+        b18 -> BigInt,
+        b19 -> BigInt,
+    }
+}

@@ -149,6 +149,19 @@ text_enum! {
         DeadMessages => "dead_messages",
         /// Too many items the model failed on.
         ErrorRate => "error_rate",
+        /// An input feature's distribution moved away from the reference
+        /// (subject: the feature).
+        DataDrift => "data_drift",
+        /// The model's outputs moved: label mix, confidence, repeats.
+        OutputDrift => "output_drift",
+        /// The model's errors against human verdicts rose.
+        ConceptDrift => "concept_drift",
+        /// The share of items automated fell.
+        AutomationDrop => "automation_drop",
+        /// The label-free accuracy estimate fell.
+        EstimatedAccuracyDrop => "estimated_accuracy_drop",
+        /// Scoring latency's 99th percentile is over the limit.
+        P99Latency => "p99_latency",
     }
 }
 
@@ -196,5 +209,25 @@ mod tests {
         assert_eq!(level, AutomationLevel::Partial);
         let err = serde_json::from_str::<AutomationLevel>("\"sometimes\"").unwrap_err();
         assert!(err.to_string().contains("expected one of"), "{err}");
+    }
+}
+
+text_enum! {
+    /// What a row of the metrics store counts.
+    pub enum MetricSeries {
+        /// Items by outcome: `automated`, `queued`, `failed` (queued
+        /// because the model failed); each item has exactly one.
+        Items => "items",
+        /// Items marked besides their outcome: `audited`,
+        /// `out_of_distribution`.
+        Flags => "flags",
+        /// Time an item spent in a stage, a latency histogram.
+        Stage => "stage",
+        /// Predicted labels.
+        Label => "label",
+        /// The model's confidence, a histogram over [0, 1].
+        Confidence => "confidence",
+        /// Requests refused, by error code.
+        Rejected => "rejected",
     }
 }

@@ -11,6 +11,8 @@ use crate::tokens::TokenCache;
 pub struct AppState {
     pub db: Db,
     pub tasks: Arc<Registry>,
+    /// What the scoring path counts, for the metrics store and `/metrics`.
+    pub recorder: Arc<crate::monitoring::Recorder>,
     pub tokens: TokenCache,
     pub sign_in_limiter: super::web::ratelimit::SignInLimiter,
     /// The mail server, when `[smtp]` is configured.

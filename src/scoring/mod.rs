@@ -13,6 +13,7 @@ use crate::db::Db;
 use crate::domain::{now, ItemId};
 use crate::domain::{ItemStatus, ReviewState, VerdictBasis, VerdictSource};
 use crate::items::{self, ItemDoc};
+use crate::monitoring::{ItemSeen, Outcome as Seen, Recorder};
 use crate::policy::{decide, Decision, ModelOutcome};
 use crate::store::items::{self as store, ItemRow, PredictionRow, VerdictRow};
 use crate::tasks::TaskRuntime;
@@ -49,10 +50,12 @@ fn micros(d: std::time::Duration, n: usize) -> i64 {
     (d.as_nanos() / n.max(1) as u128 / 1000) as i64
 }
 
-/// Scores `submissions` for `task` and stores them in one transaction.
+/// Scores `submissions` for `task` and stores them in one transaction;
+/// `recorder` counts what happened once it is committed.
 #[tracing::instrument(skip_all, fields(task = task.name(), items = submissions.len()))]
 pub async fn submit(
     db: &Db,
+    recorder: &Recorder,
     task: Arc<TaskRuntime>,
     submissions: Vec<Submission>,
     batch: bool,
@@ -68,12 +71,14 @@ pub async fn submit(
     };
 
     // Featurise: validate everything before anything runs.
+    let submitted = Instant::now();
     let started = Instant::now();
     let mut features = Vec::with_capacity(n);
     for (i, s) in submissions.iter().enumerate() {
         features.push(featurise(model.as_deref(), &s.input).map_err(|e| e.within(&at(i)))?);
     }
-    let featurise_us = micros(started.elapsed(), n);
+    let featurise = started.elapsed();
+    let featurise_us = micros(featurise, n);
 
     // Forward: one pass for the whole batch.
     let started = Instant::now();
@@ -98,13 +103,16 @@ pub async fn submit(
             .collect(),
         (_, false) => (0..n).map(|_| Scored::NotRun).collect(),
     };
-    let forward_us = micros(started.elapsed(), n);
+    let forward = started.elapsed();
+    let forward_us = micros(forward, n);
 
     // Policy, and the rows to write.
     let created_at = now();
     let sla_deadline = created_at + chrono::Duration::minutes(i64::from(task.config.sla_minutes));
     let mut rng = rand::rng();
     let mut rows = Vec::with_capacity(n);
+    let mut seen = Vec::with_capacity(n);
+    let mut policy_total = std::time::Duration::ZERO;
     for ((submission, features), scored) in submissions.iter().zip(features).zip(scored) {
         let started = Instant::now();
         let labels = model
@@ -126,7 +134,21 @@ pub async fn submit(
             _ => ModelOutcome::Failed,
         };
         let decision = decide(&task.policy, outcome, rng.random::<f64>());
+        policy_total += started.elapsed();
         let policy_us = micros(started.elapsed(), 1);
+        seen.push(Observed {
+            outcome: match (decision, outcome) {
+                (Decision::Automate { .. }, _) => Seen::Automated,
+                (_, ModelOutcome::Failed) => Seen::Failed,
+                _ => Seen::Queued,
+            },
+            audited: matches!(decision, Decision::Automate { audit: true }),
+            out_of_distribution: false,
+            confidence: match outcome {
+                ModelOutcome::Scored { confidence, .. } => Some(confidence),
+                _ => None,
+            },
+        });
 
         let version = model.as_ref().map(|m| m.version().to_string());
         let prediction = match (&scored, &version) {
@@ -223,16 +245,60 @@ pub async fn submit(
     // Persist.
     let started = Instant::now();
     let task_name = task.name().to_string();
+    let labels: Vec<Option<String>> = rows
+        .iter()
+        .map(|(_, p, _)| p.as_ref().and_then(|p| p.label.clone()))
+        .collect();
+    let version = model.as_ref().map(|m| m.version().to_string());
     let result = db
         .write(move |conn| persist(conn, &task_name, rows, batch))
         .await;
+    let persist = started.elapsed();
     tracing::debug!(
         featurise_us,
         forward_us,
-        persist_us = micros(started.elapsed(), 1),
+        persist_us = micros(persist, 1),
         "scored"
     );
+    if let Ok(outcomes) = &result {
+        // Only what this request created counts; a repeated id was
+        // counted when it was first scored.
+        let items: Vec<ItemSeen<'_>> = seen
+            .iter()
+            .zip(&labels)
+            .zip(outcomes)
+            .filter(|(_, o)| o.created)
+            .map(|((s, label), _)| ItemSeen {
+                outcome: s.outcome,
+                audited: s.audited,
+                out_of_distribution: s.out_of_distribution,
+                label: label.as_deref(),
+                confidence: s.confidence,
+            })
+            .collect();
+        let per_item = |d: std::time::Duration| d.as_secs_f64() / n.max(1) as f64;
+        recorder.scored(
+            task.name(),
+            version.as_deref(),
+            &items,
+            &[
+                per_item(featurise),
+                forward.as_secs_f64(),
+                per_item(policy_total),
+                persist.as_secs_f64(),
+                submitted.elapsed().as_secs_f64(),
+            ],
+        );
+    }
     result
+}
+
+/// What the recorder is told of one item, gathered before it is stored.
+struct Observed {
+    outcome: Seen,
+    audited: bool,
+    out_of_distribution: bool,
+    confidence: Option<f64>,
 }
 
 struct Summary {

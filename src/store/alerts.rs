@@ -224,6 +224,15 @@ pub fn is_overdue(
     Ok(n > 0)
 }
 
+/// Open alerts per kind.
+pub fn open_by_kind(conn: &mut DbConnection) -> QueryResult<Vec<(AlertKind, i64)>> {
+    alerts::table
+        .filter(alerts::resolved_at.is_null())
+        .group_by(alerts::kind)
+        .select((alerts::kind, diesel::dsl::count_star()))
+        .load(conn)
+}
+
 /// How many items of `task` wait for a human.
 pub fn count_waiting(conn: &mut DbConnection, task: &str) -> QueryResult<i64> {
     waiting!(task).count().get_result(conn)

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod browse;
 pub mod items;
 pub mod labels;
+pub mod metrics;
 pub mod outbox;
 pub mod queue;
 pub mod sessions;

@@ -9,6 +9,7 @@ mod cli;
 mod durability;
 mod export;
 mod helpers;
+mod monitoring;
 mod outbox;
 mod outbox_instances;
 mod queue;

@@ -31,16 +31,16 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A Python interpreter with aiosmtpd: `VERDICT_TEST_PYTHON`, `python3` or
-/// Debian's `/usr/bin/python3` (`apt-get install python3-aiosmtpd`). With
-/// `CI` set its absence fails the test; otherwise the test skips.
-fn python_with_aiosmtpd() -> Option<String> {
+/// A Python interpreter that can import `module`: `VERDICT_TEST_PYTHON`,
+/// `python3` or Debian's `/usr/bin/python3` (`apt-get install {package}`).
+/// With `CI` set its absence fails the test; otherwise the test skips.
+pub fn python_with(module: &str, package: &str) -> Option<String> {
     let candidates = std::env::var("VERDICT_TEST_PYTHON")
         .into_iter()
         .chain(["python3".to_string(), "/usr/bin/python3".to_string()]);
     for python in candidates {
         let ok = Command::new(&python)
-            .args(["-c", "import aiosmtpd"])
+            .args(["-c", &format!("import {module}")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -50,11 +50,9 @@ fn python_with_aiosmtpd() -> Option<String> {
         }
     }
     if std::env::var_os("CI").is_some() {
-        panic!(
-            "CI is set and no python3 with aiosmtpd was found: apt-get install python3-aiosmtpd"
-        );
+        panic!("CI is set and no python3 with {module} was found: apt-get install {package}");
     }
-    eprintln!("skipping an email test: no python3 with aiosmtpd (apt-get install python3-aiosmtpd); set CI to make this fail");
+    eprintln!("skipping a test: no python3 with {module} (apt-get install {package}); set CI to make this fail");
     None
 }
 
@@ -82,7 +80,7 @@ impl SmtpServer {
     pub fn new() -> Option<SmtpServer> {
         Some(SmtpServer {
             port: free_port(),
-            python: python_with_aiosmtpd()?,
+            python: python_with("aiosmtpd", "python3-aiosmtpd")?,
             dir: tempfile::tempdir().unwrap(),
             child: None,
         })

@@ -3,6 +3,7 @@
 mod auth;
 pub mod body;
 pub mod export;
+mod metrics;
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ pub use auth::ApiClient;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics::metrics))
         .service(
             web::scope("/api/v1")
                 .route("/tasks", web::get().to(list_tasks))
@@ -176,10 +178,17 @@ async fn submit_items(
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
     let task = task(&state, &path)?;
-    let bytes = body::read(&req, payload, state.settings.server.max_body_bytes).await?;
-    let value = body::parse_json(&bytes)?;
-    let (submissions, batch) = body::submissions(value, state.settings.server.max_batch_items)?;
-    let mut outcomes = crate::scoring::submit(&state.db, task, submissions, batch).await?;
+    let name = task.name().to_string();
+    let scored = async {
+        let bytes = body::read(&req, payload, state.settings.server.max_body_bytes).await?;
+        let value = body::parse_json(&bytes)?;
+        let (submissions, batch) = body::submissions(value, state.settings.server.max_batch_items)?;
+        let outcomes =
+            crate::scoring::submit(&state.db, &state.recorder, task, submissions, batch).await?;
+        Ok::<_, AppError>((outcomes, batch))
+    }
+    .await;
+    let (mut outcomes, batch) = scored.inspect_err(|e| state.recorder.rejected(&name, e.code()))?;
     if batch {
         Ok(HttpResponse::Ok().json(Batch {
             items: outcomes.into_iter().map(|o| o.doc).collect(),

@@ -1,0 +1,321 @@
+//! Monitoring: the metrics store (minute buckets that add up across
+//! instances and survive a restart) and `/metrics` (parsed by Prometheus'
+//! own Python parser).
+
+use serde_json::json;
+
+use crate::helpers::{row, spawn, spawn_configured, task, test_settings, Backend, TestDb, TASK};
+use crate::servers::Serve;
+use verdict::domain::{AutomationLevel, MetricSeries};
+use verdict::monitoring::MetricsFlusher;
+use verdict::startup::Application;
+use verdict::store::metrics as store;
+
+crate::on_both_backends!(
+    metrics_of_two_instances_add_up_in_the_store,
+    metrics_parse_with_the_prometheus_parser_and_count_what_was_scored,
+);
+
+/// Items of `task` the store counted, by outcome, over all time.
+async fn stored_outcomes(db: &verdict::db::Db) -> std::collections::BTreeMap<String, i64> {
+    db.read(|conn| {
+        Ok::<_, verdict::db::DbError>(store::sums(
+            conn,
+            TASK,
+            MetricSeries::Items,
+            0,
+            i64::MAX / 4,
+            i64::MAX / 4,
+        )?)
+    })
+    .await
+    .unwrap()
+    .into_iter()
+    .fold(Default::default(), |mut by, s| {
+        *by.entry(s.name).or_default() += s.count;
+        by
+    })
+}
+
+async fn flush(app: &verdict::http::state::AppState) {
+    MetricsFlusher::new(
+        app.db.clone(),
+        app.recorder.clone(),
+        std::time::Duration::from_secs(1),
+        30,
+    )
+    .flush()
+    .await
+    .expect("flush");
+}
+
+async fn metrics_of_two_instances_add_up_in_the_store(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let settings = test_settings(&db.url, task(AutomationLevel::Partial), None);
+    let first = Application::build_without_jobs(settings.clone())
+        .await
+        .unwrap();
+    let token = first.initial_token.clone().unwrap();
+    let second = Application::build_without_jobs(settings).await.unwrap();
+    let (a, b) = (first.state(), second.state());
+    let bases = [first.port(), second.port()].map(|p| format!("http://127.0.0.1:{p}"));
+    actix_web::rt::spawn(first.run_until_stopped());
+    actix_web::rt::spawn(second.run_until_stopped());
+    let client = reqwest::Client::new();
+    for i in 0..30 {
+        let base = &bases[i % 2];
+        let status = client
+            .post(format!("{base}/api/v1/tasks/{TASK}/items"))
+            .bearer_auth(&token)
+            .json(&json!({"id": format!("m-{i}"), "input": row(i)}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 201);
+    }
+    // A repeated id creates nothing and counts nothing.
+    client
+        .post(format!("{}/api/v1/tasks/{TASK}/items", bases[1]))
+        .bearer_auth(&token)
+        .json(&json!({"id": "m-0", "input": row(0)}))
+        .send()
+        .await
+        .unwrap();
+    flush(&a).await;
+    flush(&b).await;
+    // Flushing again adds nothing: what was taken is gone from memory.
+    flush(&a).await;
+    let by = stored_outcomes(&a.db).await;
+    assert_eq!(by.values().sum::<i64>(), 30, "{by:?}");
+    let queued_in_db =
+        a.db.read(|conn| {
+            use diesel::prelude::*;
+            use verdict::db::schema::items;
+            Ok::<_, verdict::db::DbError>(
+                items::table
+                    .filter(items::status.eq(verdict::domain::ItemStatus::Queued))
+                    .count()
+                    .get_result::<i64>(conn)?,
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        by.get("queued").copied().unwrap_or(0) + by.get("failed").copied().unwrap_or(0),
+        queued_in_db
+    );
+    // Every item's total latency was observed once, on one instance or the other.
+    let stages =
+        a.db.read(|conn| {
+            Ok::<_, verdict::db::DbError>(store::sums(
+                conn,
+                TASK,
+                MetricSeries::Stage,
+                0,
+                i64::MAX / 4,
+                i64::MAX / 4,
+            )?)
+        })
+        .await
+        .unwrap();
+    let total: i64 = stages
+        .iter()
+        .filter(|s| s.name == "total")
+        .map(|s| s.count)
+        .sum();
+    let buckets: i64 = stages
+        .iter()
+        .filter(|s| s.name == "total")
+        .flat_map(|s| s.buckets)
+        .sum();
+    assert_eq!((total, buckets), (30, 30));
+}
+
+/// Parses `text` with `prometheus_client`'s parser (Debian's
+/// python3-prometheus-client) and returns `family sample{labels} value`
+/// lines, sorted.
+fn parse_with_prometheus_client(text: &str) -> Option<Vec<String>> {
+    use std::io::Write;
+    let script = r#"
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+for family in text_string_to_metric_families(sys.stdin.read()):
+    for s in family.samples:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+        print(f"{family.type} {s.name}{{{labels}}} {s.value}")
+"#;
+    let python = crate::servers::python_with("prometheus_client", "python3-prometheus-client")?;
+    let mut child = std::process::Command::new(python)
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the Prometheus parser refused /metrics: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    Some(lines)
+}
+
+async fn metrics_parse_with_the_prometheus_parser_and_count_what_was_scored(backend: Backend) {
+    let Some(app) = spawn(backend, AutomationLevel::Partial).await else {
+        return;
+    };
+    for i in 0..12 {
+        assert_eq!(app.submit(&format!("p-{i}"), row(i)).await.0, 201);
+    }
+    let (status, _) = app.submit("bad", json!({"mean_radius": "x"})).await;
+    assert_eq!(status, 400);
+    let response = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = response.text().await.unwrap();
+    assert!(!text.contains("p-1"), "no item ids in labels");
+    let Some(samples) = parse_with_prometheus_client(&text) else {
+        return;
+    };
+    let value = |prefix: &str| -> f64 {
+        samples
+            .iter()
+            .filter(|l| l.starts_with(prefix))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum()
+    };
+    assert_eq!(value("counter verdict_items_total{"), 12.0, "{samples:#?}");
+    assert_eq!(
+        value("counter verdict_requests_rejected_total{code=wrong_type,task=tumor-triage}"),
+        1.0,
+        "{samples:#?}"
+    );
+    assert_eq!(
+        value("histogram verdict_stage_seconds_count{stage=total,task=tumor-triage}"),
+        12.0
+    );
+    assert_eq!(
+        value("histogram verdict_stage_seconds_bucket{le=+Inf,stage=model,task=tumor-triage}"),
+        12.0
+    );
+    assert_eq!(
+        value("gauge verdict_queue_depth{task=tumor-triage}"),
+        app.count("items") as f64
+            - value("counter verdict_items_total{model_version=v1,outcome=automated")
+    );
+    assert_eq!(value("gauge verdict_alerts_firing{kind=data_drift}"), 0.0);
+    assert!(value("gauge process_resident_memory_bytes{}") > 1e6);
+    assert!(value("gauge process_start_time_seconds{}") > 1.7e9);
+}
+
+#[actix_web::test]
+async fn metrics_ask_for_the_scrape_token_when_one_is_set() {
+    let secret = "scrape-token-0123456789";
+    let Some(app) = spawn_configured(Backend::Sqlite, task(AutomationLevel::Partial), None, |s| {
+        s.monitoring.metrics_token = Some(secret.into())
+    })
+    .await
+    else {
+        return;
+    };
+    let url = format!("{}/metrics", app.base);
+    assert_eq!(app.client.get(&url).send().await.unwrap().status(), 401);
+    assert_eq!(
+        app.client
+            .get(&url)
+            .bearer_auth("wrong-token-0123456789")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    // The scoring API's token is not the scrape token.
+    assert_eq!(
+        app.client
+            .get(&url)
+            .bearer_auth(&app.token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        app.client
+            .get(&url)
+            .bearer_auth(secret)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[actix_web::test]
+async fn counted_metrics_survive_a_restart() {
+    let Some(db) = TestDb::new(Backend::Sqlite) else {
+        return;
+    };
+    let (mut serve, token) = Serve::start(None, &db, true).await;
+    let token = token.unwrap();
+    let client = reqwest::Client::new();
+    for i in 0..25 {
+        let status = client
+            .post(format!("{}/api/v1/tasks/{TASK}/items", serve.base))
+            .bearer_auth(&token)
+            .json(&json!({"id": format!("r-{i}"), "input": row(i)}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 201);
+    }
+    // A stop (SIGTERM) flushes what the last interval counted; closing our
+    // keep-alive connection first lets the server stop at once.
+    drop(client);
+    // SAFETY: signalling our own child process.
+    assert_eq!(
+        unsafe { libc::kill(serve.child.id() as i32, libc::SIGTERM) },
+        0
+    );
+    let exit = serve.child.wait().unwrap();
+    assert!(
+        exit.success(),
+        "verdict serve stops cleanly on SIGTERM: {exit:?}"
+    );
+    let (restarted, _) = Serve::start(None, &db, false).await;
+    drop(restarted);
+    let store = verdict::db::Db::open(&verdict::config::DatabaseSettings {
+        url: db.url.clone(),
+        ..Default::default()
+    })
+    .unwrap();
+    let by = stored_outcomes(&store).await;
+    assert_eq!(by.values().sum::<i64>(), 25, "{by:?}");
+}
