@@ -20,6 +20,35 @@ pub struct ModelCard {
     pub metrics: Metrics,
     /// Reference distributions of the outputs on the held-out split.
     pub output_reference: OutputReference,
+    /// The training values themselves and the model's confidence on the
+    /// held-out rows, for the drift tests and the accuracy estimates.
+    /// Cards written before it was added have none: drift then compares
+    /// against the histograms (and says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_sample: Option<ReferenceSample>,
+}
+
+/// Most training rows a card keeps (a deterministic sample beyond it).
+pub const REFERENCE_SAMPLE_ROWS: usize = 10_000;
+
+/// Raw values of the training split and the model's behaviour on rows it
+/// did not train on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReferenceSample {
+    /// Per feature, in the card's feature order: the training split's
+    /// values (all rows, or a seeded sample of [`REFERENCE_SAMPLE_ROWS`]).
+    pub features: Vec<Vec<f64>>,
+    /// The model on the validation and test rows (it never trained on
+    /// them): its confidence, and whether its label was right.
+    pub held_out: HeldOut,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HeldOut {
+    pub confidence: Vec<f64>,
+    pub correct: Vec<bool>,
+    /// The index of the label it predicted, in the card's label order.
+    pub predicted: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -189,6 +218,32 @@ impl ModelCard {
                 return Err(format!("label {l:?} appears twice"));
             }
         }
+        if let Some(r) = &self.reference_sample {
+            r.check(self.features.len(), self.labels.len())?;
+        }
+        Ok(())
+    }
+}
+
+impl ReferenceSample {
+    /// One column per feature, lists of one length, finite values.
+    fn check(&self, features: usize, labels: usize) -> Result<(), String> {
+        if self.features.len() != features {
+            return Err(format!(
+                "reference_sample has {} feature columns for {features} features",
+                self.features.len()
+            ));
+        }
+        if self.features.iter().any(|c| c.iter().any(|v| !v.is_finite())) {
+            return Err("reference_sample.features holds a non-finite value".into());
+        }
+        let h = &self.held_out;
+        if h.correct.len() != h.confidence.len() || h.predicted.len() != h.confidence.len() {
+            return Err("reference_sample.held_out lists differ in length".into());
+        }
+        if h.predicted.iter().any(|&p| p >= labels) {
+            return Err("reference_sample.held_out.predicted names no label".into());
+        }
         Ok(())
     }
 }
@@ -205,5 +260,37 @@ mod tests {
         assert_eq!(h.counts.iter().sum::<u64>(), 5);
         let flat = Histogram::of(&[3.0, 3.0], 2);
         assert_eq!(flat.counts.iter().sum::<u64>(), 2);
+    }
+
+    fn demo_card() -> serde_json::Value {
+        serde_json::from_str(include_str!("../../models/tumor-triage/v1/card.json")).unwrap()
+    }
+
+    #[test]
+    fn the_demo_card_keeps_the_training_values_and_the_held_out_confidence() {
+        let card: ModelCard = serde_json::from_value(demo_card()).unwrap();
+        card.check().unwrap();
+        let sample = card.reference_sample.expect("a reference sample");
+        assert_eq!(sample.features.len(), card.features.len());
+        assert!(sample.features.iter().all(|c| c.len() == card.training.train_rows));
+        let held_out = card.training.validation_rows + card.training.test_rows;
+        assert_eq!(sample.held_out.confidence.len(), held_out);
+    }
+
+    #[test]
+    fn a_card_without_a_reference_sample_still_loads() {
+        let mut value = demo_card();
+        value.as_object_mut().unwrap().remove("reference_sample");
+        let card: ModelCard = serde_json::from_value(value).unwrap();
+        card.check().unwrap();
+        assert!(card.reference_sample.is_none());
+    }
+
+    #[test]
+    fn a_reference_sample_that_does_not_fit_the_features_is_refused() {
+        let mut value = demo_card();
+        value["reference_sample"]["features"].as_array_mut().unwrap().pop();
+        let card: ModelCard = serde_json::from_value(value).unwrap();
+        assert!(card.check().unwrap_err().contains("feature columns"));
     }
 }

@@ -7,7 +7,10 @@ use candle_nn::Module;
 
 use super::fit::tensors;
 use super::{Dataset, REFERENCE_BINS};
-use crate::ml::card::{FeatureSpec, Histogram, LabelMetrics, Metrics, OutputReference};
+use crate::ml::card::{
+    FeatureSpec, HeldOut, Histogram, LabelMetrics, Metrics, OutputReference, ReferenceSample,
+    REFERENCE_SAMPLE_ROWS,
+};
 use crate::ml::Mlp;
 
 /// The model's class probabilities on the held-out rows, and their true
@@ -22,6 +25,48 @@ pub(super) fn held_out(
     let probs = candle_nn::ops::softmax_last_dim(&model.forward(&test_x)?)?.to_vec2::<f32>()?;
     let truth: Vec<usize> = test_idx.iter().map(|&i| data.y[i]).collect();
     Ok((probs, truth))
+}
+
+/// The card's reference sample: the training rows' raw values per feature
+/// (a seeded sample when there are more than [`REFERENCE_SAMPLE_ROWS`]),
+/// and the model's confidence and correctness on `held_out_idx`.
+pub(super) fn reference_sample(
+    model: &Mlp,
+    data: &Dataset,
+    train_idx: &[usize],
+    held_out_idx: &[usize],
+    specs: &[FeatureSpec],
+    seed: u64,
+) -> candle_core::Result<ReferenceSample> {
+    use rand::seq::IndexedRandom;
+    use rand::SeedableRng;
+    let mut rows: Vec<usize> = if train_idx.len() > REFERENCE_SAMPLE_ROWS {
+        // Its own stream, so the sample does not shift the training's.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x7265_6665_7265_6e63);
+        train_idx
+            .choose_multiple(&mut rng, REFERENCE_SAMPLE_ROWS)
+            .copied()
+            .collect()
+    } else {
+        train_idx.to_vec()
+    };
+    rows.sort_unstable();
+    let features = (0..specs.len())
+        .map(|j| rows.iter().map(|&i| data.x[i][j]).collect())
+        .collect();
+    let (probs, truth) = held_out(model, data, held_out_idx, specs)?;
+    let predicted: Vec<usize> = probs.iter().map(|p| argmax(p)).collect();
+    Ok(ReferenceSample {
+        features,
+        held_out: HeldOut {
+            confidence: probs
+                .iter()
+                .map(|p| p.iter().cloned().fold(0.0f32, f32::max) as f64)
+                .collect(),
+            correct: predicted.iter().zip(&truth).map(|(p, t)| p == t).collect(),
+            predicted,
+        },
+    })
 }
 
 /// What the model's outputs looked like on the held-out rows: the

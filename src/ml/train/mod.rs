@@ -121,6 +121,14 @@ pub fn train(opts: &TrainOptions, progress: &mut dyn FnMut(&str)) -> anyhow::Res
     let fitted = fit::fit(opts, &arch, &problem, &mut rng, progress)?;
 
     let (probs, truth) = evaluate::held_out(&fitted.model, &data, &test_idx, &specs)?;
+    let reference_sample = evaluate::reference_sample(
+        &fitted.model,
+        &data,
+        &train_idx,
+        &[val_idx.as_slice(), test_idx.as_slice()].concat(),
+        &specs,
+        opts.seed,
+    )?;
     let metrics = evaluate(&probs, &truth, &data.labels);
     progress(&format!(
         "held-out test ({} rows): accuracy {:.4}, ROC AUC {:.4}, log loss {:.4}",
@@ -164,6 +172,7 @@ pub fn train(opts: &TrainOptions, progress: &mut dyn FnMut(&str)) -> anyhow::Res
         training,
         metrics,
         output_reference: evaluate::output_reference(&probs, &data.labels),
+        reference_sample: Some(reference_sample),
     };
     card.check().map_err(anyhow::Error::msg)?;
     write_version(opts, &out_dir, &fitted, &card)?;
