@@ -23,6 +23,9 @@ pub struct ItemDoc {
     pub reason: Option<String>,
     /// A model-decided item also queued blind for a human audit.
     pub audit: bool,
+    /// Features outside the model's training range (absent when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub out_of_range: Vec<String>,
     pub created_at: String,
 }
 
@@ -82,6 +85,11 @@ impl ItemDoc {
             prediction: prediction.and_then(PredictionDoc::from_row),
             reason: item.reason.map(|r| r.as_str().to_string()),
             audit: item.audit,
+            out_of_range: item
+                .out_of_range
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok())
+                .unwrap_or_default(),
             created_at: rfc3339(&item.created_at),
         }
     }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::domain::{AutomationLevel, QueueReason};
+use crate::domain::{AutomationLevel, OutOfRange, QueueReason};
 
 /// A task's policy settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -12,6 +12,8 @@ pub struct Policy {
     pub threshold: Option<f64>,
     pub label_thresholds: BTreeMap<String, f64>,
     pub audit_rate: f64,
+    /// What an item outside the model's training range gets.
+    pub out_of_range: OutOfRange,
 }
 
 /// What the model said about one item.
@@ -24,6 +26,8 @@ pub enum ModelOutcome<'a> {
     Scored {
         label: &'a str,
         confidence: f64,
+        /// A feature is outside the model's training range.
+        outside: bool,
     },
 }
 
@@ -40,17 +44,24 @@ pub enum Decision {
 /// when it falls below the audit rate.
 pub fn decide(policy: &Policy, outcome: ModelOutcome<'_>, audit_draw: f64) -> Decision {
     let scored = match outcome {
-        ModelOutcome::Scored { label, confidence } if confidence.is_finite() => {
-            Some((label, confidence))
-        }
+        ModelOutcome::Scored {
+            label, confidence, ..
+        } if confidence.is_finite() => Some((label, confidence)),
         _ => None,
     };
+    let outside = matches!(outcome, ModelOutcome::Scored { outside: true, .. })
+        && policy.out_of_range == OutOfRange::Queue;
     let queue = |reason, blind| Decision::Queue { reason, blind };
     match (policy.level, scored) {
         (AutomationLevel::HumanOnly, _) => queue(QueueReason::HumanOnly, true),
         (AutomationLevel::Shadow, _) => queue(QueueReason::Shadow, true),
         (_, None) => queue(QueueReason::ModelError, true),
         (AutomationLevel::Assist, Some(_)) => queue(QueueReason::Assist, false),
+        // The model was never shown such an input: its confidence means
+        // nothing there.
+        (AutomationLevel::Partial | AutomationLevel::Full, Some(_)) if outside => {
+            queue(QueueReason::OutOfDistribution, false)
+        }
         (AutomationLevel::Full, Some(_)) => Decision::Automate {
             audit: audit_draw < policy.audit_rate,
         },
@@ -80,17 +91,56 @@ mod tests {
             threshold: Some(0.9),
             label_thresholds: BTreeMap::new(),
             audit_rate: 0.0,
+            out_of_range: OutOfRange::Queue,
         }
     }
 
     const SURE: ModelOutcome<'static> = ModelOutcome::Scored {
         label: "benign",
         confidence: 0.99,
+        outside: false,
     };
     const UNSURE: ModelOutcome<'static> = ModelOutcome::Scored {
         label: "benign",
         confidence: 0.6,
+        outside: false,
     };
+    const SURE_BUT_OUTSIDE: ModelOutcome<'static> = ModelOutcome::Scored {
+        label: "benign",
+        confidence: 1.0,
+        outside: true,
+    };
+
+    #[test]
+    fn an_item_outside_the_training_range_is_queued_however_sure_the_model_is() {
+        for level in [AutomationLevel::Partial, AutomationLevel::Full] {
+            let mut p = policy(level);
+            assert_eq!(
+                decide(&p, SURE_BUT_OUTSIDE, 0.5),
+                Decision::Queue {
+                    reason: QueueReason::OutOfDistribution,
+                    blind: false
+                }
+            );
+            // Flagged or unchecked, the policy decides as usual.
+            for setting in [OutOfRange::Flag, OutOfRange::Off] {
+                p.out_of_range = setting;
+                assert_eq!(
+                    decide(&p, SURE_BUT_OUTSIDE, 0.5),
+                    Decision::Automate { audit: false }
+                );
+            }
+        }
+        // Levels that queue everything keep their own reason.
+        let p = policy(AutomationLevel::Assist);
+        assert_eq!(
+            decide(&p, SURE_BUT_OUTSIDE, 0.5),
+            Decision::Queue {
+                reason: QueueReason::Assist,
+                blind: false
+            }
+        );
+    }
 
     #[test]
     fn human_only_queues_everything_blind() {
@@ -152,6 +202,7 @@ mod tests {
         let exact = ModelOutcome::Scored {
             label: "benign",
             confidence: 0.9,
+            outside: false,
         };
         assert_eq!(decide(&p, exact, 0.5), Decision::Automate { audit: false });
     }
@@ -163,6 +214,7 @@ mod tests {
         let malignant = ModelOutcome::Scored {
             label: "malignant",
             confidence: 0.99,
+            outside: false,
         };
         assert!(matches!(decide(&p, malignant, 0.5), Decision::Queue { .. }));
         assert_eq!(decide(&p, SURE, 0.5), Decision::Automate { audit: false });
@@ -202,6 +254,7 @@ mod tests {
         let nan = ModelOutcome::Scored {
             label: "benign",
             confidence: f64::NAN,
+            outside: false,
         };
         for level in [AutomationLevel::Partial, AutomationLevel::Full] {
             let p = policy(level);

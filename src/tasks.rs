@@ -230,6 +230,7 @@ fn load_task(
             threshold: config.threshold,
             label_thresholds: config.label_thresholds.clone(),
             audit_rate: config.audit_rate,
+            out_of_range: config.out_of_range,
         },
         config: config.clone(),
         live: RwLock::new(live),

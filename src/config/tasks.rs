@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::escalation::check_address;
 use super::ConfigError;
-use crate::domain::{AutomationLevel, QueueOrder, TaskName};
+use crate::domain::{AutomationLevel, OutOfRange, QueueOrder, TaskName};
 
 /// One decision problem and how far its model may decide alone.
 #[derive(Debug, Clone, Deserialize)]
@@ -47,6 +47,18 @@ pub struct TaskConfig {
     /// Get this task's alerts (besides `mail.recipients`).
     #[serde(default)]
     pub alert_recipients: Vec<String>,
+    /// An item with a feature outside the model's training range: `queue`
+    /// it for a human, `flag` it, or `off`.
+    #[serde(default)]
+    pub out_of_range: OutOfRange,
+    /// How far beyond the training range a value may go, as a share of the
+    /// range's width, before it counts as outside.
+    #[serde(default = "default_out_of_range_margin")]
+    pub out_of_range_margin: f64,
+}
+
+fn default_out_of_range_margin() -> f64 {
+    0.1
 }
 
 /// The environment variable holding a task's webhook secret.
@@ -90,6 +102,8 @@ pub(super) fn default_tasks() -> Vec<TaskConfig> {
         callback_url: None,
         callback_secret: None,
         alert_recipients: Vec::new(),
+        out_of_range: OutOfRange::Queue,
+        out_of_range_margin: default_out_of_range_margin(),
     }]
 }
 
@@ -116,6 +130,12 @@ impl TaskConfig {
     pub fn validate(&self, index: usize) -> Result<(), ConfigError> {
         let key = |field: &str| format!("tasks[{index}].{field}");
         self.validate_thresholds(&key)?;
+        if !(self.out_of_range_margin.is_finite() && self.out_of_range_margin >= 0.0) {
+            return Err(ConfigError::at(
+                key("out_of_range_margin"),
+                format!("must be 0 or more, got {}", self.out_of_range_margin),
+            ));
+        }
         if !(0.0..=1.0).contains(&self.audit_rate) {
             return Err(ConfigError::at(
                 key("audit_rate"),

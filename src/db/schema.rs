@@ -52,6 +52,7 @@ diesel::table! {
         decided_at -> Nullable<Timestamp>,
         lease_owner -> Nullable<Text>,
         lease_expires_at -> Nullable<Timestamp>,
+        out_of_range -> Nullable<Text>,
     }
 }
 

@@ -33,6 +33,23 @@ text_enum! {
         Assist => "assist",
         LowConfidence => "low_confidence",
         ModelError => "model_error",
+        /// A feature is outside the model's training range.
+        OutOfDistribution => "out_of_distribution",
+    }
+}
+
+text_enum! {
+    /// What happens to an item with a feature outside the model's training
+    /// range (by more than the task's margin).
+    #[derive(Default)]
+    pub enum OutOfRange {
+        /// A human decides (`reason: out_of_distribution`).
+        #[default]
+        Queue => "queue",
+        /// The policy decides as usual; the item is marked.
+        Flag => "flag",
+        /// Not checked.
+        Off => "off",
     }
 }
 

@@ -234,7 +234,11 @@ impl ReferenceSample {
                 self.features.len()
             ));
         }
-        if self.features.iter().any(|c| c.iter().any(|v| !v.is_finite())) {
+        if self
+            .features
+            .iter()
+            .any(|c| c.iter().any(|v| !v.is_finite()))
+        {
             return Err("reference_sample.features holds a non-finite value".into());
         }
         let h = &self.held_out;
@@ -272,7 +276,10 @@ mod tests {
         card.check().unwrap();
         let sample = card.reference_sample.expect("a reference sample");
         assert_eq!(sample.features.len(), card.features.len());
-        assert!(sample.features.iter().all(|c| c.len() == card.training.train_rows));
+        assert!(sample
+            .features
+            .iter()
+            .all(|c| c.len() == card.training.train_rows));
         let held_out = card.training.validation_rows + card.training.test_rows;
         assert_eq!(sample.held_out.confidence.len(), held_out);
     }
@@ -289,7 +296,10 @@ mod tests {
     #[test]
     fn a_reference_sample_that_does_not_fit_the_features_is_refused() {
         let mut value = demo_card();
-        value["reference_sample"]["features"].as_array_mut().unwrap().pop();
+        value["reference_sample"]["features"]
+            .as_array_mut()
+            .unwrap()
+            .pop();
         let card: ModelCard = serde_json::from_value(value).unwrap();
         assert!(card.check().unwrap_err().contains("feature columns"));
     }

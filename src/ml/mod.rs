@@ -88,6 +88,23 @@ impl LoadedModel {
             .collect()
     }
 
+    /// The features of a raw row (card order) outside the training range
+    /// widened by `margin` × its width on each side, by index. The
+    /// training range is the reference histogram's (the training split's
+    /// minimum and maximum).
+    pub fn outside_training_range(&self, raw: &[f64], margin: f64) -> Vec<usize> {
+        raw.iter()
+            .zip(&self.card.features)
+            .enumerate()
+            .filter(|(_, (x, f))| {
+                let (lo, hi) = (f.reference.min(), f.reference.max());
+                let slack = (hi - lo) * margin;
+                **x < lo - slack || **x > hi + slack
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
     /// Class probabilities for each row of normalised features.
     pub fn predict(&self, rows: &[Vec<f32>]) -> candle_core::Result<Vec<Vec<f32>>> {
         if rows.is_empty() {

@@ -211,6 +211,7 @@ mod tests {
                 sla_deadline: None,
                 created_at: at,
                 decided_at: None,
+                out_of_range: None,
             },
             owner: owner.map(str::to_string),
             expires_at: owner.map(|_| at + Duration::seconds(expires_in)),

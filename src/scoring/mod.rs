@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::db::Db;
 use crate::domain::{now, ItemId};
-use crate::domain::{ItemStatus, ReviewState, VerdictBasis, VerdictSource};
+use crate::domain::{ItemStatus, OutOfRange, ReviewState, VerdictBasis, VerdictSource};
 use crate::items::{self, ItemDoc};
 use crate::monitoring::{ItemSeen, Outcome as Seen, Recorder};
 use crate::policy::{decide, Decision, ModelOutcome};
@@ -123,12 +123,21 @@ pub async fn submit(
             Scored::Probabilities(p) => Some(summarise(p, labels)),
             _ => None,
         };
+        let outside: Vec<&str> = match (&model, task.policy.out_of_range) {
+            (Some(m), level) if level != OutOfRange::Off => m
+                .outside_training_range(&features.values, task.config.out_of_range_margin)
+                .into_iter()
+                .map(|i| m.card.features[i].name.as_str())
+                .collect(),
+            _ => Vec::new(),
+        };
         let outcome = match (&scored, &summary) {
             (Scored::NotRun, _) => ModelOutcome::NotRun,
             (Scored::Probabilities(_), Some(s)) if s.confidence.is_finite() => {
                 ModelOutcome::Scored {
                     label: &s.label,
                     confidence: s.confidence,
+                    outside: !outside.is_empty(),
                 }
             }
             _ => ModelOutcome::Failed,
@@ -143,7 +152,7 @@ pub async fn submit(
                 _ => Seen::Queued,
             },
             audited: matches!(decision, Decision::Automate { audit: true }),
-            out_of_distribution: false,
+            out_of_distribution: !outside.is_empty(),
             confidence: match outcome {
                 ModelOutcome::Scored { confidence, .. } => Some(confidence),
                 _ => None,
@@ -238,6 +247,8 @@ pub async fn submit(
             sla_deadline: (review_state == ReviewState::Pending).then_some(sla_deadline),
             created_at,
             decided_at: verdict.as_ref().map(|v| v.created_at),
+            out_of_range: (!outside.is_empty())
+                .then(|| serde_json::to_string(&outside).expect("names")),
         };
         rows.push((item, prediction, verdict));
     }

@@ -27,6 +27,8 @@ pub struct ItemRow {
     pub sla_deadline: Option<Timestamp>,
     pub created_at: Timestamp,
     pub decided_at: Option<Timestamp>,
+    /// Features outside the model's training range: a JSON array of names.
+    pub out_of_range: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

@@ -162,6 +162,7 @@ async fn write_items(store: &verdict::db::Db, prefix: &str, count: usize, input:
             sla_deadline: None,
             created_at: at,
             decided_at: Some(at),
+            out_of_range: None,
         })
         .collect();
     store

@@ -319,3 +319,55 @@ async fn counted_metrics_survive_a_restart() {
     let by = stored_outcomes(&store).await;
     assert_eq!(by.values().sum::<i64>(), 25, "{by:?}");
 }
+
+/// The demo data's first row with `mean_radius` far beyond its training
+/// maximum (27.4).
+fn far_out() -> serde_json::Value {
+    let mut input = row(0);
+    input["mean_radius"] = json!(60.0);
+    input
+}
+
+#[actix_web::test]
+async fn an_item_outside_the_training_range_goes_to_a_human_and_says_which_feature() {
+    let Some(app) = spawn(Backend::Sqlite, AutomationLevel::Full).await else {
+        return;
+    };
+    let (status, doc) = app.submit("far", far_out()).await;
+    assert_eq!(status, 201, "{doc}");
+    assert_eq!(doc["status"], "queued", "{doc}");
+    assert_eq!(doc["reason"], "out_of_distribution");
+    assert_eq!(doc["out_of_range"], json!(["mean_radius"]));
+    // Just inside the margin (10% of the range beyond the maximum) is fine.
+    let mut near = row(0);
+    near["mean_radius"] = json!(28.0);
+    let (_, doc) = app.submit("near", near).await;
+    assert_eq!(doc["status"], "decided", "{doc}");
+    assert!(doc.get("out_of_range").is_none(), "{doc}");
+}
+
+#[actix_web::test]
+async fn flagging_lets_the_policy_decide_and_marks_the_item() {
+    let mut config = task(AutomationLevel::Full);
+    config.out_of_range = verdict::domain::OutOfRange::Flag;
+    let Some(app) = crate::helpers::spawn_with(Backend::Sqlite, config, None).await else {
+        return;
+    };
+    let (_, doc) = app.submit("far", far_out()).await;
+    assert_eq!(doc["status"], "decided", "{doc}");
+    assert_eq!(doc["out_of_range"], json!(["mean_radius"]));
+    app.submit("in", row(1)).await;
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"verdict_item_flags_total{task="tumor-triage",model_version="v1",flag="out_of_distribution"} 1"#),
+        "{metrics}"
+    );
+}

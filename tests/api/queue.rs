@@ -311,6 +311,7 @@ async fn each_queue_order_hands_out_items_in_its_order(backend: Backend) {
             sla_deadline: Some(t0 + Duration::seconds(deadline)),
             created_at: t0 + Duration::seconds(arrived),
             decided_at: None,
+            out_of_range: None,
         })
         .collect();
     db.write(move |conn| {

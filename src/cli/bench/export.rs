@@ -56,6 +56,7 @@ fn fill(db: &verdict::db::Db, inputs: &[String], n: usize) -> anyhow::Result<()>
                     sla_deadline: None,
                     created_at: at,
                     decided_at: Some(at),
+                    out_of_range: None,
                 });
                 predictions.push(PredictionRow {
                     task: TASK.into(),

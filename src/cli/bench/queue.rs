@@ -53,6 +53,7 @@ pub(super) fn run_queue(
                     sla_deadline: Some(at + chrono::Duration::seconds((i % 3600) as i64)),
                     created_at: at,
                     decided_at: None,
+                    out_of_range: None,
                 })
                 .collect();
             db.write(move |conn| Ok::<_, verdict::db::DbError>(verdict::store::items::insert_all(conn, &rows, &[], &[])?)).await?;

@@ -50,6 +50,9 @@ struct ReviewPage {
     labels: Vec<LabelButton>,
     shown_at: i64,
     notice: Option<&'static str>,
+    /// Features outside the model's training range, when that is why the
+    /// item is here (or it is marked so).
+    out_of_range: Vec<String>,
 }
 
 #[derive(Template)]
@@ -220,6 +223,12 @@ pub async fn next(
     Ok(render(
         StatusCode::OK,
         &ReviewPage {
+            out_of_range: claim
+                .item
+                .out_of_range
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok())
+                .unwrap_or_default(),
             user: signed_in.user.name.clone(),
             csrf: signed_in.csrf.clone(),
             task: task.name().to_string(),
