@@ -7,6 +7,7 @@ pub mod histogram;
 pub mod process;
 pub mod prometheus;
 pub mod recorder;
+pub mod report;
 pub mod stats;
 
 pub use flusher::{Flushed, MetricsFlusher};

@@ -455,6 +455,8 @@ async fn a_snapshot_is_immutable_and_trains_a_model_that_serves(backend: Backend
     // The new version serves: a service on it scores items.
     let mut config = task(AutomationLevel::Full);
     config.model_version = Some("from-labels".into());
+    // Every item gets the model's verdict, inside the training range or not.
+    config.out_of_range = verdict::domain::OutOfRange::Flag;
     let Some(served) = spawn_with(backend, config, Some(models.path())).await else {
         return;
     };

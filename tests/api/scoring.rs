@@ -10,7 +10,7 @@ crate::on_both_backends!(
     human_only_queues_every_item_without_running_the_model,
     shadow_records_the_prediction_but_queues_every_item,
     assist_queues_every_item_with_the_suggestion,
-    full_decides_every_item,
+    full_decides_every_item_inside_the_training_range,
     audit_rate_queues_model_decided_items_blind,
     per_label_threshold_keeps_that_label_for_humans,
     missing_model_fails_safe_to_the_queue,
@@ -48,7 +48,11 @@ async fn partial_decides_exactly_the_items_that_clear_the_threshold(backend: Bac
         let confidence = doc["prediction"]["confidence"]
             .as_f64()
             .expect("a prediction");
-        if confidence >= 0.95 {
+        if doc.get("out_of_range").is_some() {
+            // Beyond the training range: a human decides, however sure.
+            assert_eq!(doc["status"], "queued", "{doc}");
+            assert_eq!(doc["reason"], "out_of_distribution");
+        } else if confidence >= 0.95 {
             decided += 1;
             assert_eq!(doc["status"], "decided", "{doc}");
             assert_eq!(doc["verdict"]["source"], "model");
@@ -102,15 +106,23 @@ async fn assist_queues_every_item_with_the_suggestion(backend: Backend) {
     assert_eq!(app.count("verdicts"), 0);
 }
 
-async fn full_decides_every_item(backend: Backend) {
+async fn full_decides_every_item_inside_the_training_range(backend: Backend) {
     let Some(app) = spawn(backend, AutomationLevel::Full).await else {
         return;
     };
     let docs = submit_all(&app, "f").await;
-    assert!(docs
+    let (outside, inside): (Vec<&Value>, Vec<&Value>) =
+        docs.iter().partition(|d| d.get("out_of_range").is_some());
+    assert!(inside
         .iter()
         .all(|d| d["status"] == "decided" && d["verdict"]["source"] == "model"));
-    assert_eq!(app.count("verdicts"), 569);
+    // The rows the model never saw the like of (beyond the training range
+    // by more than the margin) wait for a human.
+    assert!(outside
+        .iter()
+        .all(|d| d["status"] == "queued" && d["reason"] == "out_of_distribution"));
+    assert!(outside.len() < 20, "{} of 569 outside", outside.len());
+    assert_eq!(app.count("verdicts"), inside.len() as i64);
 }
 
 async fn audit_rate_queues_model_decided_items_blind(backend: Backend) {
@@ -155,7 +167,7 @@ async fn per_label_threshold_keeps_that_label_for_humans(backend: Backend) {
     for doc in docs {
         let malignant = doc["prediction"]["label"] == "malignant";
         let confidence = doc["prediction"]["confidence"].as_f64().unwrap();
-        let expected = if malignant && confidence < 1.0 {
+        let expected = if (malignant && confidence < 1.0) || doc.get("out_of_range").is_some() {
             "queued"
         } else {
             "decided"
