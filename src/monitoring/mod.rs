@@ -2,6 +2,7 @@
 //! metrics store in minute buckets), the process's own figures, and the
 //! statistics the drift monitor uses.
 
+pub mod build;
 pub mod flusher;
 pub mod histogram;
 pub mod process;

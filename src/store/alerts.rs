@@ -224,6 +224,21 @@ pub fn is_overdue(
     Ok(n > 0)
 }
 
+/// The alerts of `task` still open or fired since `since`, newest first.
+pub fn of_task_since(
+    conn: &mut DbConnection,
+    task: &str,
+    since: Timestamp,
+) -> QueryResult<Vec<Alert>> {
+    alerts::table
+        .filter(alerts::task.eq(task))
+        .filter(alerts::resolved_at.is_null().or(alerts::fired_at.ge(since)))
+        .order(alerts::fired_at.desc())
+        .limit(200)
+        .select(Alert::as_select())
+        .load(conn)
+}
+
 /// Open alerts per kind.
 pub fn open_by_kind(conn: &mut DbConnection) -> QueryResult<Vec<(AlertKind, i64)>> {
     alerts::table

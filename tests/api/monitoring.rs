@@ -371,3 +371,92 @@ async fn flagging_lets_the_policy_decide_and_marks_the_item() {
         "{metrics}"
     );
 }
+
+#[actix_web::test]
+async fn the_monitoring_api_reports_what_was_scored_over_the_range() {
+    let Some(app) = spawn(Backend::Sqlite, AutomationLevel::Partial).await else {
+        return;
+    };
+    for i in 0..40 {
+        app.submit(&format!("a-{i}"), row(i)).await;
+    }
+    flush(&app.state).await;
+    let (status, report) = app
+        .get(&format!("/api/v1/tasks/{TASK}/monitoring?span=hour"))
+        .await;
+    assert_eq!(status, 200, "{report}");
+    let software = &report["software"];
+    assert_eq!(software["items"], 40, "{report}");
+    let outcomes = ["automated", "queued", "failed"].map(|k| software[k].as_u64().unwrap());
+    assert_eq!(outcomes.iter().sum::<u64>(), 40);
+    assert_eq!(
+        software["queue_depth"].as_u64().unwrap(),
+        outcomes[1] + outcomes[2]
+    );
+    let total = software["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "total")
+        .unwrap();
+    assert_eq!(total["count"], 40);
+    assert!(total["p99_ms"].as_f64().unwrap() > 0.0);
+    let slots = software["series"].as_array().unwrap();
+    assert!((50..=101).contains(&slots.len()), "{}", slots.len());
+    let in_slots: u64 = slots
+        .iter()
+        .map(|s| {
+            ["automated", "queued", "failed"]
+                .map(|k| s[k].as_u64().unwrap())
+                .iter()
+                .sum::<u64>()
+        })
+        .sum();
+    assert_eq!(in_slots, 40);
+    let labels: u64 = report["output"]["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(labels, 40);
+    let shares: f64 = report["output"]["confidence"]["current"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .sum();
+    assert!((shares - 1.0).abs() < 1e-9);
+
+    // A range before anything happened is empty, not an error.
+    let (_, empty) = app
+        .get(&format!(
+            "/api/v1/tasks/{TASK}/monitoring?since=2020-01-01T00:00:00Z&until=2020-01-01T01:00:00Z"
+        ))
+        .await;
+    assert_eq!(empty["software"]["items"], 0, "{empty}");
+    for (query, field) in [
+        ("since=yesterday", "since"),
+        ("span=year", "span"),
+        (
+            "since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z",
+            "since",
+        ),
+        ("span=hour&span=day", "span"),
+        ("colour=red", "colour"),
+    ] {
+        let (status, body) = app
+            .get(&format!("/api/v1/tasks/{TASK}/monitoring?{query}"))
+            .await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(body["error"]["field"], field, "{query}: {body}");
+    }
+    let (status, _) = app.get("/api/v1/tasks/nope/monitoring").await;
+    assert_eq!(status, 404);
+    let (status, alerts) = app
+        .get(&format!("/api/v1/alerts?task={TASK}&state=open"))
+        .await;
+    assert_eq!(status, 200, "{alerts}");
+    assert!(alerts["alerts"].is_array());
+    assert_eq!(app.get("/api/v1/alerts?state=maybe").await.0, 400);
+}

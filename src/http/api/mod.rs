@@ -4,6 +4,7 @@ mod auth;
 pub mod body;
 pub mod export;
 mod metrics;
+mod monitoring;
 
 use std::sync::Arc;
 
@@ -23,6 +24,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api/v1")
                 .route("/tasks", web::get().to(list_tasks))
+                .route("/alerts", web::get().to(monitoring::alerts))
+                .route(
+                    "/tasks/{task}/monitoring",
+                    web::get().to(monitoring::task_monitoring),
+                )
                 .route("/tasks/{task}/items", web::post().to(submit_items))
                 .route("/tasks/{task}/items/{id}", web::get().to(get_item))
                 .route("/tasks/{task}/labels", web::get().to(export::labels))

@@ -1,0 +1,207 @@
+//! `GET /api/v1/tasks/{task}/monitoring`: the dashboard's figures as JSON;
+//! `GET /api/v1/alerts`: alerts by task and state.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Serialize;
+
+use super::{task, ApiClient};
+use crate::domain::{now, rfc3339, Timestamp};
+use crate::http::download::query_pairs;
+use crate::http::error::AppError;
+use crate::http::state::AppState;
+use crate::monitoring::build::{self, Range, Span, TaskView};
+use crate::monitoring::report::AlertLine;
+
+/// Longest range a report covers.
+const MAX_RANGE_DAYS: i64 = 90;
+
+fn parse_time(field: &'static str, value: &str) -> Result<Timestamp, AppError> {
+    chrono::DateTime::parse_from_rfc3339(value)
+        .map(|t| t.naive_utc())
+        .map_err(|_| {
+            AppError::invalid(
+                "invalid_time",
+                field,
+                format!("{field} must be an RFC 3339 time such as 2026-11-29T10:00:00Z"),
+            )
+        })
+}
+
+/// `span=hour|day|week` (ending now), or `since` (and `until`, default
+/// now) as RFC 3339 times; by default the last hour. Each key once.
+fn range_of(req: &HttpRequest) -> Result<Range, AppError> {
+    let (mut span, mut since, mut until) = (None, None, None);
+    for (key, value) in query_pairs(req)? {
+        let slot = match key.as_str() {
+            "span" => &mut span,
+            "since" => &mut since,
+            "until" => &mut until,
+            other => {
+                return Err(AppError::invalid(
+                    "unknown_parameter",
+                    other.to_string(),
+                    "expected span, since or until",
+                ))
+            }
+        };
+        if slot.replace(value).is_some() {
+            return Err(AppError::invalid(
+                "repeated_parameter",
+                key,
+                "give each parameter once",
+            ));
+        }
+    }
+    if let Some(span) = span {
+        if since.is_some() || until.is_some() {
+            return Err(AppError::invalid(
+                "invalid_query",
+                "span",
+                "give span or since/until, not both",
+            ));
+        }
+        return Span::parse(&span).map(Span::ending_now).ok_or_else(|| {
+            AppError::invalid("invalid_query", "span", "span must be hour, day or week")
+        });
+    }
+    let until = until
+        .as_deref()
+        .map(|u| parse_time("until", u))
+        .transpose()?
+        .unwrap_or_else(now);
+    let since = match since {
+        Some(s) => parse_time("since", &s)?,
+        None => until - chrono::Duration::hours(1),
+    };
+    if since >= until {
+        return Err(AppError::invalid(
+            "invalid_query",
+            "since",
+            "since must be before until",
+        ));
+    }
+    if until - since > chrono::Duration::days(MAX_RANGE_DAYS) {
+        return Err(AppError::invalid(
+            "invalid_query",
+            "since",
+            format!("a range covers at most {MAX_RANGE_DAYS} days"),
+        ));
+    }
+    Ok(Range::new(since, until))
+}
+
+/// `GET /api/v1/tasks/{task}/monitoring?span=|since=&until=`
+pub async fn task_monitoring(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    _client: ApiClient,
+) -> Result<HttpResponse, AppError> {
+    let task = task(&state, &path)?;
+    let range = range_of(&req)?;
+    let report = state
+        .db
+        .read(move |conn| {
+            let model = task.live();
+            let view = TaskView {
+                task: task.name(),
+                level: task.config.automation,
+                threshold: task.config.threshold,
+                model: model.as_deref(),
+            };
+            build::task_report(conn, &view, &range).map_err(AppError::from)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+#[derive(Serialize)]
+struct AlertList {
+    alerts: Vec<AlertDoc>,
+}
+
+#[derive(Serialize)]
+struct AlertDoc {
+    task: String,
+    #[serde(flatten)]
+    line: AlertLine,
+    /// The figures that fired it.
+    numbers: serde_json::Value,
+    state: &'static str,
+}
+
+/// `GET /api/v1/alerts?task=&state=open|resolved|all` (default all): the
+/// open alerts and the 200 newest resolved ones.
+pub async fn alerts(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    _client: ApiClient,
+) -> Result<HttpResponse, AppError> {
+    let (mut task_filter, mut state_filter) = (None, None);
+    for (key, value) in query_pairs(&req)? {
+        let slot = match key.as_str() {
+            "task" => &mut task_filter,
+            "state" => &mut state_filter,
+            other => {
+                return Err(AppError::invalid(
+                    "unknown_parameter",
+                    other.to_string(),
+                    "expected task or state",
+                ))
+            }
+        };
+        if slot.replace(value).is_some() {
+            return Err(AppError::invalid(
+                "repeated_parameter",
+                key,
+                "give each parameter once",
+            ));
+        }
+    }
+    if let Some(t) = &task_filter {
+        task(&state, t)?;
+    }
+    let (want_open, want_resolved) = match state_filter.as_deref() {
+        None | Some("all") => (true, true),
+        Some("open") => (true, false),
+        Some("resolved") => (false, true),
+        Some(_) => {
+            return Err(AppError::invalid(
+                "invalid_query",
+                "state",
+                "state must be open, resolved or all",
+            ))
+        }
+    };
+    let (open, resolved) = state
+        .db
+        .read(|conn| crate::store::alerts::list(conn, 200).map_err(AppError::from))
+        .await?;
+    let doc = |a: crate::alerts::Alert, state: &'static str| AlertDoc {
+        task: a.task.clone(),
+        numbers: serde_json::from_str(&a.numbers).unwrap_or(serde_json::Value::Null),
+        state,
+        line: AlertLine {
+            id: a.id,
+            kind: a.kind.as_str().to_string(),
+            subject: a.subject,
+            severity: a.severity.as_str().to_string(),
+            summary: a.summary,
+            fired_at: rfc3339(&a.fired_at),
+            resolved_at: a.resolved_at.as_ref().map(rfc3339),
+        },
+    };
+    let alerts = open
+        .into_iter()
+        .filter(|_| want_open)
+        .map(|a| doc(a, "open"))
+        .chain(
+            resolved
+                .into_iter()
+                .filter(|_| want_resolved)
+                .map(|a| doc(a, "resolved")),
+        )
+        .filter(|d| task_filter.as_ref().is_none_or(|t| &d.task == t))
+        .collect();
+    Ok(HttpResponse::Ok().json(AlertList { alerts }))
+}
