@@ -149,6 +149,15 @@ impl Application {
                 crate::alerts::AlertConfig::from_settings(&state.settings),
             );
             actix_web::rt::spawn(monitor.run_until_stopped());
+            if state.settings.monitoring.enabled {
+                let drift = crate::monitoring::drift::DriftMonitor::new(
+                    state.db.clone(),
+                    state.tasks.clone(),
+                    state.settings.monitoring.clone(),
+                    crate::alerts::AlertConfig::from_settings(&state.settings),
+                );
+                actix_web::rt::spawn(drift.run_until_stopped());
+            }
             let reaper = crate::review::LeaseReaper {
                 db: state.db.clone(),
                 every: LEASE_REAPER_EVERY,

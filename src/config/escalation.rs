@@ -215,6 +215,80 @@ pub struct AlertSettings {
     pub error_rate: Option<f64>,
     pub error_rate_window_minutes: i64,
     pub error_rate_min_items: i64,
+    /// A feature's input distribution moved: `threshold` is how many
+    /// standard deviations above the reference's own resampled mean the
+    /// effect size must be (the p-value must also pass the family-wise
+    /// level, `monitoring.family_alpha`); `min_sample` the items the window
+    /// needs.
+    pub data_drift: Rule,
+    /// The outputs moved (label mix, confidence distribution; same
+    /// threshold as data drift) or more than `max_repeated_share` of the
+    /// window repeats an input seen in it.
+    pub output_drift: Rule,
+    pub max_repeated_share: f64,
+    /// Page-Hinkley on the model's errors against blind audits: `threshold`
+    /// is its λ, `min_sample` the observations before it may signal; the
+    /// alert holds for `concept_hold` observations after a detection.
+    pub concept_drift: Rule,
+    pub concept_hold: u64,
+    /// The automation rate of the window fell more than `threshold` below
+    /// the rate the held-out rows had at the task's threshold.
+    pub automation_drop: Rule,
+    /// The label-free accuracy estimate (CBPE) fell more than `threshold`
+    /// below the held-out accuracy.
+    pub estimated_accuracy_drop: Rule,
+    /// The 99th percentile of scoring time per item (`total` stage) was
+    /// over `threshold` seconds in each of the last `for_evaluations`
+    /// minutes with at least `min_sample` items.
+    pub p99_latency: Rule,
+}
+
+/// One alert rule: on or off, its threshold, the least sample it judges,
+/// and for how many consecutive evaluations it must hold before it fires.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub threshold: f64,
+    pub min_sample: u64,
+    #[serde(default = "one")]
+    pub for_evaluations: u32,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Rule {
+    const fn new(threshold: f64, min_sample: u64, for_evaluations: u32) -> Rule {
+        Rule {
+            enabled: true,
+            threshold,
+            min_sample,
+            for_evaluations,
+        }
+    }
+
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        if !(self.threshold.is_finite() && self.threshold >= 0.0) {
+            return Err(ConfigError::at(
+                format!("alerts.{key}.threshold"),
+                format!("must be 0 or more, got {}", self.threshold),
+            ));
+        }
+        if self.for_evaluations == 0 {
+            return Err(ConfigError::at(
+                format!("alerts.{key}.for_evaluations"),
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for AlertSettings {
@@ -228,6 +302,14 @@ impl Default for AlertSettings {
             error_rate: Some(0.05),
             error_rate_window_minutes: 15,
             error_rate_min_items: 20,
+            data_drift: Rule::new(3.0, 500, 1),
+            output_drift: Rule::new(3.0, 500, 2),
+            max_repeated_share: 0.5,
+            concept_drift: Rule::new(10.0, 30, 1),
+            concept_hold: 100,
+            automation_drop: Rule::new(0.2, 500, 2),
+            estimated_accuracy_drop: Rule::new(0.05, 500, 2),
+            p99_latency: Rule::new(0.5, 100, 5),
         }
     }
 }
@@ -241,6 +323,22 @@ impl AlertSettings {
             return Err(ConfigError::at(
                 "alerts.error_rate_window_minutes",
                 "must be at least 1",
+            ));
+        }
+        for (key, rule) in [
+            ("data_drift", &self.data_drift),
+            ("output_drift", &self.output_drift),
+            ("concept_drift", &self.concept_drift),
+            ("automation_drop", &self.automation_drop),
+            ("estimated_accuracy_drop", &self.estimated_accuracy_drop),
+            ("p99_latency", &self.p99_latency),
+        ] {
+            rule.validate(key)?;
+        }
+        if !(0.0..=1.0).contains(&self.max_repeated_share) {
+            return Err(ConfigError::at(
+                "alerts.max_repeated_share",
+                "must be between 0 and 1",
             ));
         }
         if let Some(rate) = self.error_rate {

@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 pub use database::{DatabaseSettings, DatasetSettings, ModelSettings, Synchronous};
 pub use escalation::{
-    AlertSettings, MailSettings, OutboxSettings, SlaAlerts, SmtpSecurity, SmtpSettings,
+    AlertSettings, MailSettings, OutboxSettings, Rule, SlaAlerts, SmtpSecurity, SmtpSettings,
 };
 pub use monitoring::MonitoringSettings;
 pub use server::{LogFormat, ServerSettings, DEPLOYMENT_POLL_MS};

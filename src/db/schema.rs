@@ -260,3 +260,21 @@ diesel::table! {
         b19 -> BigInt,
     }
 }
+
+diesel::table! {
+    monitor_state (task) {
+        task -> Text,
+        updated_at -> Timestamp,
+        state -> Text,
+    }
+}
+
+diesel::table! {
+    monitor_evaluations (task, evaluated_at, items_seen) {
+        task -> Text,
+        evaluated_at -> Timestamp,
+        items_seen -> BigInt,
+        model_version -> Text,
+        summary -> Text,
+    }
+}

@@ -10,9 +10,17 @@ use crate::ml::LoadedModel;
 use crate::store::alerts as alerts_store;
 use crate::store::metrics::{self as metrics_store, Summed, BUCKETS};
 
+use super::drift::monitor::{EvaluationSummary, MonitorState};
 use super::histogram::{Histogram, CONFIDENCE_BOUNDS, LATENCY_BOUNDS};
 use super::recorder::STAGES;
 use super::report::*;
+use crate::store::monitoring as monitoring_store;
+
+/// Most human verdicts a report reads (a week of a busy task's audits).
+const REVIEWS_READ: i64 = 200_000;
+
+/// Most evaluations a report reads.
+const EVALUATIONS_READ: i64 = 20_000;
 
 /// The ranges the dashboard offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -216,7 +224,12 @@ pub fn task_report(
         .map(|t| ((at - t).num_milliseconds() as f64 / 1000.0).max(0.0));
     software.process = process_figures();
 
-    let output = output(view, &labels, &confidence);
+    let state: Option<MonitorState> =
+        monitoring_store::state(conn, view.task)?.and_then(|s| serde_json::from_str(&s).ok());
+    let mut output = output(view, &labels, &confidence);
+    output.window = state.as_ref().and_then(|s| s.output.clone());
+    let concept = concept(conn, view.task, range, state.as_ref())?;
+    let estimates = estimates(conn, view, range, state.as_ref(), &concept)?;
     let alerts = alerts_store::of_task_since(conn, view.task, range.since)?
         .into_iter()
         .map(|a| AlertLine {
@@ -229,10 +242,6 @@ pub fn task_report(
             resolved_at: a.resolved_at.as_ref().map(rfc3339),
         })
         .collect();
-    let estimates = Estimates {
-        reference_accuracy: view.model.map(|m| m.card.metrics.accuracy),
-        ..Default::default()
-    };
     Ok(TaskReport {
         task: view.task.to_string(),
         since: rfc3339(&range.since),
@@ -241,10 +250,121 @@ pub fn task_report(
         live_model_version: view.model.map(|m| m.version().to_string()),
         software,
         output,
-        drift: DataDrift::default(),
-        concept: Concept::default(),
+        drift: state.map(|s| s.drift).unwrap_or_default(),
+        concept,
         estimates,
         alerts,
+    })
+}
+
+/// Model against humans over the range (accuracy, interval, per slot),
+/// with the detectors' state from the monitor.
+fn concept(
+    conn: &mut DbConnection,
+    task: &str,
+    range: &Range,
+    state: Option<&MonitorState>,
+) -> Result<Concept, DbError> {
+    let reviewed =
+        monitoring_store::reviewed_between(conn, task, range.since, range.until, REVIEWS_READ)?;
+    let (from, _) = range.minutes();
+    let mut series: BTreeMap<i64, AgreementSlot> = range
+        .slots()
+        .into_iter()
+        .map(|m| {
+            (
+                m,
+                AgreementSlot {
+                    start: minute_time(m),
+                    ..Default::default()
+                },
+            )
+        })
+        .collect();
+    let (mut blind, mut assisted) = ((0u64, 0u64), (0u64, 0u64));
+    for r in &reviewed {
+        let Some(predicted) = &r.predicted else {
+            continue;
+        };
+        let agreed = u64::from(*predicted == r.human);
+        let minute = r.decided_at.and_utc().timestamp().div_euclid(60);
+        let slot = from + ((minute - from) / range.slot_minutes) * range.slot_minutes;
+        let entry = series.entry(slot).or_default();
+        if r.blind {
+            blind = (blind.0 + 1, blind.1 + agreed);
+            entry.blind_reviewed += 1;
+            entry.blind_agreed += agreed;
+        } else {
+            assisted = (assisted.0 + 1, assisted.1 + agreed);
+            entry.assisted_reviewed += 1;
+            entry.assisted_agreed += agreed;
+        }
+    }
+    let agreement = |(n, k): (u64, u64), detector: Option<&Agreement>| Agreement {
+        reviewed: n,
+        agreed: k,
+        accuracy: (n > 0).then(|| k as f64 / n as f64),
+        interval: super::stats::wilson(k, n, 0.95),
+        ..detector
+            .cloned()
+            .map(|d| Agreement {
+                reviewed: 0,
+                agreed: 0,
+                accuracy: None,
+                interval: None,
+                ..d
+            })
+            .unwrap_or_default()
+    };
+    Ok(Concept {
+        blind: agreement(blind, state.map(|s| &s.blind)),
+        assisted: agreement(assisted, state.map(|s| &s.assisted)),
+        series: series.into_values().collect(),
+    })
+}
+
+/// The estimates: the monitor's latest and their history in the range,
+/// beside the accuracy blind audits measured in the range.
+fn estimates(
+    conn: &mut DbConnection,
+    view: &TaskView<'_>,
+    range: &Range,
+    state: Option<&MonitorState>,
+    concept: &Concept,
+) -> Result<Estimates, DbError> {
+    let rows = monitoring_store::evaluations_between(
+        conn,
+        view.task,
+        range.since,
+        range.until,
+        EVALUATIONS_READ,
+    )?;
+    // At most 200 points: every k-th evaluation.
+    let every = rows.len().div_ceil(200).max(1);
+    let series = rows
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % every == 0 || *i + 1 == rows.len())
+        .filter_map(|(_, r)| {
+            let s: EvaluationSummary = serde_json::from_str(&r.summary).ok()?;
+            Some(EstimateSlot {
+                at: rfc3339(&r.evaluated_at),
+                cbpe: s.cbpe,
+                atc: s.atc,
+                worst_drift: s.worst,
+            })
+        })
+        .collect();
+    Ok(Estimates {
+        reference_accuracy: state
+            .and_then(|s| s.reference_accuracy)
+            .or(view.model.map(|m| m.card.metrics.accuracy)),
+        cbpe: state.and_then(|s| s.cbpe),
+        atc: state.and_then(|s| s.atc),
+        realised: concept.blind.accuracy,
+        realised_interval: concept.blind.interval,
+        realised_reviewed: concept.blind.reviewed,
+        series,
     })
 }
 

@@ -3,6 +3,7 @@
 //! statistics the drift monitor uses.
 
 pub mod build;
+pub mod drift;
 pub mod flusher;
 pub mod histogram;
 pub mod process;

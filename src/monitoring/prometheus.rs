@@ -45,10 +45,18 @@ pub fn gauges(conn: &mut DbConnection, tasks: &[String]) -> Result<Gauges, DbErr
         .iter()
         .map(|k| (*k, open.get(k).copied().unwrap_or(0)))
         .collect();
+    let mut drift = Vec::new();
+    for task in tasks {
+        let state = crate::store::monitoring::state(conn, task)?
+            .and_then(|s| serde_json::from_str::<super::drift::MonitorState>(&s).ok());
+        for f in state.map(|s| s.drift.features).unwrap_or_default() {
+            drift.push((task.clone(), f.feature, f.test.statistic));
+        }
+    }
     Ok(Gauges {
         queues,
         alerts,
-        drift: Vec::new(),
+        drift,
     })
 }
 

@@ -10,6 +10,7 @@ pub mod browse;
 pub mod items;
 pub mod labels;
 pub mod metrics;
+pub mod monitoring;
 pub mod outbox;
 pub mod queue;
 pub mod sessions;
