@@ -212,7 +212,12 @@ async fn spawn_app(
     actix_web::rt::spawn(app.run_until_stopped());
     Some(TestApp {
         base,
-        client: reqwest::Client::new(),
+        // Idle connections are dropped before the server's keep-alive
+        // (5 s) would close them under a request (a test may pause longer).
+        client: reqwest::Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_secs(2))
+            .build()
+            .unwrap(),
         token,
         db,
         store,

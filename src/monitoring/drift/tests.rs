@@ -89,8 +89,16 @@ fn undrifted_windows_raise_no_feature_and_a_shifted_feature_is_found() {
         let drifted: Vec<&str> = e.drifted().map(|f| f.feature.as_str()).collect();
         assert!(drifted.is_empty(), "seed {seed}: {drifted:?}");
     }
-    let radius = card.features.iter().position(|f| f.name == "mean_radius").unwrap();
-    let e = evaluate(&window(&card, &data, 99, Some((radius, 1.0))), &reference, &levels());
+    let radius = card
+        .features
+        .iter()
+        .position(|f| f.name == "mean_radius")
+        .unwrap();
+    let e = evaluate(
+        &window(&card, &data, 99, Some((radius, 1.0))),
+        &reference,
+        &levels(),
+    );
     let drifted: Vec<&str> = e.drifted().map(|f| f.feature.as_str()).collect();
     assert!(drifted.contains(&"mean_radius"), "{:#?}", &e.features[..3]);
     assert_eq!(e.features[0].feature, "mean_radius", "worst first");
@@ -106,7 +114,19 @@ fn a_card_without_a_reference_sample_is_judged_on_its_histograms() {
     assert_eq!(reference.method, Method::Histogram);
     let e = evaluate(&window(&card, &data, 3, None), &reference, &levels());
     assert_eq!(e.drifted().count(), 0, "{:#?}", &e.features[..3]);
-    let radius = card.features.iter().position(|f| f.name == "mean_radius").unwrap();
-    let e = evaluate(&window(&card, &data, 4, Some((radius, 1.5))), &reference, &levels());
-    assert!(e.drifted().any(|f| f.feature == "mean_radius"), "{:#?}", &e.features[..3]);
+    let radius = card
+        .features
+        .iter()
+        .position(|f| f.name == "mean_radius")
+        .unwrap();
+    let e = evaluate(
+        &window(&card, &data, 4, Some((radius, 1.5))),
+        &reference,
+        &levels(),
+    );
+    assert!(
+        e.drifted().any(|f| f.feature == "mean_radius"),
+        "{:#?}",
+        &e.features[..3]
+    );
 }
