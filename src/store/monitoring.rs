@@ -1,12 +1,12 @@
 //! What the drift monitor reads and keeps: the scored items in arrival
-//! order with their predictions, the human verdicts in time order with the
-//! model's prediction beside them, and the monitor's own state and history.
+//! order with their predictions, the reviewers' labels in time order with
+//! the model's prediction beside them, and the monitor's own state and history.
 
 use diesel::prelude::*;
 
-use crate::db::schema::{items, monitor_evaluations, monitor_state, predictions, verdicts};
+use crate::db::schema::{items, monitor_evaluations, monitor_state, predictions, reviews};
 use crate::db::DbConnection;
-use crate::domain::{ItemStatus, QueueReason, Timestamp, VerdictSource};
+use crate::domain::{ItemStatus, QueueReason, Timestamp};
 
 /// A position in a time-ordered stream: (time, item id).
 pub type Cursor = (Timestamp, String);
@@ -93,11 +93,13 @@ pub fn latest_items(conn: &mut DbConnection, task: &str, n: i64) -> QueryResult<
         .load(conn)
 }
 
-/// A human verdict with the model's prediction for the item beside it.
+/// A human label (one reviewer's review: a verdict, a vote or a blind
+/// audit) with the model's prediction for the item beside it.
 #[derive(Debug, Clone, PartialEq, Queryable)]
 pub struct Reviewed {
     pub item_id: String,
-    /// When the human verdict was given.
+    pub reviewer: String,
+    /// When the reviewer labelled it.
     pub decided_at: Timestamp,
     pub human: String,
     /// The reviewer did not see the model's prediction.
@@ -108,13 +110,16 @@ pub struct Reviewed {
     pub predicted: Option<String>,
 }
 
+/// A position in the reviews: (time, item id, reviewer).
+pub type ReviewCursor = (Timestamp, String, String);
+
 macro_rules! reviewed {
     ($task:expr) => {
-        verdicts::table
+        reviews::table
             .inner_join(
                 items::table.on(items::task
-                    .eq(verdicts::task)
-                    .and(items::id.eq(verdicts::item_id))),
+                    .eq(reviews::task)
+                    .and(items::id.eq(reviews::item_id))),
             )
             .left_join(
                 predictions::table.on(predictions::task
@@ -122,13 +127,13 @@ macro_rules! reviewed {
                     .and(predictions::item_id.eq(items::id))
                     .and(items::model_version.eq(predictions::model_version.nullable()))),
             )
-            .filter(verdicts::task.eq($task))
-            .filter(verdicts::source.eq(VerdictSource::Human))
+            .filter(reviews::task.eq($task))
             .select((
-                verdicts::item_id,
-                verdicts::created_at,
-                verdicts::label,
-                items::blind,
+                reviews::item_id,
+                reviews::reviewer,
+                reviews::created_at,
+                reviews::label,
+                reviews::blind,
                 items::audit,
                 items::model_version,
                 predictions::label.nullable(),
@@ -136,30 +141,37 @@ macro_rules! reviewed {
     };
 }
 
-/// Up to `limit` human verdicts of `task` after `after`, oldest first.
+/// Up to `limit` reviews of `task` after `after`, oldest first.
 pub fn reviewed_after(
     conn: &mut DbConnection,
     task: &str,
-    after: Option<&Cursor>,
+    after: Option<&ReviewCursor>,
     limit: i64,
 ) -> QueryResult<Vec<Reviewed>> {
     let query = reviewed!(task)
-        .order((verdicts::created_at.asc(), verdicts::item_id.asc()))
+        .order((
+            reviews::created_at.asc(),
+            reviews::item_id.asc(),
+            reviews::reviewer.asc(),
+        ))
         .limit(limit);
     match after {
-        Some((at, id)) => query
+        Some((at, id, reviewer)) => query
             .filter(
-                verdicts::created_at
+                reviews::created_at
                     .gt(*at)
-                    .or(verdicts::created_at.eq(*at).and(verdicts::item_id.gt(id))),
+                    .or(reviews::created_at.eq(*at).and(
+                        reviews::item_id
+                            .gt(id)
+                            .or(reviews::item_id.eq(id).and(reviews::reviewer.gt(reviewer))),
+                    )),
             )
             .load(conn),
         None => query.load(conn),
     }
 }
 
-/// Up to `limit` human verdicts of `task` given in `since..until`, oldest
-/// first.
+/// Up to `limit` reviews of `task` given in `since..until`, oldest first.
 pub fn reviewed_between(
     conn: &mut DbConnection,
     task: &str,
@@ -168,9 +180,9 @@ pub fn reviewed_between(
     limit: i64,
 ) -> QueryResult<Vec<Reviewed>> {
     reviewed!(task)
-        .filter(verdicts::created_at.ge(since))
-        .filter(verdicts::created_at.lt(until))
-        .order((verdicts::created_at.asc(), verdicts::item_id.asc()))
+        .filter(reviews::created_at.ge(since))
+        .filter(reviews::created_at.lt(until))
+        .order((reviews::created_at.asc(), reviews::item_id.asc()))
         .limit(limit)
         .load(conn)
 }

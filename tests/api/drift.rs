@@ -210,3 +210,136 @@ async fn undrifted_streams_raise_no_drift_alert() {
         assert!(raised.is_empty(), "seed {seed}: {raised:?}");
     }
 }
+
+/// Whether base row `r` belongs to the sub-population whose label flips:
+/// a fixed 30% of the demo rows, by a stable hash of the row index.
+fn in_flipped_share(r: usize) -> bool {
+    (r as u64).wrapping_mul(2_654_435_761) % 100 < 30
+}
+
+/// Labels every queued item through the review page as `truth` says;
+/// returns how many blind audits were labelled.
+async fn review_all(
+    browser: &mut crate::web::Browser,
+    truth: &std::collections::HashMap<String, (String, bool)>,
+) -> usize {
+    let mut audits = 0;
+    loop {
+        let (status, page, _) = browser.get(&format!("/review/{TASK}")).await;
+        assert_eq!(status, 200, "{page}");
+        // The label form's action names the item; the empty page has none.
+        let Some(end) = page.find("/label\"") else {
+            return audits;
+        };
+        let marker = format!("action=\"/review/{TASK}/");
+        let start = page[..end].rfind(&marker).expect("a label form") + marker.len();
+        let id = &page[start..end];
+        let (label, audit) = truth.get(id).expect("an item of the stream");
+        let csrf = crate::web::Browser::csrf(&page);
+        let shown_at = (chrono::Utc::now().timestamp_millis() - 2000).to_string();
+        let (status, body, _, _) = browser
+            .post(
+                &format!("/review/{TASK}/{id}/label"),
+                &[("csrf", &csrf), ("label", label), ("shown_at", &shown_at)],
+            )
+            .await;
+        assert_eq!(status, 303, "{body}");
+        audits += usize::from(*audit);
+    }
+}
+
+#[actix_web::test]
+async fn a_label_flip_in_a_third_of_cases_is_caught_from_blind_audits() {
+    let mut caught = Vec::new();
+    for seed in 0..10 {
+        caught.push(blind_audits_to_concept_alert(seed).await);
+    }
+    caught.sort_unstable();
+    eprintln!("blind audits from the flip to the alert, 10 seeds: {caught:?}");
+    assert!(caught[caught.len() - 1] <= 300, "{caught:?}");
+}
+
+/// Blind audits labelled after the flip until the concept-drift alert;
+/// checks on the way that nothing fires before the flip and that the
+/// label-free estimates agree with the audits on undrifted traffic.
+async fn blind_audits_to_concept_alert(seed: u64) -> usize {
+    let mut config = task(AutomationLevel::Partial);
+    // Every automated item is also audited blind.
+    config.audit_rate = 1.0;
+    let app = spawn_without_jobs(Backend::Sqlite, config, None, |_| {})
+        .await
+        .unwrap();
+    crate::web::add_user(&app, "rita", verdict::domain::Role::Reviewer, &[TASK]);
+    let mut browser = crate::web::Browser::new(&app);
+    browser.sign_in("rita", "a long passphrase").await;
+    let demo = demo();
+    let labels = ["malignant", "benign"];
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut monitor = drift_monitor(&app);
+    let mut truth = std::collections::HashMap::new();
+    let flip_at = 600;
+    let mut audits_after_flip = 0;
+    let mut caught = None;
+    for batch in 0..40 {
+        let items: Vec<Value> = (0..50)
+            .map(|k| {
+                let i = batch * 50 + k;
+                let r = rng.random_range(0..demo.rows.len());
+                let mut label = demo.labels[r];
+                if i >= flip_at && in_flipped_share(r) {
+                    label = 1 - label;
+                }
+                let input: serde_json::Map<String, Value> = demo
+                    .names
+                    .iter()
+                    .zip(&demo.rows[r])
+                    .map(|(n, &v)| (n.clone(), json!(v)))
+                    .collect();
+                let id = format!("c-{i}");
+                truth.insert(id.clone(), (labels[label].to_string(), false));
+                json!({"id": id, "input": input})
+            })
+            .collect();
+        let (status, body) = app.post(&json!({ "items": items })).await;
+        assert_eq!(status, 200, "{body}");
+        for doc in body["items"].as_array().unwrap() {
+            let id = doc["id"].as_str().unwrap();
+            truth.get_mut(id).unwrap().1 = doc["audit"] == true;
+        }
+        let audits = review_all(&mut browser, &truth).await;
+        monitor.run_once().await.unwrap();
+        let open = open_alerts(&app, AlertKind::ConceptDrift).await;
+        if (batch + 1) * 50 <= flip_at {
+            assert!(
+                open.is_empty(),
+                "no concept drift before the flip: {open:?}"
+            );
+            if (batch + 1) * 50 == flip_at {
+                // Undrifted traffic: the estimates agree with the audits.
+                let (_, report) = app
+                    .get(&format!("/api/v1/tasks/{TASK}/monitoring?span=hour"))
+                    .await;
+                let e = &report["estimates"];
+                let realised = e["realised"]
+                    .as_f64()
+                    .unwrap_or_else(|| panic!("blind audits measured: {report:#}"));
+                for estimate in ["cbpe", "atc"] {
+                    let value = e[estimate]
+                        .as_f64()
+                        .unwrap_or_else(|| panic!("{estimate}: {e}"));
+                    assert!(
+                        (value - realised).abs() <= 0.02,
+                        "{estimate} {value} vs realised {realised}: {e}"
+                    );
+                }
+            }
+        } else {
+            audits_after_flip += audits;
+            if !open.is_empty() {
+                caught = Some(audits_after_flip);
+                break;
+            }
+        }
+    }
+    caught.unwrap_or_else(|| panic!("seed {seed}: the flip is not caught"))
+}

@@ -17,4 +17,4 @@ mod queue;
 mod scoring;
 mod servers;
 mod validation;
-mod web;
+pub mod web;

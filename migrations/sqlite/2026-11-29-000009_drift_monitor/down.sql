@@ -1,3 +1,3 @@
 DROP TABLE monitor_evaluations;
 DROP TABLE monitor_state;
-DROP INDEX verdicts_by_human_time;
+DROP INDEX reviews_by_time;

@@ -1,10 +1,9 @@
 -- The drift monitor: its latest state per task (drift per feature, output
 -- tests, the concept-drift detectors, the accuracy estimates), a row per
--- evaluation for the estimates' history, and an index over the human
--- verdicts by time for the model-vs-human streams (partial: the model's
--- own verdicts, most of them, are not in it). Keep in step with
+-- evaluation for the estimates' history, and an index over the reviews by
+-- time for the model-vs-human streams. Keep in step with
 -- migrations/postgres.
-CREATE INDEX verdicts_by_human_time ON verdicts (task, created_at, item_id) WHERE source = 'human';
+CREATE INDEX reviews_by_time ON reviews (task, created_at, item_id, reviewer);
 
 CREATE TABLE monitor_state (
     task        TEXT PRIMARY KEY NOT NULL,

@@ -125,6 +125,7 @@ mod tests {
     fn review(agreed: bool, blind: bool) -> Reviewed {
         Reviewed {
             item_id: "x".into(),
+            reviewer: "rita".into(),
             decided_at: crate::domain::now(),
             human: "a".into(),
             blind,

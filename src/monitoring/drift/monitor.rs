@@ -26,7 +26,7 @@ use crate::domain::{now, rfc3339, AlertKind, AutomationLevel, ItemStatus, Severi
 use crate::ml::LoadedModel;
 use crate::monitoring::report::{Agreement, DataDrift, OutputWindow};
 use crate::monitoring::stats::PageHinkleyParams;
-use crate::store::monitoring::{self as store, Cursor, EvaluationRow, ScoredItem};
+use crate::store::monitoring::{self as store, Cursor, EvaluationRow, ReviewCursor, ScoredItem};
 use crate::tasks::{Registry, TaskRuntime};
 
 /// Most windows one pass evaluates per task.
@@ -74,7 +74,7 @@ struct TaskMonitor {
     /// Consecutive evaluations each (rule, subject) held.
     streaks: HashMap<(AlertKind, String), u32>,
     concept: Option<ConceptState>,
-    concept_cursor: Option<Cursor>,
+    concept_cursor: Option<ReviewCursor>,
     started: bool,
 }
 
@@ -360,7 +360,7 @@ fn follow(
         let page = store::reviewed_after(conn, task.name(), m.concept_cursor.as_ref(), PAGE)?;
         let done = (page.len() as i64) < PAGE;
         if let Some(last) = page.last() {
-            m.concept_cursor = Some((last.decided_at, last.item_id.clone()));
+            m.concept_cursor = Some((last.decided_at, last.item_id.clone(), last.reviewer.clone()));
         }
         reviews += page.len();
         for r in &page {
