@@ -7,6 +7,7 @@ mod deploy;
 mod export;
 mod labels;
 mod serve;
+mod simulate;
 mod token;
 mod train;
 mod user;
@@ -45,11 +46,23 @@ pub enum Command {
     },
     /// Measure throughput and latency of the scoring API (see BENCHMARKS.md).
     Bench(bench::BenchOptions),
+    /// Send the demo data to a running service while simulated reviewers
+    /// answer its review queue through the web UI (see README: Simulate
+    /// and demo).
+    Simulate(simulate::SimulateArgs),
 }
 
 impl Default for Command {
     fn default() -> Self {
         Command::Serve(serve::ServeArgs::default())
+    }
+}
+
+impl Command {
+    /// Commands that draw a progress bar: their default log level is
+    /// `warn`, so request logs do not scroll it away.
+    pub fn quiet_logs(&self) -> bool {
+        matches!(self, Command::Simulate(_))
     }
 }
 
@@ -65,6 +78,7 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Export(args) => export::run(&settings, args),
         Command::Dataset { command } => dataset::run(&settings, command),
         Command::Bench(options) => bench::run(options),
+        Command::Simulate(args) => simulate::run(args),
     }
 }
 
