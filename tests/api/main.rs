@@ -14,5 +14,6 @@ mod outbox_instances;
 mod queue;
 mod scoring;
 mod servers;
+mod simulate;
 mod validation;
 mod web;
