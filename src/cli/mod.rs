@@ -3,6 +3,7 @@
 
 mod bench;
 mod dataset;
+mod demo;
 mod deploy;
 mod export;
 mod labels;
@@ -50,6 +51,9 @@ pub enum Command {
     /// answer its review queue through the web UI (see README: Simulate
     /// and demo).
     Simulate(simulate::SimulateArgs),
+    /// Run the service on a fresh database of its own with a simulation
+    /// against it (a drift scenario); prints where to look.
+    Demo(demo::DemoArgs),
 }
 
 impl Default for Command {
@@ -62,7 +66,7 @@ impl Command {
     /// Commands that draw a progress bar: their default log level is
     /// `warn`, so request logs do not scroll it away.
     pub fn quiet_logs(&self) -> bool {
-        matches!(self, Command::Simulate(_))
+        matches!(self, Command::Simulate(_) | Command::Demo(_))
     }
 }
 
@@ -79,6 +83,7 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Dataset { command } => dataset::run(&settings, command),
         Command::Bench(options) => bench::run(options),
         Command::Simulate(args) => simulate::run(args),
+        Command::Demo(args) => demo::run(settings, args),
     }
 }
 
