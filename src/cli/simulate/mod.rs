@@ -291,20 +291,26 @@ fn check(args: &SimulateArgs) -> anyhow::Result<()> {
 fn progress_bar(items: u64) -> ProgressBar {
     let bar = ProgressBar::new(items);
     bar.set_style(
-        ProgressStyle::with_template("{bar:30} {human_pos}/{human_len} items  {elapsed}  {msg}")
+        ProgressStyle::with_template("{wide_bar} {human_pos}/{human_len} sent{msg}  {elapsed}")
             .expect("a valid template"),
     );
     bar
 }
 
+/// After the count of items sent: labels given, items of the run still
+/// waiting for one, errors if any.
 fn progress_message(c: &Counters, stop: &Stop) -> String {
+    let labelled = get(&c.labels);
+    let waiting = (get(&c.queued) + get(&c.audited)).saturating_sub(labelled);
+    let errors: u64 = c.errors().values().sum();
     format!(
-        "{}{} decided · {} queued · {} labelled · {} errors",
-        if stop.submitted() { "draining: " } else { "" },
-        get(&c.decided),
-        get(&c.queued) + get(&c.audited),
-        get(&c.labels),
-        c.errors().values().sum::<u64>()
+        "{} · {labelled} labelled · {waiting} waiting{}",
+        if stop.submitted() { " · draining" } else { "" },
+        if errors > 0 {
+            format!(" · {errors} errors")
+        } else {
+            String::new()
+        }
     )
 }
 
