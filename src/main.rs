@@ -38,8 +38,8 @@ fn main() -> anyhow::Result<()> {
     }
     let args = Cli::parse();
     let command = args.command.unwrap_or_default();
-    if command.quiet_logs() && std::env::var_os("RUST_LOG").is_none() {
-        std::env::set_var("RUST_LOG", "warn");
+    if let (Some(level), None) = (command.log_level(), std::env::var_os("RUST_LOG")) {
+        std::env::set_var("RUST_LOG", level);
     }
     let settings = Settings::load(args.config.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
     verdict::telemetry::init(settings.server.log_format);

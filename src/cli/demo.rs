@@ -168,28 +168,38 @@ pub fn run(settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
         println!("  Alerts      {base}/admin/alerts");
         println!("  Items       {base}/admin/items");
         println!("  Sign in     {base}/sign-in as admin / {admin_password}");
-        if let (Some(first), Some(last)) = (names.first(), names.last()) {
-            println!("              reviewers {first} … {last} / {reviewer_password}");
+        match names.as_slice() {
+            [] => {}
+            [one] => println!("              reviewer {one} / {reviewer_password}"),
+            [first, .., last] => {
+                println!("              reviewers {first} … {last} / {reviewer_password}")
+            }
         }
         println!("  API token   {token}\n");
         println!(
-            "Scenario: {} items at {}/s ({}), {} reviewers ({} % wrong, {} s per item), {} % of model decisions audited blind;",
-            args.items,
-            args.rate,
-            duration(args.items as f64 / args.rate),
-            args.reviewers,
-            args.reviewer_error * 100.0,
-            args.review_seconds,
-            args.audit_rate * 100.0,
+            "Scenario, {}:",
+            duration(args.items as f64 / args.rate)
         );
         println!(
-            "  data drift from item {}: {} one standard deviation higher;",
+            "  {} items at {} a second; {} % of the model's decisions audited blind",
+            args.items,
+            args.rate,
+            percent(args.audit_rate)
+        );
+        println!(
+            "  {} reviewers, about {} s an item, {} % of their labels wrong",
+            args.reviewers,
+            args.review_seconds,
+            percent(args.reviewer_error)
+        );
+        println!(
+            "  from item {}, data drift: {} one standard deviation higher",
             shift.from, shift.feature
         );
         println!(
-            "  concept drift from item {}: {} % of the cases have the other true label.",
+            "  from item {}, concept drift: {} % of the cases take the other label",
             flip.from,
-            flip.share * 100.0
+            percent(flip.share)
         );
         println!("Ctrl-C stops the demo.\n");
 
@@ -256,6 +266,15 @@ pub fn run(settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     })
 }
 
+/// A share as a percentage for people: `0.07` is `7`, `0.025` is `2.5`.
+fn percent(share: f64) -> String {
+    let rounded = format!("{:.2}", share * 100.0);
+    rounded
+        .trim_end_matches('0')
+        .trim_end_matches('.')
+        .to_string()
+}
+
 fn duration(seconds: f64) -> String {
     if seconds < 90.0 {
         format!("about {} s", seconds.round())
@@ -276,6 +295,16 @@ mod tests {
             ("mean_radius", 1.0, 1500)
         );
         assert_eq!((flip.share, flip.from), (0.3, 2000));
+    }
+
+    #[test]
+    fn shares_read_as_plain_percentages() {
+        assert_eq!(percent(0.07), "7");
+        assert_eq!(percent(0.3), "30");
+        assert_eq!(percent(0.025), "2.5");
+        assert_eq!(percent(0.0), "0");
+        assert_eq!(duration(60.0), "about 60 s");
+        assert_eq!(duration(600.0), "about 10 min");
     }
 
     #[test]

@@ -63,10 +63,15 @@ impl Default for Command {
 }
 
 impl Command {
-    /// Commands that draw a progress bar: their default log level is
-    /// `warn`, so request logs do not scroll it away.
-    pub fn quiet_logs(&self) -> bool {
-        matches!(self, Command::Simulate(_) | Command::Demo(_))
+    /// The default log level (`RUST_LOG` overrides it) of commands that
+    /// draw a progress bar, which log lines would break into: `demo` logs
+    /// only errors (its alerts are on the Alerts page), `simulate` warnings.
+    pub fn log_level(&self) -> Option<&'static str> {
+        match self {
+            Command::Demo(_) => Some("error"),
+            Command::Simulate(_) => Some("warn"),
+            _ => None,
+        }
     }
 }
 
