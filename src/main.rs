@@ -37,7 +37,11 @@ fn main() -> anyhow::Result<()> {
         std::env::set_var("RAYON_NUM_THREADS", "1");
     }
     let args = Cli::parse();
+    let command = args.command.unwrap_or_default();
+    if let (Some(level), None) = (command.log_level(), std::env::var_os("RUST_LOG")) {
+        std::env::set_var("RUST_LOG", level);
+    }
     let settings = Settings::load(args.config.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
     verdict::telemetry::init(settings.server.log_format);
-    cli::run(args.command.unwrap_or_default(), settings)
+    cli::run(command, settings)
 }

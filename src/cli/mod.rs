@@ -3,10 +3,12 @@
 
 mod bench;
 mod dataset;
+mod demo;
 mod deploy;
 mod export;
 mod labels;
 mod serve;
+mod simulate;
 mod token;
 mod train;
 mod user;
@@ -45,11 +47,31 @@ pub enum Command {
     },
     /// Measure throughput and latency of the scoring API (see BENCHMARKS.md).
     Bench(bench::BenchOptions),
+    /// Send the demo data to a running service while simulated reviewers
+    /// answer its review queue through the web UI (see README: Simulate
+    /// and demo).
+    Simulate(simulate::SimulateArgs),
+    /// Run the service on a fresh database of its own with a simulation
+    /// against it (a drift scenario); prints where to look.
+    Demo(demo::DemoArgs),
 }
 
 impl Default for Command {
     fn default() -> Self {
         Command::Serve(serve::ServeArgs::default())
+    }
+}
+
+impl Command {
+    /// The default log level (`RUST_LOG` overrides it) of commands that
+    /// draw a progress bar, which log lines would break into: `demo` logs
+    /// only errors (its alerts are on the Alerts page), `simulate` warnings.
+    pub fn log_level(&self) -> Option<&'static str> {
+        match self {
+            Command::Demo(_) => Some("error"),
+            Command::Simulate(_) => Some("warn"),
+            _ => None,
+        }
     }
 }
 
@@ -65,6 +87,8 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Export(args) => export::run(&settings, args),
         Command::Dataset { command } => dataset::run(&settings, command),
         Command::Bench(options) => bench::run(options),
+        Command::Simulate(args) => simulate::run(args),
+        Command::Demo(args) => demo::run(settings, args),
     }
 }
 

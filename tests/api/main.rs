@@ -16,5 +16,6 @@ mod outbox_instances;
 mod queue;
 mod scoring;
 mod servers;
+mod simulate;
 mod validation;
 pub mod web;
