@@ -60,6 +60,53 @@ impl Finding {
     }
 }
 
+/// Over when each of the last `for_evaluations` complete minutes had at
+/// least `min_sample` items and a 99th percentile of scoring time per item
+/// (`total` stage, from the metrics store's buckets) above `threshold`
+/// seconds.
+fn p99_latency(
+    conn: &mut DbConnection,
+    rule: &crate::config::Rule,
+    task: &str,
+) -> QueryResult<Option<(String, serde_json::Value)>> {
+    use crate::monitoring::{Histogram, LATENCY_BOUNDS};
+    if !rule.enabled {
+        return Ok(None);
+    }
+    let minutes = i64::from(rule.for_evaluations);
+    let to = crate::monitoring::recorder::current_minute();
+    let from = to - minutes;
+    let rows =
+        crate::store::metrics::sums(conn, task, crate::domain::MetricSeries::Stage, from, to, 1)?;
+    let mut p99s = Vec::new();
+    for minute in from..to {
+        let mut h = Histogram::default();
+        for s in rows
+            .iter()
+            .filter(|s| s.slot == minute && s.name == "total")
+        {
+            h.merge(&Histogram {
+                count: s.count.max(0) as u64,
+                sum: s.total,
+                buckets: s.buckets.map(|b| b.max(0) as u64),
+            });
+        }
+        match h.quantile(&LATENCY_BOUNDS, 0.99) {
+            Some(p99) if h.count >= rule.min_sample && p99 > rule.threshold => p99s.push(p99),
+            _ => return Ok(None),
+        }
+    }
+    let worst = p99s.iter().cloned().fold(0.0, f64::max);
+    Ok(Some((
+        format!(
+            "scoring p99 over {:.0} ms for {minutes} minutes (worst {:.0} ms)",
+            rule.threshold * 1000.0,
+            worst * 1000.0
+        ),
+        serde_json::json!({"p99 (s) per minute": p99s, "threshold (s)": rule.threshold, "minutes": minutes}),
+    )))
+}
+
 /// "1 item" or "3 items", with the verb that follows in agreement.
 fn count_of(n: i64, one: &str, many: &str, verb_one: &str, verb_many: &str) -> String {
     if n == 1 {
@@ -141,6 +188,14 @@ pub fn measure(conn: &mut DbConnection, config: &AlertConfig) -> QueryResult<Vec
             task,
             Severity::Critical,
             over,
+        ));
+
+        // Scoring latency.
+        findings.push(Finding::threshold(
+            AlertKind::P99Latency,
+            task,
+            Severity::Warning,
+            p99_latency(conn, &rules.p99_latency, task)?,
         ));
     }
 

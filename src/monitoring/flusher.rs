@@ -13,6 +13,9 @@ use super::recorder::{current_minute, Recorder};
 /// How often old buckets are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
+/// The first deletion waits this long after start, out of start-up's way.
+const FIRST_PRUNE: Duration = Duration::from_secs(60);
+
 /// What one pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Flushed {
@@ -30,7 +33,7 @@ pub struct MetricsFlusher {
     pub recorder: Arc<Recorder>,
     pub every: Duration,
     pub retention_days: u32,
-    last_prune: Option<Instant>,
+    next_prune: Instant,
 }
 
 impl MetricsFlusher {
@@ -40,25 +43,35 @@ impl MetricsFlusher {
             recorder,
             every,
             retention_days,
-            last_prune: None,
+            next_prune: Instant::now() + FIRST_PRUNE,
         }
     }
 
-    /// One pass: flush, and prune when an hour has passed since the last.
+    /// One pass: flush, and prune once an hour (the first a minute after
+    /// start).
     pub async fn run_once(&mut self) -> Result<Flushed, DbError> {
         let rows = self.flush().await?;
-        let pruned = if self.last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
-            let before = current_minute() - i64::from(self.retention_days) * 24 * 60;
-            let pruned = self
-                .db
-                .write(move |conn| Ok::<_, DbError>(store::prune(conn, before)?))
-                .await?;
-            self.last_prune = Some(Instant::now());
-            pruned
+        let pruned = if Instant::now() >= self.next_prune {
+            self.next_prune = Instant::now() + PRUNE_EVERY;
+            self.prune().await?
         } else {
             0
         };
         Ok(Flushed { rows, pruned })
+    }
+
+    /// Deletes minute buckets and drift evaluations older than the
+    /// retention; returns how many rows went.
+    pub async fn prune(&self) -> Result<usize, DbError> {
+        let minute = current_minute() - i64::from(self.retention_days) * 24 * 60;
+        let before = crate::domain::now() - chrono::Duration::days(i64::from(self.retention_days));
+        self.db
+            .write(move |conn| {
+                let buckets = store::prune(conn, minute)?;
+                let evaluations = crate::store::monitoring::prune_evaluations(conn, before)?;
+                Ok::<_, DbError>(buckets + evaluations)
+            })
+            .await
     }
 
     /// Adds the pending counts to the database; returns the rows written.

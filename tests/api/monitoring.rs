@@ -460,3 +460,101 @@ async fn the_monitoring_api_reports_what_was_scored_over_the_range() {
     assert!(alerts["alerts"].is_array());
     assert_eq!(app.get("/api/v1/alerts?state=maybe").await.0, 400);
 }
+
+#[actix_web::test]
+async fn a_slow_p99_for_five_minutes_raises_an_alert() {
+    let Some(app) = crate::helpers::spawn_without_jobs(
+        Backend::Sqlite,
+        task(AutomationLevel::Partial),
+        None,
+        |_| {},
+    )
+    .await
+    else {
+        return;
+    };
+    let now = verdict::monitoring::recorder::current_minute();
+    // 200 items a minute, 3 of them (1.5%) slower than a second: the p99
+    // is in the slow bucket.
+    let rows = |minutes: std::ops::Range<i64>| -> Vec<store::MetricRow> {
+        minutes
+            .map(|m| {
+                let mut buckets = [0i64; store::BUCKETS];
+                buckets[9] = 197;
+                buckets[19] = 3;
+                store::MetricRow {
+                    task: TASK.into(),
+                    minute: now - m,
+                    series: MetricSeries::Stage,
+                    name: "total".into(),
+                    model_version: "v1".into(),
+                    count: 200,
+                    total: 3.5,
+                    buckets,
+                }
+            })
+            .collect()
+    };
+    // Four slow minutes are not yet five.
+    let four = rows(1..5);
+    app.store
+        .write(move |conn| Ok::<_, verdict::db::DbError>(store::add(conn, &four)?))
+        .await
+        .unwrap();
+    app.monitor_pass().await;
+    let (_, alerts) = app
+        .get(&format!("/api/v1/alerts?task={TASK}&state=open"))
+        .await;
+    assert!(!alerts.to_string().contains("p99_latency"), "{alerts}");
+    let fifth = rows(5..6);
+    app.store
+        .write(move |conn| Ok::<_, verdict::db::DbError>(store::add(conn, &fifth)?))
+        .await
+        .unwrap();
+    app.monitor_pass().await;
+    let (_, alerts) = app
+        .get(&format!("/api/v1/alerts?task={TASK}&state=open"))
+        .await;
+    let p99 = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "p99_latency");
+    let p99 = p99.unwrap_or_else(|| panic!("{alerts}"));
+    assert_eq!(p99["numbers"]["minutes"], 5, "{p99}");
+}
+
+#[actix_web::test]
+async fn buckets_older_than_the_retention_are_deleted() {
+    let Some(app) = spawn(Backend::Sqlite, AutomationLevel::Partial).await else {
+        return;
+    };
+    let now = verdict::monitoring::recorder::current_minute();
+    let row = |minute: i64| store::MetricRow {
+        task: TASK.into(),
+        minute,
+        series: MetricSeries::Items,
+        name: "automated".into(),
+        model_version: "v1".into(),
+        count: 1,
+        total: 0.0,
+        buckets: [0; store::BUCKETS],
+    };
+    let rows = vec![row(now - 31 * 24 * 60), row(now - 29 * 24 * 60)];
+    app.store
+        .write(move |conn| Ok::<_, verdict::db::DbError>(store::add(conn, &rows)?))
+        .await
+        .unwrap();
+    let flusher = MetricsFlusher::new(
+        app.store.clone(),
+        app.state.recorder.clone(),
+        std::time::Duration::from_secs(1),
+        30,
+    );
+    assert_eq!(flusher.prune().await.unwrap(), 1);
+    assert_eq!(
+        stored_outcomes(&app.store).await.values().sum::<i64>(),
+        1,
+        "the newer minute stays"
+    );
+}
