@@ -8,7 +8,7 @@ use super::{callback_secret_var, ConfigError, LogFormat, Settings, Synchronous};
 impl Settings {
     /// `VERDICT_DATABASE_URL`, `VERDICT_DB_SYNCHRONOUS`, `VERDICT_MODELS_DIR`,
     /// `VERDICT_DATASETS_DIR`, `VERDICT_BIND`, `VERDICT_PORT`, `VERDICT_LOG_FORMAT`,
-    /// `VERDICT_DEPLOYMENT_POLL_MS`, `VERDICT_SMTP_USERNAME`,
+    /// `VERDICT_DEPLOYMENT_POLL_MS`, `VERDICT_MONITORING`, `VERDICT_SMTP_USERNAME`,
     /// `VERDICT_SMTP_PASSWORD`, `VERDICT_CALLBACK_SECRET_<TASK>`,
     /// `VERDICT_METRICS_TOKEN`.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
@@ -76,6 +76,17 @@ impl Settings {
                     return Err(ConfigError(format!(
                     "VERDICT_LOG_FORMAT (server.log_format): expected text or json, got {format:?}"
                 )))
+                }
+            };
+        }
+        if let Some(on) = var("VERDICT_MONITORING") {
+            self.monitoring.enabled = match on.as_str() {
+                "on" | "true" | "1" => true,
+                "off" | "false" | "0" => false,
+                _ => {
+                    return Err(ConfigError(format!(
+                        "VERDICT_MONITORING (monitoring.enabled): expected on or off, got {on:?}"
+                    )))
                 }
             };
         }

@@ -46,6 +46,10 @@ pub struct BenchOptions {
     /// power loss too).
     #[arg(long, default_value = "normal")]
     pub synchronous: String,
+    /// `on` (the default) or `off`: the server's metrics recorder and drift
+    /// monitor (to measure what monitoring costs).
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    pub monitoring: String,
     /// Benchmark this database instead of a fresh SQLite file (it must be
     /// empty of `bench-` items).
     #[arg(long)]
@@ -126,7 +130,7 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let mut server = start_server(&url, &opts.synchronous).await?;
+        let mut server = start_server(&url, &opts.synchronous, opts.monitoring == "on").await?;
         let token = server
             .token
             .clone()

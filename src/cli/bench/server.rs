@@ -27,13 +27,18 @@ pub(super) fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-pub(super) async fn start_server(url: &str, synchronous: &str) -> anyhow::Result<Server> {
+pub(super) async fn start_server(
+    url: &str,
+    synchronous: &str,
+    monitoring: bool,
+) -> anyhow::Result<Server> {
     let port = free_port()?;
     let exe = std::env::current_exe()?;
     let mut child = Command::new(exe)
         .args(["serve", "--bind", "127.0.0.1", "--port", &port.to_string()])
         .env("VERDICT_DATABASE_URL", url)
         .env("VERDICT_DB_SYNCHRONOUS", synchronous)
+        .env("VERDICT_MONITORING", if monitoring { "on" } else { "off" })
         .env("RUST_LOG", "warn")
         .env("RAYON_NUM_THREADS", "1")
         .stdout(Stdio::piped())
