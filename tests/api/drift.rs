@@ -343,3 +343,54 @@ async fn blind_audits_to_concept_alert(seed: u64) -> usize {
     }
     caught.unwrap_or_else(|| panic!("seed {seed}: the flip is not caught"))
 }
+
+#[actix_web::test]
+async fn on_postgresql_the_monitor_reports_every_feature_and_catches_a_shift() {
+    let Some(app) = spawn_without_jobs(
+        Backend::Postgres,
+        task(AutomationLevel::Partial),
+        None,
+        |_| {},
+    )
+    .await
+    else {
+        return;
+    };
+    let demo = demo();
+    let mut stream = Stream::new(&demo, 5).shifted("mean_radius", 1.0, 600);
+    let mut monitor = drift_monitor(&app);
+    while stream.next < 1200 {
+        let (status, body) = app.post(&stream.batch(100)).await;
+        assert_eq!(status, 200, "{body}");
+        monitor.run_once().await.expect("a monitor pass");
+        if stream.next == 600 {
+            let (_, report) = app
+                .get(&format!("/api/v1/tasks/{TASK}/monitoring?span=hour"))
+                .await;
+            let drift = &report["drift"];
+            assert!(drift["evaluated_at"].is_string(), "{drift}");
+            assert_eq!(drift["method"], "sample");
+            assert_eq!(drift["features"].as_array().unwrap().len(), 30);
+            assert!(open_alerts(&app, AlertKind::DataDrift).await.is_empty());
+        }
+    }
+    let open = open_alerts(&app, AlertKind::DataDrift).await;
+    assert!(open.contains(&"mean_radius".to_string()), "{open:?}");
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"verdict_drift_score{task="tumor-triage",feature="mean_radius"}"#),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains(r#"verdict_alerts_firing{kind="data_drift"} 0"#),
+        "{metrics}"
+    );
+}
