@@ -102,6 +102,7 @@ async fn reports(
 struct OverviewPage {
     user: String,
     csrf: String,
+    is_admin: bool,
     spans: Vec<SpanLink>,
     live_url: String,
     view: OverviewView,
@@ -135,6 +136,7 @@ pub async fn overview(
         &OverviewPage {
             user: signed_in.user.name.clone(),
             csrf: signed_in.csrf.clone(),
+            is_admin: signed_in.is_admin(),
             spans: span_links("/dashboard", q.span),
             live_url: format!("/dashboard?span={}&live=1", q.span.as_str()),
             view,
@@ -147,6 +149,7 @@ pub async fn overview(
 struct TaskPage {
     user: String,
     csrf: String,
+    is_admin: bool,
     spans: Vec<SpanLink>,
     live_url: String,
     view: TaskDash,
@@ -192,6 +195,7 @@ pub async fn task(
         &TaskPage {
             user: signed_in.user.name.clone(),
             csrf: signed_in.csrf.clone(),
+            is_admin: signed_in.is_admin(),
             spans: span_links(&base, span),
             live_url: format!("{base}/live?span={}", span.as_str()),
             view,
@@ -559,6 +563,7 @@ mod tests {
         TaskPage {
             user: "admin".into(),
             csrf: "x".into(),
+            is_admin: true,
             spans: span_links("/dashboard/tumor-triage", Span::Day),
             live_url: "/dashboard/tumor-triage/live?span=day".into(),
             view,
@@ -632,6 +637,7 @@ mod tests {
         let overview = OverviewPage {
             user: "admin".into(),
             csrf: "x".into(),
+            is_admin: true,
             spans: span_links("/dashboard", Span::Day),
             live_url: "/dashboard?span=day&live=1".into(),
             view: panels::overview(Span::Day, &[full_report(), other]),
