@@ -608,6 +608,9 @@ mod tests {
         let html = page(&report);
         assert!(html.contains("No data in this range"));
         assert!(html.contains("not evaluated"), "{html}");
+        assert!(html.contains("No blind audit in the range."));
+        assert!(html.contains("(Page-Hinkley) has not started"));
+        assert!(html.contains("Nothing was timed in the range."));
         report.drift.window_items = 500;
         report.drift.method = "histogram".into();
         let html = page(&report);

@@ -172,15 +172,17 @@ pub fn short_time(rfc3339: &str) -> String {
 }
 
 /// The start of a chart slot, as short as its width allows: `13:05` for
-/// slots under a quarter of an hour, `Thu 13:15` under a day, `Nov 28`
-/// for whole days. Times are UTC.
+/// slots under a quarter of an hour, `Thu 13:15` under an hour (a day's
+/// range), `Nov 28 13:00` under a day (a week's: a weekday would repeat),
+/// `Nov 28` for whole days. Times are UTC.
 pub fn slot_label(rfc3339: &str, slot_minutes: i64) -> String {
     let Some(t) = parse(rfc3339) else {
         return rfc3339.to_string();
     };
     let pattern = match slot_minutes {
         ..15 => "%H:%M",
-        15..1440 => "%a %H:%M",
+        15..60 => "%a %H:%M",
+        60..1440 => "%b %d %H:%M",
         _ => "%b %d",
     };
     t.format(pattern).to_string()
@@ -244,6 +246,7 @@ mod tests {
         assert_eq!(time(t), "2026-11-26 13:05:00 UTC");
         assert_eq!(slot_label(t, 1), "13:05");
         assert_eq!(slot_label(t, 15), "Thu 13:05");
+        assert_eq!(slot_label(t, 120), "Nov 26 13:05");
         assert_eq!(slot_label(t, 1440), "Nov 26");
         assert_eq!(short_time(t), "Nov 26 13:05");
         assert_eq!(time("not a time"), "not a time");

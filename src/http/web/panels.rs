@@ -105,6 +105,11 @@ pub struct FeatureRow {
 pub struct AgreementView {
     pub title: &'static str,
     pub note: &'static str,
+    /// `No blind audits in the range.` when there were none.
+    pub none: &'static str,
+    pub reviewed_any: bool,
+    /// Whether Page-Hinkley has a threshold (the monitor follows the task).
+    pub detector: bool,
     pub accuracy: String,
     pub interval: String,
     pub reviewed: String,
@@ -557,9 +562,12 @@ pub fn task(span: Span, config: &TaskConfig, r: &TaskReport) -> TaskDash {
 
     // Model against humans.
     let c = &r.concept;
-    let agreement_view = |title, note, a: &Agreement| AgreementView {
+    let agreement_view = |title, note, none, a: &Agreement| AgreementView {
         title,
         note,
+        none,
+        reviewed_any: a.reviewed > 0,
+        detector: a.page_hinkley_threshold > 0.0,
         accuracy: format::opt_pct(a.accuracy),
         interval: a
             .interval
@@ -577,11 +585,13 @@ pub fn task(span: Span, config: &TaskConfig, r: &TaskReport) -> TaskDash {
         agreement_view(
             "Blind audits",
             "reviewers did not see the model: unbiased",
+            "No blind audit in the range.",
             &c.blind,
         ),
         agreement_view(
             "Assisted reviews",
             "the model's uncertain items, suggestion shown: its hard cases, biased",
+            "No assisted review in the range.",
             &c.assisted,
         ),
     ];
