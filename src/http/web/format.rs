@@ -109,8 +109,8 @@ pub fn bytes(b: u64) -> String {
     format!("{v:.decimals$} {}", UNITS[unit])
 }
 
-/// A duration in seconds in words: `42 s`, `4 min 12 s`, `3 h 05 min`,
-/// `2 d 4 h`.
+/// A duration in seconds in words: `42 s`, `4 min 12 s`, `12 min`,
+/// `3 h 05 min`, `2 d 4 h` (seconds only while they matter).
 pub fn duration(seconds: f64) -> String {
     if !seconds.is_finite() || seconds < 0.0 {
         return NONE.to_string();
@@ -118,7 +118,8 @@ pub fn duration(seconds: f64) -> String {
     let s = seconds.round() as u64;
     match s {
         0..60 => format!("{s} s"),
-        60..3600 => format!("{} min {} s", s / 60, s % 60),
+        60..600 => format!("{} min {} s", s / 60, s % 60),
+        600..3600 => format!("{} min", s / 60),
         3600..86400 => format!("{} h {:02} min", s / 3600, s % 3600 / 60),
         _ => format!("{} d {} h", s / 86400, s % 86400 / 3600),
     }
@@ -225,6 +226,7 @@ mod tests {
         assert_eq!(bytes(1_320_000_000), "1.23 GiB");
         assert_eq!(duration(42.0), "42 s");
         assert_eq!(duration(252.0), "4 min 12 s");
+        assert_eq!(duration(2710.0), "45 min");
         assert_eq!(duration(3.0 * 3600.0 + 300.0), "3 h 05 min");
         assert_eq!(duration(2.0 * 86400.0 + 4.0 * 3600.0), "2 d 4 h");
         assert_eq!(rate(0.5234), "0.52");
