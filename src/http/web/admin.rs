@@ -22,6 +22,8 @@ pub struct UserRow {
 struct UsersPage {
     user: String,
     csrf: String,
+    /// The nav shows the admins' links.
+    is_admin: bool,
     users: Vec<UserRow>,
     tasks: Vec<String>,
     message: Option<String>,
@@ -54,6 +56,7 @@ async fn users_page(
         &UsersPage {
             user: signed_in.user.name.clone(),
             csrf: signed_in.csrf.clone(),
+            is_admin: signed_in.is_admin(),
             users,
             tasks: state.tasks.all().map(|t| t.name().to_string()).collect(),
             message,

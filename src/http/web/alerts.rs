@@ -53,6 +53,8 @@ impl From<&alerts::Alert> for AlertRow {
 struct AlertsPage {
     user: String,
     csrf: String,
+    /// The nav shows the admins' links.
+    is_admin: bool,
     /// How many alerts are open.
     firing: usize,
     /// The open alerts, newest first, then the lately resolved.
@@ -73,6 +75,7 @@ pub async fn page(
         &AlertsPage {
             user: signed_in.user.name.clone(),
             csrf: signed_in.csrf.clone(),
+            is_admin: signed_in.is_admin(),
             firing: open.len(),
             rows: open.iter().chain(&resolved).map(AlertRow::from).collect(),
         },

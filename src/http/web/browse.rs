@@ -55,6 +55,8 @@ pub struct Row {
 struct ItemsPage {
     user: String,
     csrf: String,
+    /// The nav shows the admins' links.
+    is_admin: bool,
     tasks: Vec<String>,
     filters: Filters,
     rows: Vec<Row>,
@@ -150,6 +152,7 @@ pub async fn list(
         &ItemsPage {
             user: signed_in.user.name.clone(),
             csrf: signed_in.csrf.clone(),
+            is_admin: signed_in.is_admin(),
             tasks,
             filters,
             rows,
@@ -181,6 +184,8 @@ pub struct PredictionView {
 struct ItemPage {
     user: String,
     csrf: String,
+    /// The nav shows the admins' links.
+    is_admin: bool,
     task: String,
     item: ItemRow,
     created_at: String,
@@ -221,6 +226,7 @@ pub async fn item(
         &ItemPage {
             user: signed_in.user.name.clone(),
             csrf: signed_in.csrf.clone(),
+            is_admin: signed_in.is_admin(),
             task,
             created_at: rfc3339(&item.created_at),
             input: input.into_iter().map(|(k, v)| (k, v.to_string())).collect(),
@@ -277,6 +283,8 @@ pub struct TaskQuery {
 struct ReviewersPage {
     user: String,
     csrf: String,
+    /// The nav shows the admins' links.
+    is_admin: bool,
     task: String,
     tasks: Vec<String>,
     agreement: String,
@@ -349,6 +357,7 @@ pub async fn reviewers(
         &ReviewersPage {
             user: signed_in.user.name.clone(),
             csrf: signed_in.csrf.clone(),
+            is_admin: signed_in.is_admin(),
             task,
             tasks,
             agreement: percent(inter_reviewer_agreement(&facts)),

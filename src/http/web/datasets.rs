@@ -121,6 +121,8 @@ fn describe_filters(json: &str) -> String {
 struct ModelsPage {
     user: String,
     csrf: String,
+    /// The nav shows the admins' links.
+    is_admin: bool,
     tasks: Vec<TaskModels>,
     message: Option<String>,
 }
@@ -188,6 +190,7 @@ async fn models_page(
         &ModelsPage {
             user: signed_in.user.name.clone(),
             csrf: signed_in.csrf.clone(),
+            is_admin: signed_in.is_admin(),
             tasks,
             message,
         },

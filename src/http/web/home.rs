@@ -84,7 +84,7 @@ pub async fn page(
             user: signed_in.user.name.clone(),
             csrf: signed_in.csrf.clone(),
             queues,
-            is_admin: signed_in.user.role == crate::domain::Role::Admin,
+            is_admin: signed_in.is_admin(),
         },
     ))
 }

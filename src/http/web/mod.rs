@@ -3,9 +3,13 @@
 mod admin;
 mod alerts;
 mod browse;
+mod charts;
+mod dashboard;
 mod datasets;
+mod format;
 mod home;
 mod outbox;
+mod panels;
 pub mod ratelimit;
 mod review;
 pub mod session;
@@ -37,6 +41,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/admin/datasets/{task}/{name}",
             web::get().to(datasets::snapshot_file),
+        )
+        .route("/dashboard", web::get().to(dashboard::overview))
+        .route("/dashboard/{task}", web::get().to(dashboard::task))
+        .route(
+            "/dashboard/{task}/live",
+            web::get().to(dashboard::task_live),
         )
         .route("/admin/alerts", web::get().to(alerts::page))
         .route("/admin/outbox", web::get().to(outbox::page))
@@ -93,6 +103,9 @@ pub enum WebError {
     SignInRequired,
     #[error("{0}")]
     Forbidden(&'static str),
+    /// A request the page cannot answer (a bad query): a 400 page saying why.
+    #[error("{0}")]
+    BadRequest(&'static str),
     /// A missing item, task, user or page: a 404 page saying what is missing.
     #[error("{0}")]
     NotFound(&'static str),
@@ -114,6 +127,7 @@ impl ResponseError for WebError {
         match self {
             WebError::SignInRequired => StatusCode::SEE_OTHER,
             WebError::Forbidden(_) => StatusCode::FORBIDDEN,
+            WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
             WebError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             WebError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -124,6 +138,7 @@ impl ResponseError for WebError {
         let (title, message) = match self {
             WebError::SignInRequired => return redirect("/sign-in"),
             WebError::Forbidden(why) => ("Not allowed", why.to_string()),
+            WebError::BadRequest(why) => ("Bad request", why.to_string()),
             WebError::NotFound(what) => ("Not found", what.to_string()),
             WebError::TooManyAttempts { minutes } => (
                 "Too many attempts",
@@ -157,6 +172,7 @@ impl From<crate::http::error::AppError> for WebError {
 
 const CSS: &str = include_str!("../../../static/verdict.css");
 const REVIEW_JS: &str = include_str!("../../../static/review.js");
+const DASHBOARD_JS: &str = include_str!("../../../static/dashboard.js");
 
 /// Assets are built into the binary: one file to deploy, no CDN.
 async fn asset(path: web::Path<String>) -> HttpResponse {
@@ -169,6 +185,10 @@ async fn asset(path: web::Path<String>) -> HttpResponse {
             .insert_header((header::CONTENT_TYPE, "text/javascript; charset=utf-8"))
             .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
             .body(REVIEW_JS),
+        "dashboard.js" => HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, "text/javascript; charset=utf-8"))
+            .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+            .body(DASHBOARD_JS),
         _ => HttpResponse::NotFound().finish(),
     }
 }

@@ -55,6 +55,8 @@ pub struct Tab {
 struct OutboxPage {
     user: String,
     csrf: String,
+    /// The nav shows the admins' links.
+    is_admin: bool,
     /// The status shown.
     status: String,
     /// One tab per status.
@@ -93,6 +95,7 @@ pub async fn page(
         &OutboxPage {
             user: signed_in.user.name.clone(),
             csrf: signed_in.csrf.clone(),
+            is_admin: signed_in.is_admin(),
             status: status.to_string(),
             tabs: [
                 OutboxStatus::Pending,

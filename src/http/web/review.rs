@@ -40,6 +40,8 @@ pub struct Suggestion {
 struct ReviewPage {
     user: String,
     csrf: String,
+    /// The nav shows the admins' links.
+    is_admin: bool,
     task: String,
     item_id: String,
     created_at: String,
@@ -60,6 +62,8 @@ struct ReviewPage {
 struct EmptyPage {
     user: String,
     csrf: String,
+    /// The nav shows the admins' links.
+    is_admin: bool,
     task: String,
     notice: Option<&'static str>,
 }
@@ -182,6 +186,7 @@ pub async fn next(
             &EmptyPage {
                 user: signed_in.user.name.clone(),
                 csrf: signed_in.csrf.clone(),
+                is_admin: signed_in.is_admin(),
                 task: task.name().to_string(),
                 notice,
             },
@@ -231,6 +236,7 @@ pub async fn next(
                 .unwrap_or_default(),
             user: signed_in.user.name.clone(),
             csrf: signed_in.csrf.clone(),
+            is_admin: signed_in.is_admin(),
             task: task.name().to_string(),
             item_id: claim.item.id.clone(),
             created_at: crate::domain::rfc3339(&claim.item.created_at),

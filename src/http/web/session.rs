@@ -44,9 +44,13 @@ pub struct CsrfForm {
 }
 
 impl SignedIn {
+    pub fn is_admin(&self) -> bool {
+        self.user.role == crate::domain::Role::Admin
+    }
+
     /// Refuses anyone but an admin; the role is checked here, on the server.
     pub fn require_admin(&self) -> Result<(), WebError> {
-        if self.user.role == crate::domain::Role::Admin {
+        if self.is_admin() {
             Ok(())
         } else {
             Err(WebError::Forbidden("Only admins may open this page."))
