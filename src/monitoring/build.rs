@@ -144,15 +144,18 @@ pub fn task_report(
 ) -> Result<TaskReport, DbError> {
     let (from, to) = range.minutes();
     let whole = to - from;
-    let sums = |conn: &mut DbConnection, series, slot| {
-        metrics_store::sums(conn, view.task, series, from, to, slot)
+    // One pass over the range's buckets, per slot; the range's totals are
+    // the slots' sums.
+    let all = metrics_store::sums_all(conn, view.task, from, to, range.slot_minutes)?;
+    let of = |series: MetricSeries| -> Vec<Summed> {
+        all.iter().filter(|s| s.series == series).cloned().collect()
     };
-    let items_by_slot = sums(conn, MetricSeries::Items, range.slot_minutes)?;
-    let rejected_by_slot = sums(conn, MetricSeries::Rejected, range.slot_minutes)?;
-    let stages_by_slot = sums(conn, MetricSeries::Stage, range.slot_minutes)?;
-    let stages = sums(conn, MetricSeries::Stage, whole)?;
-    let labels = sums(conn, MetricSeries::Label, whole)?;
-    let confidence = sums(conn, MetricSeries::Confidence, whole)?;
+    let items_by_slot = of(MetricSeries::Items);
+    let rejected_by_slot = of(MetricSeries::Rejected);
+    let stages_by_slot = of(MetricSeries::Stage);
+    let stages = &stages_by_slot;
+    let labels = of(MetricSeries::Label);
+    let confidence = of(MetricSeries::Confidence);
 
     let mut software = Software::default();
     let mut series: BTreeMap<i64, SoftwareSlot> = range

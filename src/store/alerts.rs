@@ -253,11 +253,17 @@ pub fn count_waiting(conn: &mut DbConnection, task: &str) -> QueryResult<i64> {
     waiting!(task).count().get_result(conn)
 }
 
-/// When the oldest item of `task` waiting for a human arrived.
+/// When the oldest item of `task` waiting for a human arrived. Grouped by
+/// review state so that SQLite reads the waiting items through the queue
+/// index: a bare `MIN(created_at)` walks the arrival index from the oldest
+/// item, every decided one of a large task included, until it meets a
+/// waiting one.
 pub fn oldest_waiting(conn: &mut DbConnection, task: &str) -> QueryResult<Option<Timestamp>> {
-    waiting!(task)
-        .select(diesel::dsl::min(items::created_at))
-        .get_result(conn)
+    let per_state: Vec<(ReviewState, Option<Timestamp>)> = waiting!(task)
+        .group_by(items::review_state)
+        .select((items::review_state, diesel::dsl::min(items::created_at)))
+        .load(conn)?;
+    Ok(per_state.into_iter().filter_map(|(_, t)| t).min())
 }
 
 #[derive(Debug, Clone, Copy, QueryableByName)]

@@ -79,6 +79,7 @@ pub fn add(conn: &mut DbConnection, rows: &[MetricRow]) -> QueryResult<()> {
 pub struct Summed {
     /// First minute of the slot.
     pub slot: i64,
+    pub series: MetricSeries,
     pub name: String,
     pub model_version: String,
     pub count: i64,
@@ -90,6 +91,8 @@ pub struct Summed {
 struct SummedRow {
     #[diesel(sql_type = BigInt)]
     slot: i64,
+    #[diesel(sql_type = Text)]
+    series: MetricSeries,
     #[diesel(sql_type = Text)]
     name: String,
     #[diesel(sql_type = Text)]
@@ -114,18 +117,43 @@ pub fn sums(
     to: i64,
     slot_minutes: i64,
 ) -> QueryResult<Vec<Summed>> {
+    sums_of(conn, task, Some(series), from, to, slot_minutes)
+}
+
+/// [`sums`] of every series at once: one pass over the range's rows
+/// (what a report over a long range needs).
+pub fn sums_all(
+    conn: &mut DbConnection,
+    task: &str,
+    from: i64,
+    to: i64,
+    slot_minutes: i64,
+) -> QueryResult<Vec<Summed>> {
+    sums_of(conn, task, None, from, to, slot_minutes)
+}
+
+fn sums_of(
+    conn: &mut DbConnection,
+    task: &str,
+    series: Option<MetricSeries>,
+    from: i64,
+    to: i64,
+    slot_minutes: i64,
+) -> QueryResult<Vec<Summed>> {
     let buckets = (0..BUCKETS)
         .map(|i| format!("CAST(CAST(SUM(b{i:02}) AS BIGINT) AS TEXT)"))
         .collect::<Vec<_>>()
         .join(" || ',' || ");
+    // Without a series, `$4` matches every row (`series <> ''`).
+    let compare = if series.is_some() { "=" } else { "<>" };
     let sql = format!(
-        "SELECT $1 + ((minute - $1) / $2) * $2 AS slot, name, model_version, \
+        "SELECT $1 + ((minute - $1) / $2) * $2 AS slot, series, name, model_version, \
            CAST(SUM(count) AS BIGINT) AS count, CAST(SUM(total) AS DOUBLE PRECISION) AS total, \
            {buckets} AS buckets \
          FROM metric_minutes \
-         WHERE task = $3 AND series = $4 AND minute >= $1 AND minute < $5 \
-         GROUP BY slot, name, model_version \
-         ORDER BY slot, name, model_version"
+         WHERE task = $3 AND series {compare} $4 AND minute >= $1 AND minute < $5 \
+         GROUP BY slot, series, name, model_version \
+         ORDER BY slot, series, name, model_version"
     );
     // SQLite numbers `$n` parameters in order of first appearance: they
     // appear in the statement as $1, $2, … and are bound in that order.
@@ -133,7 +161,7 @@ pub fn sums(
         .bind::<BigInt, _>(from)
         .bind::<BigInt, _>(slot_minutes.max(1))
         .bind::<Text, _>(task)
-        .bind::<Text, _>(series.as_str())
+        .bind::<Text, _>(series.map_or("", MetricSeries::as_str))
         .bind::<BigInt, _>(to)
         .load(conn)?;
     rows.into_iter()
@@ -148,6 +176,7 @@ pub fn sums(
             }
             Ok(Summed {
                 slot: r.slot,
+                series: r.series,
                 name: r.name,
                 model_version: r.model_version,
                 count: r.count,
