@@ -136,6 +136,36 @@ fn share(part: u64, whole: u64) -> f64 {
     }
 }
 
+impl From<crate::store::alerts::Alert> for AlertLine {
+    fn from(a: crate::store::alerts::Alert) -> Self {
+        AlertLine {
+            id: a.id,
+            kind: a.kind.as_str().to_string(),
+            subject: a.subject,
+            severity: a.severity.as_str().to_string(),
+            summary: a.summary,
+            fired_at: rfc3339(&a.fired_at),
+            resolved_at: a.resolved_at.as_ref().map(rfc3339),
+        }
+    }
+}
+
+/// [`task_report`] of a task as it runs now (its live model).
+pub fn report_of(
+    conn: &mut DbConnection,
+    task: &crate::tasks::TaskRuntime,
+    range: &Range,
+) -> Result<TaskReport, DbError> {
+    let model = task.live();
+    let view = TaskView {
+        task: task.name(),
+        level: task.config.automation,
+        threshold: task.config.threshold,
+        model: model.as_deref(),
+    };
+    task_report(conn, &view, range)
+}
+
 /// Reads the task's figures over `range`.
 pub fn task_report(
     conn: &mut DbConnection,
@@ -235,15 +265,7 @@ pub fn task_report(
     let estimates = estimates(conn, view, range, state.as_ref(), &concept)?;
     let alerts = alerts_store::of_task_since(conn, view.task, range.since)?
         .into_iter()
-        .map(|a| AlertLine {
-            id: a.id,
-            kind: a.kind.as_str().to_string(),
-            subject: a.subject,
-            severity: a.severity.as_str().to_string(),
-            summary: a.summary,
-            fired_at: rfc3339(&a.fired_at),
-            resolved_at: a.resolved_at.as_ref().map(rfc3339),
-        })
+        .map(AlertLine::from)
         .collect();
     Ok(TaskReport {
         task: view.task.to_string(),

@@ -5,11 +5,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use super::{task, ApiClient};
-use crate::domain::{now, rfc3339, Timestamp};
+use crate::domain::{now, Timestamp};
 use crate::http::download::query_pairs;
 use crate::http::error::AppError;
 use crate::http::state::AppState;
-use crate::monitoring::build::{self, Range, Span, TaskView};
+use crate::monitoring::build::{self, Range, Span};
 use crate::monitoring::report::AlertLine;
 
 /// Longest range a report covers.
@@ -101,16 +101,7 @@ pub async fn task_monitoring(
     let range = range_of(&req)?;
     let report = state
         .db
-        .read(move |conn| {
-            let model = task.live();
-            let view = TaskView {
-                task: task.name(),
-                level: task.config.automation,
-                threshold: task.config.threshold,
-                model: model.as_deref(),
-            };
-            build::task_report(conn, &view, &range).map_err(AppError::from)
-        })
+        .read(move |conn| build::report_of(conn, &task, &range).map_err(AppError::from))
         .await?;
     Ok(HttpResponse::Ok().json(report))
 }
@@ -181,15 +172,7 @@ pub async fn alerts(
         task: a.task.clone(),
         numbers: serde_json::from_str(&a.numbers).unwrap_or(serde_json::Value::Null),
         state,
-        line: AlertLine {
-            id: a.id,
-            kind: a.kind.as_str().to_string(),
-            subject: a.subject,
-            severity: a.severity.as_str().to_string(),
-            summary: a.summary,
-            fired_at: rfc3339(&a.fired_at),
-            resolved_at: a.resolved_at.as_ref().map(rfc3339),
-        },
+        line: AlertLine::from(a),
     };
     let alerts = open
         .into_iter()

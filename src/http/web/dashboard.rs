@@ -17,7 +17,7 @@ use super::session::SignedIn;
 use super::{render, WebError};
 use crate::db::DbError;
 use crate::http::state::AppState;
-use crate::monitoring::build::{self, Range, Span, TaskView};
+use crate::monitoring::build::{self, Range, Span};
 use crate::monitoring::report::TaskReport;
 use crate::tasks::TaskRuntime;
 
@@ -81,14 +81,7 @@ async fn reports(
             tasks
                 .into_iter()
                 .map(|task| {
-                    let model = task.live();
-                    let view = TaskView {
-                        task: task.name(),
-                        level: task.config.automation,
-                        threshold: task.config.threshold,
-                        model: model.as_deref(),
-                    };
-                    let report = build::task_report(conn, &view, &range)?;
+                    let report = build::report_of(conn, &task, &range)?;
                     Ok::<_, DbError>((task.clone(), report))
                 })
                 .collect::<Result<Vec<_>, DbError>>()

@@ -123,19 +123,19 @@ pub fn evaluate(
     }
 }
 
-fn out_of_range_share(f: &FeatureReference, values: &[f64]) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    values.iter().filter(|&&v| v < f.low || v > f.high).count() as f64 / values.len() as f64
-}
-
-fn feature_on_sample(f: &FeatureReference, values: &[f64], alpha: f64, sds: f64) -> FeatureDrift {
-    let ks = ks_2samp_sorted(&f.sorted, values);
-    let psi = f.psi_bins.as_ref().and_then(|b| b.apply_sorted(values));
-    let test = match ks {
+/// The two-sample KS test of sorted `values` against a sorted reference:
+/// drifted when the statistic exceeds the calibrated threshold and the
+/// p-value is below `alpha`.
+fn ks_test(
+    reference: &[f64],
+    values: &[f64],
+    calibrated: &Option<Calibrated>,
+    sds: f64,
+    alpha: f64,
+) -> Test {
+    match ks_2samp_sorted(reference, values) {
         Some(ks) => {
-            let threshold = threshold(&f.ks, sds);
+            let threshold = threshold(calibrated, sds);
             Test {
                 statistic: ks.statistic,
                 pvalue: ks.pvalue,
@@ -149,7 +149,19 @@ fn feature_on_sample(f: &FeatureReference, values: &[f64], alpha: f64, sds: f64)
             alpha,
             ..Test::default()
         },
-    };
+    }
+}
+
+fn out_of_range_share(f: &FeatureReference, values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.iter().filter(|&&v| v < f.low || v > f.high).count() as f64 / values.len() as f64
+}
+
+fn feature_on_sample(f: &FeatureReference, values: &[f64], alpha: f64, sds: f64) -> FeatureDrift {
+    let test = ks_test(&f.sorted, values, &f.ks, sds, alpha);
+    let psi = f.psi_bins.as_ref().and_then(|b| b.apply_sorted(values));
     let distribution = psi
         .as_ref()
         .map(|p| {
@@ -315,23 +327,13 @@ fn output(
     };
     let mut sorted = confidences.to_vec();
     sort_ascending(&mut sorted);
-    let confidence = match ks_2samp_sorted(&reference.confidence, &sorted) {
-        Some(ks) => {
-            let threshold = threshold(&reference.confidence_ks, levels.sds);
-            Test {
-                statistic: ks.statistic,
-                pvalue: ks.pvalue,
-                threshold,
-                alpha,
-                drifted: ks.pvalue < alpha && threshold.is_some_and(|t| ks.statistic > t),
-            }
-        }
-        None => Test {
-            pvalue: 1.0,
-            alpha,
-            ..Test::default()
-        },
-    };
+    let confidence = ks_test(
+        &reference.confidence,
+        &sorted,
+        &reference.confidence_ks,
+        levels.sds,
+        alpha,
+    );
     let mut seen = HashSet::with_capacity(n);
     let repeated = window
         .iter()
