@@ -376,15 +376,7 @@ async fn on_postgresql_the_monitor_reports_every_feature_and_catches_a_shift() {
     }
     let open = open_alerts(&app, AlertKind::DataDrift).await;
     assert!(open.contains(&"mean_radius".to_string()), "{open:?}");
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, metrics) = app.metrics().await;
     assert!(
         metrics.contains(r#"verdict_drift_score{task="tumor-triage",feature="mean_radius"}"#),
         "{metrics}"

@@ -329,6 +329,22 @@ impl TestApp {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// `GET /metrics` (no scrape token): status and text.
+    pub async fn metrics(&self) -> (u16, String) {
+        self.metrics_with(None).await
+    }
+
+    /// `GET /metrics` with `token` as the bearer, if any.
+    pub async fn metrics_with(&self, token: Option<&str>) -> (u16, String) {
+        let mut request = self.client.get(format!("{}/metrics", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("GET /metrics");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+
     /// Counts rows of `table` in the database, read directly.
     pub fn count(&self, table: &str) -> i64 {
         use diesel::prelude::*;

@@ -242,39 +242,14 @@ async fn metrics_ask_for_the_scrape_token_when_one_is_set() {
     else {
         return;
     };
-    let url = format!("{}/metrics", app.base);
-    assert_eq!(app.client.get(&url).send().await.unwrap().status(), 401);
+    assert_eq!(app.metrics().await.0, 401);
     assert_eq!(
-        app.client
-            .get(&url)
-            .bearer_auth("wrong-token-0123456789")
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        app.metrics_with(Some("wrong-token-0123456789")).await.0,
         401
     );
     // The scoring API's token is not the scrape token.
-    assert_eq!(
-        app.client
-            .get(&url)
-            .bearer_auth(&app.token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
-    assert_eq!(
-        app.client
-            .get(&url)
-            .bearer_auth(secret)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.metrics_with(Some(&app.token)).await.0, 401);
+    assert_eq!(app.metrics_with(Some(secret)).await.0, 200);
 }
 
 #[actix_web::test]
@@ -357,15 +332,7 @@ async fn flagging_lets_the_policy_decide_and_marks_the_item() {
     assert_eq!(doc["status"], "decided", "{doc}");
     assert_eq!(doc["out_of_range"], json!(["mean_radius"]));
     app.submit("in", row(1)).await;
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, metrics) = app.metrics().await;
     assert!(
         metrics.contains(r#"verdict_item_flags_total{task="tumor-triage",model_version="v1",flag="out_of_distribution"} 1"#),
         "{metrics}"

@@ -79,26 +79,37 @@ fn window(
         .collect()
 }
 
+/// The index of `mean_radius` in the card.
+fn radius(card: &ModelCard) -> usize {
+    card.features
+        .iter()
+        .position(|f| f.name == "mean_radius")
+        .unwrap()
+}
+
+/// Evaluates a window of `seed` (with `mean_radius` shifted by `sigmas`).
+fn evaluated(
+    card: &ModelCard,
+    data: &crate::ml::train::Dataset,
+    reference: &Reference,
+    seed: u64,
+    sigmas: Option<f64>,
+) -> Evaluation {
+    let shift = sigmas.map(|s| (radius(card), s));
+    evaluate(&window(card, data, seed, shift), reference, &levels())
+}
+
 #[test]
 fn undrifted_windows_raise_no_feature_and_a_shifted_feature_is_found() {
     let (card, data) = demo();
     let reference = Reference::build(&card, settings());
     assert_eq!(reference.method, Method::Sample);
     for seed in 0..20 {
-        let e = evaluate(&window(&card, &data, seed, None), &reference, &levels());
+        let e = evaluated(&card, &data, &reference, seed, None);
         let drifted: Vec<&str> = e.drifted().map(|f| f.feature.as_str()).collect();
         assert!(drifted.is_empty(), "seed {seed}: {drifted:?}");
     }
-    let radius = card
-        .features
-        .iter()
-        .position(|f| f.name == "mean_radius")
-        .unwrap();
-    let e = evaluate(
-        &window(&card, &data, 99, Some((radius, 1.0))),
-        &reference,
-        &levels(),
-    );
+    let e = evaluated(&card, &data, &reference, 99, Some(1.0));
     let drifted: Vec<&str> = e.drifted().map(|f| f.feature.as_str()).collect();
     assert!(drifted.contains(&"mean_radius"), "{:#?}", &e.features[..3]);
     assert_eq!(e.features[0].feature, "mean_radius", "worst first");
@@ -112,18 +123,9 @@ fn a_card_without_a_reference_sample_is_judged_on_its_histograms() {
     card.reference_sample = None;
     let reference = Reference::build(&card, settings());
     assert_eq!(reference.method, Method::Histogram);
-    let e = evaluate(&window(&card, &data, 3, None), &reference, &levels());
+    let e = evaluated(&card, &data, &reference, 3, None);
     assert_eq!(e.drifted().count(), 0, "{:#?}", &e.features[..3]);
-    let radius = card
-        .features
-        .iter()
-        .position(|f| f.name == "mean_radius")
-        .unwrap();
-    let e = evaluate(
-        &window(&card, &data, 4, Some((radius, 1.5))),
-        &reference,
-        &levels(),
-    );
+    let e = evaluated(&card, &data, &reference, 4, Some(1.5));
     assert!(
         e.drifted().any(|f| f.feature == "mean_radius"),
         "{:#?}",
