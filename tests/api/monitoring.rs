@@ -37,6 +37,14 @@ async fn stored_outcomes(db: &verdict::db::Db) -> std::collections::BTreeMap<Str
     })
 }
 
+/// Adds minute buckets to the app's store, as a flush would.
+async fn add_buckets(app: &crate::helpers::TestApp, rows: Vec<store::MetricRow>) {
+    app.store
+        .write(move |conn| Ok::<_, verdict::db::DbError>(store::add(conn, &rows)?))
+        .await
+        .unwrap();
+}
+
 async fn flush(app: &verdict::http::state::AppState) {
     MetricsFlusher::new(
         app.db.clone(),
@@ -464,20 +472,14 @@ async fn a_slow_p99_for_five_minutes_raises_an_alert() {
     };
     // Four slow minutes are not yet five.
     let four = rows(1..5);
-    app.store
-        .write(move |conn| Ok::<_, verdict::db::DbError>(store::add(conn, &four)?))
-        .await
-        .unwrap();
+    add_buckets(&app, four).await;
     app.monitor_pass().await;
     let (_, alerts) = app
         .get(&format!("/api/v1/alerts?task={TASK}&state=open"))
         .await;
     assert!(!alerts.to_string().contains("p99_latency"), "{alerts}");
     let fifth = rows(5..6);
-    app.store
-        .write(move |conn| Ok::<_, verdict::db::DbError>(store::add(conn, &fifth)?))
-        .await
-        .unwrap();
+    add_buckets(&app, fifth).await;
     app.monitor_pass().await;
     let (_, alerts) = app
         .get(&format!("/api/v1/alerts?task={TASK}&state=open"))
@@ -508,10 +510,7 @@ async fn buckets_older_than_the_retention_are_deleted() {
         buckets: [0; store::BUCKETS],
     };
     let rows = vec![row(now - 31 * 24 * 60), row(now - 29 * 24 * 60)];
-    app.store
-        .write(move |conn| Ok::<_, verdict::db::DbError>(store::add(conn, &rows)?))
-        .await
-        .unwrap();
+    add_buckets(&app, rows).await;
     let flusher = MetricsFlusher::new(
         app.store.clone(),
         app.state.recorder.clone(),
