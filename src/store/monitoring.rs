@@ -75,6 +75,61 @@ pub fn items_after(
     }
 }
 
+/// How many items of `task` came after `after`, counting at most `limit`
+/// (reads at most `limit` index keys).
+pub fn count_after(
+    conn: &mut DbConnection,
+    task: &str,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> QueryResult<i64> {
+    let query = items::table
+        .filter(items::task.eq(task))
+        .select(items::id)
+        .order((items::created_at.asc(), items::id.asc()))
+        .limit(limit);
+    let found: Vec<String> = match after {
+        Some((at, id)) => query
+            .filter(
+                items::created_at
+                    .gt(*at)
+                    .or(items::created_at.eq(*at).and(items::id.gt(id))),
+            )
+            .load(conn)?,
+        None => query.load(conn)?,
+    };
+    Ok(found.len() as i64)
+}
+
+/// How many items of `task` came after `after` up to and including `upto`
+/// (an index-only count).
+pub fn count_between(
+    conn: &mut DbConnection,
+    task: &str,
+    after: Option<&Cursor>,
+    upto: &Cursor,
+) -> QueryResult<i64> {
+    let (until, last) = upto;
+    let query = items::table
+        .filter(items::task.eq(task))
+        .filter(
+            items::created_at
+                .lt(*until)
+                .or(items::created_at.eq(*until).and(items::id.le(last))),
+        )
+        .count();
+    match after {
+        Some((at, id)) => query
+            .filter(
+                items::created_at
+                    .gt(*at)
+                    .or(items::created_at.eq(*at).and(items::id.gt(id))),
+            )
+            .get_result(conn),
+        None => query.get_result(conn),
+    }
+}
+
 /// Whether `task` has at least `n` items (reads at most `n` keys).
 pub fn has_items(conn: &mut DbConnection, task: &str, n: i64) -> QueryResult<bool> {
     let found: Vec<String> = items::table

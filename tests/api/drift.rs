@@ -211,6 +211,44 @@ async fn undrifted_streams_raise_no_drift_alert() {
     }
 }
 
+#[actix_web::test]
+async fn a_monitor_far_behind_judges_the_newest_window_and_counts_what_it_skipped() {
+    let app = app().await;
+    let demo = demo();
+    let catch_up = verdict::monitoring::drift::CATCH_UP;
+    let onset = 600;
+    let mut stream = Stream::new(&demo, 7).shifted("mean_radius", 1.0, onset);
+    let mut monitor = drift_monitor(&app);
+    while stream.next < onset {
+        let (status, body) = app.post(&stream.batch(100)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let first = monitor.run_once().await.unwrap();
+    assert_eq!(first.evaluations, 1, "the start judges the newest window");
+    // More new items than a pass follows one by one: a burst.
+    while stream.next < onset + catch_up + 500 {
+        let (status, body) = app.post(&stream.batch(500)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let pass = monitor.run_once().await.unwrap();
+    assert_eq!(pass.items, catch_up + 500, "every new item is counted");
+    assert_eq!(pass.evaluations, 1, "only the newest window is judged");
+    let (_, report) = app
+        .get(&format!("/api/v1/tasks/{TASK}/monitoring?span=hour"))
+        .await;
+    assert_eq!(
+        report["drift"]["items_seen"], stream.next as u64,
+        "{report}"
+    );
+    let open = open_alerts(&app, AlertKind::DataDrift).await;
+    assert!(open.contains(&"mean_radius".to_string()), "{open:?}");
+    // Caught up, it follows every step again.
+    let (status, body) = app.post(&stream.batch(300)).await;
+    assert_eq!(status, 200, "{body}");
+    let pass = monitor.run_once().await.unwrap();
+    assert_eq!((pass.items, pass.evaluations), (300, 3));
+}
+
 /// Whether base row `r` belongs to the sub-population whose label flips:
 /// a fixed 30% of the demo rows, by a stable hash of the row index.
 fn in_flipped_share(r: usize) -> bool {

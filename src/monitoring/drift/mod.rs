@@ -9,7 +9,7 @@ pub mod monitor;
 pub mod reference;
 
 pub use evaluate::{evaluate, Evaluation, Levels, WindowItem};
-pub use monitor::{DriftMonitor, MonitorPass, MonitorState};
+pub use monitor::{DriftMonitor, MonitorPass, MonitorState, CATCH_UP};
 pub use reference::{Method, Reference, ReferenceSettings};
 
 #[cfg(test)]

@@ -6,9 +6,12 @@
 //! only reads); the one holding the alert lock writes its state and the
 //! alerts.
 //!
-//! Under heavy traffic a pass evaluates at most [`EVALUATIONS_PER_PASS`]
-//! windows, evenly spaced over the steps it crossed, so monitoring stays a
-//! small share of the CPU.
+//! A pass follows at most [`CATCH_UP`] new items one by one and evaluates
+//! at most [`EVALUATIONS_PER_PASS`] windows, evenly spaced over the steps
+//! it crossed; further behind (heavy traffic, or a start), it counts the
+//! items in between and evaluates only the newest window. Monitoring so
+//! costs about the same CPU at any traffic and never competes with scoring
+//! for more than a few milliseconds a pass.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -32,11 +35,12 @@ use crate::tasks::{Registry, TaskRuntime};
 /// Most windows one pass evaluates per task.
 pub const EVALUATIONS_PER_PASS: usize = 50;
 
-/// Items and verdicts read per query.
+/// Verdicts read per query.
 const PAGE: i64 = 5000;
 
-/// Most items one pass reads per task (the rest waits for the next pass).
-const ITEMS_PER_PASS: usize = 100_000;
+/// Most new items a pass follows one by one; further behind, it jumps to
+/// the newest window.
+pub const CATCH_UP: usize = 5_000;
 
 /// What the monitor last found for a task: stored, so the dashboard of any
 /// instance shows it and a restart starts from it.
@@ -291,35 +295,43 @@ fn follow(
     let mut rows = Vec::new();
     let mut items = 0;
 
-    if !m.started {
-        // Start from the newest window (not the whole history).
+    let pending = if m.started {
+        store::count_after(conn, task.name(), m.cursor.as_ref(), CATCH_UP as i64 + 1)? as usize
+    } else {
+        usize::MAX
+    };
+    if pending > CATCH_UP {
+        // Starting, or further behind than a pass follows item by item:
+        // jump to the newest window (the items in between are counted, not
+        // read), so a pass costs the same at any traffic.
         let mut latest = store::latest_items(conn, task.name(), settings.window_items as i64)?;
         latest.reverse();
-        m.cursor = latest.last().map(|i| (i.created_at, i.id.clone()));
-        for item in &latest {
-            if let Some(w) = window_item(item, &reference) {
-                m.window.push_back(w);
+        if let Some(last) = latest.last() {
+            let upto = (last.created_at, last.id.clone());
+            let skipped = store::count_between(conn, task.name(), m.cursor.as_ref(), &upto)?;
+            items = skipped as usize;
+            m.items_seen += skipped as u64;
+            m.cursor = Some(upto);
+            m.window.clear();
+            m.window
+                .extend(latest.iter().filter_map(|i| window_item(i, &reference)));
+            m.since_step = 0;
+            if m.window.len() >= full {
+                rows.push(record(
+                    &mut m,
+                    &reference,
+                    &levels,
+                    rules,
+                    task.name(),
+                    last.created_at,
+                ));
             }
         }
-        m.items_seen = latest.len() as u64;
-        m.since_step = 0;
         m.started = true;
-        if m.window.len() >= full {
-            let at = latest.last().map_or_else(now, |i| i.created_at);
-            rows.push(record(&mut m, &reference, &levels, rules, task.name(), at));
-        }
-    } else {
-        let mut new = Vec::new();
-        loop {
-            let page = store::items_after(conn, task.name(), m.cursor.as_ref(), PAGE)?;
-            let done = (page.len() as i64) < PAGE;
-            if let Some(last) = page.last() {
-                m.cursor = Some((last.created_at, last.id.clone()));
-            }
-            new.extend(page);
-            if done || new.len() >= ITEMS_PER_PASS {
-                break;
-            }
+    } else if pending > 0 {
+        let new = store::items_after(conn, task.name(), m.cursor.as_ref(), CATCH_UP as i64)?;
+        if let Some(last) = new.last() {
+            m.cursor = Some((last.created_at, last.id.clone()));
         }
         items = new.len();
         let boundaries = (m.since_step + new.len()) / settings.step_items;
