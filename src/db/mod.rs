@@ -99,6 +99,18 @@ pub fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, String> {
     Ok(applied.iter().map(|v| v.to_string()).collect())
 }
 
+/// Reverts the newest applied migration; returns its version. For tests
+/// of a migration's own data changes (down, then up again), and for an
+/// operator stepping back a release.
+pub fn revert_last_migration(conn: &mut DbConnection) -> Result<String, String> {
+    let reverted = match conn {
+        DbConnection::Pg(c) => c.revert_last_migration(POSTGRES_MIGRATIONS),
+        DbConnection::Sqlite(c) => c.revert_last_migration(SQLITE_MIGRATIONS),
+    }
+    .map_err(|e| format!("reverting the last migration failed: {e}"))?;
+    Ok(reverted.to_string())
+}
+
 pub struct Manager {
     settings: DatabaseSettings,
 }

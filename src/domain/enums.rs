@@ -246,5 +246,10 @@ text_enum! {
         Confidence => "confidence",
         /// Requests refused, by error code.
         Rejected => "rejected",
+        /// Human labels against the model's label for the item, counted
+        /// when a reviewer labels: `blind_agreed`, `blind_disagreed`,
+        /// `assisted_agreed`, `assisted_disagreed` (an undone label
+        /// subtracts its count).
+        Agreement => "agreement",
     }
 }

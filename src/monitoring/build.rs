@@ -16,9 +16,6 @@ use super::recorder::STAGES;
 use super::report::*;
 use crate::store::monitoring as monitoring_store;
 
-/// Most human verdicts a report reads (a week of a busy task's audits).
-const REVIEWS_READ: i64 = 200_000;
-
 /// Most evaluations a report reads.
 const EVALUATIONS_READ: i64 = 20_000;
 
@@ -98,7 +95,8 @@ impl Range {
     /// The slots' first minutes.
     fn slots(&self) -> Vec<i64> {
         let (from, to) = self.minutes();
-        (from..to).step_by(self.slot_minutes as usize).collect()
+        let origin = metrics_store::slot_origin(from, self.slot_minutes);
+        (origin..to).step_by(self.slot_minutes as usize).collect()
     }
 }
 
@@ -261,7 +259,7 @@ pub fn task_report(
         monitoring_store::state(conn, view.task)?.and_then(|s| serde_json::from_str(&s).ok());
     let mut output = output(view, &labels, &confidence);
     output.window = state.as_ref().and_then(|s| s.output.clone());
-    let concept = concept(conn, view.task, range, state.as_ref())?;
+    let concept = concept(&of(MetricSeries::Agreement), range, state.as_ref());
     let estimates = estimates(conn, view, range, state.as_ref(), &concept)?;
     let alerts = alerts_store::of_task_since(conn, view.task, range.since)?
         .into_iter()
@@ -282,17 +280,9 @@ pub fn task_report(
     })
 }
 
-/// Model against humans over the range (accuracy, interval, per slot),
-/// with the detectors' state from the monitor.
-fn concept(
-    conn: &mut DbConnection,
-    task: &str,
-    range: &Range,
-    state: Option<&MonitorState>,
-) -> Result<Concept, DbError> {
-    let reviewed =
-        monitoring_store::reviewed_between(conn, task, range.since, range.until, REVIEWS_READ)?;
-    let (from, _) = range.minutes();
+/// Model against humans over the range (accuracy, interval, per slot) from
+/// the agreement buckets, with the detectors' state from the monitor.
+fn concept(agreement: &[Summed], range: &Range, state: Option<&MonitorState>) -> Concept {
     let mut series: BTreeMap<i64, AgreementSlot> = range
         .slots()
         .into_iter()
@@ -307,22 +297,29 @@ fn concept(
         })
         .collect();
     let (mut blind, mut assisted) = ((0u64, 0u64), (0u64, 0u64));
-    for r in &reviewed {
-        let Some(predicted) = &r.predicted else {
-            continue;
-        };
-        let agreed = u64::from(*predicted == r.human);
-        let minute = r.decided_at.and_utc().timestamp().div_euclid(60);
-        let slot = from + ((minute - from) / range.slot_minutes) * range.slot_minutes;
-        let entry = series.entry(slot).or_default();
-        if r.blind {
-            blind = (blind.0 + 1, blind.1 + agreed);
-            entry.blind_reviewed += 1;
-            entry.blind_agreed += agreed;
-        } else {
-            assisted = (assisted.0 + 1, assisted.1 + agreed);
-            entry.assisted_reviewed += 1;
-            entry.assisted_agreed += agreed;
+    for s in agreement {
+        let n = s.count.max(0) as u64;
+        let entry = series.entry(s.slot).or_default();
+        match s.name.as_str() {
+            "blind_agreed" => {
+                blind = (blind.0 + n, blind.1 + n);
+                entry.blind_reviewed += n;
+                entry.blind_agreed += n;
+            }
+            "blind_disagreed" => {
+                blind.0 += n;
+                entry.blind_reviewed += n;
+            }
+            "assisted_agreed" => {
+                assisted = (assisted.0 + n, assisted.1 + n);
+                entry.assisted_reviewed += n;
+                entry.assisted_agreed += n;
+            }
+            "assisted_disagreed" => {
+                assisted.0 += n;
+                entry.assisted_reviewed += n;
+            }
+            _ => {}
         }
     }
     let agreement = |(n, k): (u64, u64), detector: Option<&Agreement>| Agreement {
@@ -341,11 +338,11 @@ fn concept(
             })
             .unwrap_or_default()
     };
-    Ok(Concept {
+    Concept {
         blind: agreement(blind, state.map(|s| &s.blind)),
         assisted: agreement(assisted, state.map(|s| &s.assisted)),
         series: series.into_values().collect(),
-    })
+    }
 }
 
 /// The estimates: the monitor's latest and their history in the range,

@@ -160,6 +160,9 @@ impl Counts {
             MetricSeries::Label => bump(&mut self.labels, &row.name, n),
             MetricSeries::Confidence => self.confidence.merge(&histogram()),
             MetricSeries::Rejected => bump(&mut self.rejected, &row.name, n),
+            // Counted by the review path in its own transaction, never
+            // through the recorder.
+            MetricSeries::Agreement => {}
         }
     }
 }

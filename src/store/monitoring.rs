@@ -226,22 +226,6 @@ pub fn reviewed_after(
     }
 }
 
-/// Up to `limit` reviews of `task` given in `since..until`, oldest first.
-pub fn reviewed_between(
-    conn: &mut DbConnection,
-    task: &str,
-    since: Timestamp,
-    until: Timestamp,
-    limit: i64,
-) -> QueryResult<Vec<Reviewed>> {
-    reviewed!(task)
-        .filter(reviews::created_at.ge(since))
-        .filter(reviews::created_at.lt(until))
-        .order((reviews::created_at.asc(), reviews::item_id.asc()))
-        .limit(limit)
-        .load(conn)
-}
-
 /// The monitor's latest state of `task` (JSON), if it has one.
 pub fn state(conn: &mut DbConnection, task: &str) -> QueryResult<Option<String>> {
     monitor_state::table

@@ -195,11 +195,21 @@ pub struct NewReview<'a> {
     pub created_at: Timestamp,
 }
 
+/// Records a reviewer's label, and counts it against the model's in the
+/// monitoring's agreement buckets.
 pub fn record_review(conn: &mut DbConnection, review: &NewReview) -> QueryResult<()> {
     diesel::insert_into(reviews::table)
         .values(review)
-        .execute(conn)
-        .map(drop)
+        .execute(conn)?;
+    crate::store::metrics::count_agreement(
+        conn,
+        review.task,
+        review.item_id,
+        review.label,
+        review.blind,
+        review.created_at,
+        1,
+    )
 }
 
 /// Whether `reviewer` has a label recorded for the item.
@@ -267,15 +277,23 @@ pub fn last_reviewed_since(
         .optional()
 }
 
+/// Deletes a reviewer's label (and its count in the agreement buckets).
 pub fn delete_review(
     conn: &mut DbConnection,
     task: &str,
     item_id: &str,
     reviewer: &str,
 ) -> QueryResult<()> {
-    diesel::delete(reviews::table.find((task, item_id, reviewer)))
-        .execute(conn)
-        .map(drop)
+    let review: Option<(String, bool, Timestamp)> = reviews::table
+        .find((task, item_id, reviewer))
+        .select((reviews::label, reviews::blind, reviews::created_at))
+        .first(conn)
+        .optional()?;
+    let Some((label, blind, at)) = review else {
+        return Ok(());
+    };
+    diesel::delete(reviews::table.find((task, item_id, reviewer))).execute(conn)?;
+    crate::store::metrics::count_agreement(conn, task, item_id, &label, blind, at, -1)
 }
 
 /// Deletes the human verdict `reviewer` made on the item; returns how many

@@ -14,6 +14,8 @@ use verdict::store::metrics as store;
 crate::on_both_backends!(
     metrics_of_two_instances_add_up_in_the_store,
     metrics_parse_with_the_prometheus_parser_and_count_what_was_scored,
+    hourly_slots_read_from_the_roll_up_equal_the_minutes_summed,
+    human_labels_count_against_the_model_and_an_undo_takes_its_count_back,
 );
 
 /// Items of `task` the store counted, by outcome, over all time.
@@ -523,4 +525,187 @@ async fn buckets_older_than_the_retention_are_deleted() {
         1,
         "the newer minute stays"
     );
+}
+
+/// Slots of whole hours are read from `metric_hours` (and the minutes at
+/// the range's ends); they must equal the minute rows summed by hand, for
+/// a range that starts and ends mid-hour.
+async fn hourly_slots_read_from_the_roll_up_equal_the_minutes_summed(backend: Backend) {
+    let Some(app) = spawn(backend, AutomationLevel::Partial).await else {
+        return;
+    };
+    let start = 29_000_000; // a minute since the epoch, at 17 past an hour
+    let start = start - start % 60 + 17;
+    let minutes: Vec<i64> = (0..600).map(|k| start + k).collect();
+    let row = |minute: i64| {
+        let mut buckets = [0; store::BUCKETS];
+        buckets[(minute % 7) as usize] = 1 + minute % 3;
+        store::MetricRow {
+            task: TASK.into(),
+            minute,
+            series: MetricSeries::Stage,
+            name: "total".into(),
+            model_version: "v1".into(),
+            count: 1 + minute % 3,
+            total: 0.001 * (minute % 5) as f64,
+            buckets,
+        }
+    };
+    // Two instances' flushes add up in both tables.
+    add_buckets(&app, minutes.iter().map(|&m| row(m)).collect()).await;
+    add_buckets(&app, minutes.iter().map(|&m| row(m)).collect()).await;
+    let (from, to) = (start + 25, start + 530);
+    for width in [60, 120, 360] {
+        let got = app
+            .store
+            .read(move |conn| {
+                Ok::<_, verdict::db::DbError>(store::sums(
+                    conn,
+                    TASK,
+                    MetricSeries::Stage,
+                    from,
+                    to,
+                    width,
+                )?)
+            })
+            .await
+            .unwrap();
+        let origin = store::slot_origin(from, width);
+        assert_eq!(origin % 60, 0);
+        let mut expected: std::collections::BTreeMap<i64, (i64, f64, [i64; store::BUCKETS])> =
+            Default::default();
+        for m in (from..to).filter(|m| minutes.contains(m)) {
+            let r = row(m);
+            let e = expected
+                .entry(origin + (m - origin) / width * width)
+                .or_insert((0, 0.0, [0; store::BUCKETS]));
+            e.0 += 2 * r.count;
+            e.1 += 2.0 * r.total;
+            for (a, b) in e.2.iter_mut().zip(r.buckets) {
+                *a += 2 * b;
+            }
+        }
+        assert_eq!(got.len(), expected.len(), "width {width}");
+        for (s, (slot, (count, total, buckets))) in got.iter().zip(&expected) {
+            assert_eq!(
+                (s.slot, s.count, s.buckets),
+                (*slot, *count, *buckets),
+                "width {width}"
+            );
+            assert!((s.total - total).abs() < 1e-9, "width {width}");
+        }
+    }
+}
+
+/// A reviewer's label counts against the model's in the agreement buckets
+/// (what the dashboard's agreement chart reads), blind audits apart, and an
+/// undo takes the count back.
+async fn human_labels_count_against_the_model_and_an_undo_takes_its_count_back(backend: Backend) {
+    use verdict::review::{self, Label, Rules};
+    let Some(app) = spawn(backend, AutomationLevel::Assist).await else {
+        return;
+    };
+    let rules = Rules {
+        labels: vec!["malignant".into(), "benign".into()],
+        reviews_required: 1,
+        callback_url: None,
+    };
+    let mut predicted = Vec::new();
+    for i in 0..6 {
+        let id = format!("g-{i}");
+        let (status, doc) = app.submit(&id, row(i)).await;
+        assert_eq!(status, 201, "{doc}");
+        predicted.push(doc["prediction"]["label"].as_str().unwrap().to_string());
+    }
+    let mut agreed = 0;
+    for _ in 0..predicted.len() {
+        let claim = app
+            .store
+            .write(|conn| review::claim_next(conn, TASK, "rita", review::DEFAULT_LEASE))
+            .await
+            .unwrap()
+            .expect("an item to review");
+        let i: usize = claim.item.id.trim_start_matches("g-").parse().unwrap();
+        // Agree with the model on even items, disagree on odd ones.
+        let label = if i % 2 == 0 {
+            predicted[i].clone()
+        } else if predicted[i] == "benign" {
+            "malignant".to_string()
+        } else {
+            "benign".to_string()
+        };
+        agreed += usize::from(i % 2 == 0);
+        let (rules, id) = (rules.clone(), claim.item.id.clone());
+        let label = Label {
+            label,
+            comment: None,
+            seconds_spent: 2.0,
+        };
+        app.store
+            .write(move |conn| review::submit(conn, TASK, &rules, &id, "rita", &label))
+            .await
+            .unwrap();
+    }
+    let assisted = |report: &serde_json::Value| {
+        let a = &report["concept"]["assisted"];
+        (
+            a["reviewed"].as_u64().unwrap(),
+            a["agreed"].as_u64().unwrap(),
+        )
+    };
+    let (status, report) = app
+        .get(&format!("/api/v1/tasks/{TASK}/monitoring?span=hour"))
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        assisted(&report),
+        (6, agreed as u64),
+        "{}",
+        report["concept"]
+    );
+    assert_eq!(report["concept"]["blind"]["reviewed"], 0);
+    // The week's view reads the hourly roll-up: the same counts.
+    let (_, week) = app
+        .get(&format!("/api/v1/tasks/{TASK}/monitoring?span=week"))
+        .await;
+    assert_eq!(assisted(&week), (6, agreed as u64), "{}", week["concept"]);
+    let undone = app
+        .store
+        .write(|conn| review::undo_last(conn, TASK, "rita", review::DEFAULT_LEASE))
+        .await
+        .unwrap();
+    let last: usize = undone.trim_start_matches("g-").parse().unwrap();
+    let (_, report) = app
+        .get(&format!("/api/v1/tasks/{TASK}/monitoring?span=hour"))
+        .await;
+    let left = agreed as u64 - u64::from(last % 2 == 0);
+    assert_eq!(assisted(&report), (5, left), "{}", report["concept"]);
+
+    // A database from before the roll-ups: its migration counts the
+    // reviews already stored.
+    app.store
+        .write(|conn| -> Result<(), verdict::db::DbError> {
+            // Back to before the roll-ups' migration (and any newer one).
+            while verdict::db::revert_last_migration(conn).unwrap() != "20261129000010" {}
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let (_, before) = app
+        .get(&format!("/api/v1/tasks/{TASK}/monitoring?span=hour"))
+        .await;
+    assert_eq!(assisted(&before), (0, 0), "{}", before["concept"]);
+    app.store
+        .write(|conn| -> Result<(), verdict::db::DbError> {
+            verdict::db::run_migrations(conn).unwrap();
+            Ok(())
+        })
+        .await
+        .unwrap();
+    for span in ["hour", "week"] {
+        let (_, after) = app
+            .get(&format!("/api/v1/tasks/{TASK}/monitoring?span={span}"))
+            .await;
+        assert_eq!(assisted(&after), (5, left), "{span}: {}", after["concept"]);
+    }
 }

@@ -11,6 +11,7 @@ use diesel::prelude::*;
 use verdict::config::{DatabaseSettings, Synchronous};
 
 mod client;
+mod dashboard;
 mod export;
 mod queue;
 mod scenario;
@@ -78,6 +79,11 @@ pub struct BenchOptions {
     /// then time `verdict export` over them and report its peak memory.
     #[arg(long)]
     pub export: Option<usize>,
+    /// Measure the dashboard instead: fill a database with a week of this
+    /// many items of the demo task (with their minute buckets, reviews and
+    /// drift evaluations), serve it, and time the dashboard pages over HTTP.
+    #[arg(long)]
+    pub dashboard: Option<usize>,
 }
 
 /// The rows of the benchmark's data file as API inputs (JSON objects).
@@ -101,6 +107,9 @@ fn demo_inputs(opts: &BenchOptions) -> anyhow::Result<Vec<String>> {
 pub fn run(opts: BenchOptions) -> anyhow::Result<()> {
     if let Some(n) = opts.export {
         return export::run(&opts, n);
+    }
+    if let Some(n) = opts.dashboard {
+        return dashboard::run(&opts, n);
     }
     if let Some(queued) = opts.queue {
         let dir = tempfile::tempdir()?;
