@@ -53,6 +53,7 @@ diesel::table! {
         lease_owner -> Nullable<Text>,
         lease_expires_at -> Nullable<Timestamp>,
         out_of_range -> Nullable<Text>,
+        claimed_at -> Nullable<Timestamp>,
     }
 }
 
@@ -121,7 +122,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    review_skips (task, item_id, reviewer) {
+        task -> Text,
+        item_id -> Text,
+        reviewer -> Text,
+        skipped_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    review_skips,
     reviews,
     tasks,
     model_versions,

@@ -51,7 +51,11 @@ pub struct ItemId(String);
 
 impl ItemId {
     pub fn parse(s: &str) -> Result<ItemId, String> {
-        if valid_identifier(s, 128) {
+        if !s.is_empty() && s.chars().all(|c| c == '.') {
+            // `.` and `..` are steps in a URL path: the item's pages could
+            // not be reached.
+            Err("an item id may not be only dots".to_string())
+        } else if valid_identifier(s, 128) {
             Ok(ItemId(s.to_string()))
         } else {
             Err("an item id is 1-128 letters, digits, '-', '_', '.' or ':'".to_string())
@@ -78,6 +82,10 @@ mod tests {
         assert!(ItemId::parse("case-0001").is_ok());
         assert!(ItemId::parse("a:b.c_d").is_ok());
         assert!(ItemId::parse("").is_err());
+        for dots in [".", "..", "..."] {
+            assert!(ItemId::parse(dots).is_err(), "{dots}");
+        }
+        assert!(ItemId::parse("a..b").is_ok());
         assert!(ItemId::parse("has space").is_err());
         assert!(ItemId::parse(&"x".repeat(129)).is_err());
         assert!(TaskName::parse("tumor-triage").is_ok());

@@ -7,15 +7,20 @@ use crate::db::DbConnection;
 use crate::domain::{now, ItemStatus, ReviewState, VerdictBasis};
 use crate::store::queue::{self as store, NewReview};
 
-use super::{held_lease, ReviewError};
+use super::{held_or_reclaimed, ReviewError};
 
 /// A human label for a claimed item.
 #[derive(Debug, Clone)]
 pub struct Label {
     pub label: String,
     pub comment: Option<String>,
-    pub seconds_spent: f64,
+    /// The time the label took as the caller measured it; `None` (what the
+    /// web UI sends) takes the time since the server handed out the claim.
+    pub seconds_spent: Option<f64>,
 }
+
+/// The longest time a label is recorded to have taken.
+const MAX_SECONDS: f64 = 86_400.0;
 
 /// What a task asks of its human labels.
 #[derive(Debug, Clone)]
@@ -78,11 +83,20 @@ pub fn submit(
     if !rules.labels.contains(&label.label) {
         return Err(ReviewError::UnknownLabel(label.label.clone()));
     }
-    if !label.seconds_spent.is_finite() || label.seconds_spent < 0.0 {
+    if label
+        .seconds_spent
+        .is_some_and(|s| !s.is_finite() || s < 0.0)
+    {
         return Err(ReviewError::BadTimeSpent);
     }
-    let item = held_lease(conn, task, item_id, reviewer)?;
+    let lease = held_or_reclaimed(conn, task, item_id, reviewer)?;
+    let item = lease.item;
     let at = now();
+    let seconds_spent = label.seconds_spent.unwrap_or_else(|| {
+        lease.claimed_at.map_or(0.0, |c| {
+            ((at - c).num_milliseconds() as f64 / 1000.0).clamp(0.0, MAX_SECONDS)
+        })
+    });
     store::record_review(
         conn,
         &NewReview {
@@ -91,7 +105,7 @@ pub fn submit(
             reviewer,
             label: &label.label,
             comment: label.comment.as_deref(),
-            seconds_spent: label.seconds_spent,
+            seconds_spent,
             blind: item.blind,
             created_at: at,
         },

@@ -15,7 +15,6 @@ use chrono::Duration;
 
 use crate::db::DbConnection;
 use crate::domain::{now, QueueKind, QueueOrder, ReviewState, Timestamp};
-use crate::store::items::ItemRow;
 use crate::store::queue::{self as store, Lease};
 
 pub use crate::store::queue::{Claim, Depth};
@@ -26,6 +25,10 @@ pub use undo::{undo_last, UNDO_WINDOW};
 
 /// How long a claim lasts unless renewed.
 pub const DEFAULT_LEASE: Duration = Duration::minutes(5);
+
+/// How long a skipped item is not handed back to the reviewer who skipped
+/// it (unless nothing else waits).
+pub const SKIP_HOLD: Duration = Duration::minutes(30);
 
 /// Claims the next item of `task` for `reviewer`: the earliest SLA deadline
 /// first, then the smallest model margin (most uncertain). Items this
@@ -56,6 +59,21 @@ pub fn claim_from(
     lease: Duration,
 ) -> Result<Option<Claim>, ReviewError> {
     let at = now();
+    // Items this reviewer skipped lately wait for others; when nothing
+    // else waits, they come back.
+    let fresh = store::claim(
+        conn,
+        kind.state(),
+        order,
+        task,
+        reviewer,
+        at,
+        at + lease,
+        Some(at - SKIP_HOLD),
+    )?;
+    if fresh.is_some() {
+        return Ok(fresh);
+    }
     Ok(store::claim(
         conn,
         kind.state(),
@@ -64,6 +82,7 @@ pub fn claim_from(
         reviewer,
         at,
         at + lease,
+        None,
     )?)
 }
 
@@ -117,6 +136,8 @@ pub fn skip(
 ) -> Result<(), ReviewError> {
     held_lease(conn, task, item_id, reviewer)?;
     store::release(conn, task, item_id)?;
+    let at = now();
+    store::record_skip(conn, task, item_id, reviewer, at, at - SKIP_HOLD)?;
     crate::store::audit::record(
         conn,
         reviewer,
@@ -128,13 +149,14 @@ pub fn skip(
     Ok(())
 }
 
-/// The item, if `reviewer` holds a live lease on it; otherwise why not.
+/// The item and its lease, if `reviewer` holds a live lease on it;
+/// otherwise why not.
 fn held_lease(
     conn: &mut DbConnection,
     task: &str,
     item_id: &str,
     reviewer: &str,
-) -> Result<ItemRow, ReviewError> {
+) -> Result<Lease, ReviewError> {
     let Some(lease) = store::lease(conn, task, item_id)? else {
         return Err(ReviewError::UnknownItem {
             task: task.into(),
@@ -142,12 +164,47 @@ fn held_lease(
         });
     };
     match lease_problem(&lease, reviewer, now()) {
-        None => Ok(lease.item),
+        None => Ok(lease),
         // A second post of the same label finds the lease gone: say so.
         Some(_) if store::has_reviewed(conn, task, item_id, reviewer)? => {
             Err(ReviewError::AlreadyLabelled)
         }
         Some(problem) => Err(problem),
+    }
+}
+
+/// [`held_lease`], except that a claim which lapsed while nobody else took
+/// the item (its lease expired or was cleared, the item still waits, the
+/// reviewer has not labelled it) is taken again: the reviewer's work is
+/// not thrown away. The time since the first claim still counts.
+fn held_or_reclaimed(
+    conn: &mut DbConnection,
+    task: &str,
+    item_id: &str,
+    reviewer: &str,
+) -> Result<Lease, ReviewError> {
+    match held_lease(conn, task, item_id, reviewer) {
+        Err(ReviewError::LeaseExpired | ReviewError::NotClaimed) => {
+            let at = now();
+            let mut lease = store::lease(conn, task, item_id)?.ok_or(ReviewError::NotClaimed)?;
+            let claimed_at = match lease.owner.as_deref() {
+                Some(owner) if owner == reviewer => lease.claimed_at.unwrap_or(at),
+                _ => at,
+            };
+            store::lease_to(
+                conn,
+                task,
+                item_id,
+                reviewer,
+                claimed_at,
+                at + DEFAULT_LEASE,
+            )?;
+            lease.owner = Some(reviewer.to_string());
+            lease.expires_at = Some(at + DEFAULT_LEASE);
+            lease.claimed_at = Some(claimed_at);
+            Ok(lease)
+        }
+        other => other,
     }
 }
 
@@ -192,6 +249,7 @@ pub fn labelled_since(
 mod tests {
     use super::*;
     use crate::domain::{ItemStatus, ReviewState};
+    use crate::store::items::ItemRow;
 
     fn lease(state: ReviewState, owner: Option<&str>, expires_in: i64) -> Lease {
         let at = now();
@@ -215,6 +273,7 @@ mod tests {
             },
             owner: owner.map(str::to_string),
             expires_at: owner.map(|_| at + Duration::seconds(expires_in)),
+            claimed_at: owner.map(|_| at),
         }
     }
 

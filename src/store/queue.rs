@@ -7,7 +7,7 @@
 use diesel::prelude::*;
 use diesel::sql_types::{Text, Timestamp as SqlTimestamp};
 
-use crate::db::schema::{items, reviews, verdicts};
+use crate::db::schema::{items, review_skips, reviews, verdicts};
 use crate::db::DbConnection;
 use crate::domain::{ItemStatus, QueueOrder, ReviewState, Timestamp, VerdictBasis, VerdictSource};
 use crate::store::items::ItemRow;
@@ -25,6 +25,9 @@ pub struct Lease {
     pub item: ItemRow,
     pub owner: Option<String>,
     pub expires_at: Option<Timestamp>,
+    /// When the server handed the item to `owner` (none for a claim made
+    /// before this was recorded).
+    pub claimed_at: Option<Timestamp>,
 }
 
 /// The `ORDER BY` of a claim in `order`.
@@ -37,7 +40,10 @@ fn order_sql(order: QueueOrder) -> &'static str {
 }
 
 /// Leases the first item of `task` in `state` (by `order`) that is free at
-/// `at` and that `reviewer` has not reviewed, to `reviewer` until `expires`.
+/// `at` and that `reviewer` has not reviewed, to `reviewer` until `expires`;
+/// with `skipped_since`, items the reviewer skipped after it are passed
+/// over too.
+#[allow(clippy::too_many_arguments)]
 pub fn claim(
     conn: &mut DbConnection,
     state: ReviewState,
@@ -46,6 +52,7 @@ pub fn claim(
     reviewer: &str,
     at: Timestamp,
     expires: Timestamp,
+    skipped_since: Option<Timestamp>,
 ) -> QueryResult<Option<Claim>> {
     let order = order_sql(order);
     // One statement on both backends; PostgreSQL skips rows other claimers
@@ -61,23 +68,28 @@ pub fn claim(
     } else {
         ("", "")
     };
+    // Without `skipped_since` the skip check compares with the claim's own
+    // time and so passes every row (skips are never in the future).
     let sql = format!(
-        "UPDATE items SET lease_owner = $1, lease_expires_at = $2 \
-         WHERE task = $3 AND id = ( \
+        "UPDATE items SET lease_owner = $1, lease_expires_at = $2, claimed_at = $3 \
+         WHERE task = $4 AND id = ( \
            SELECT i.id FROM items i \
-           WHERE i.task = $3 AND i.review_state = '{state}' \
-             AND (i.lease_expires_at IS NULL OR i.lease_expires_at < $4) \
+           WHERE i.task = $4 AND i.review_state = '{state}' \
+             AND (i.lease_expires_at IS NULL OR i.lease_expires_at < $3) \
              AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.task = i.task AND r.item_id = i.id AND r.reviewer = $1 {probe}) \
+             AND NOT EXISTS (SELECT 1 FROM review_skips s WHERE s.task = i.task AND s.item_id = i.id AND s.reviewer = $1 AND s.skipped_at > $5 {probe}) \
            ORDER BY {order} \
            LIMIT 1 {skip_locked}) \
          RETURNING *"
     );
     // The whole row comes back; `ItemRow` picks its columns by name.
+    // (SQLite numbers `$n` in order of first appearance: keep them in order.)
     let claimed: Option<ItemRow> = diesel::sql_query(sql)
         .bind::<Text, _>(reviewer)
         .bind::<SqlTimestamp, _>(expires)
-        .bind::<Text, _>(task)
         .bind::<SqlTimestamp, _>(at)
+        .bind::<Text, _>(task)
+        .bind::<SqlTimestamp, _>(skipped_since.unwrap_or(at))
         .get_result(conn)
         .optional()?;
     Ok(claimed.map(|item| Claim {
@@ -113,20 +125,79 @@ pub fn held_by(
 
 /// An item and its lease, live or not; `None` for an unknown item.
 pub fn lease(conn: &mut DbConnection, task: &str, item_id: &str) -> QueryResult<Option<Lease>> {
-    let row: Option<(ItemRow, Option<String>, Option<Timestamp>)> = items::table
+    // The item, its lease's owner and expiry, and when it was claimed.
+    type Row = (
+        ItemRow,
+        Option<String>,
+        Option<Timestamp>,
+        Option<Timestamp>,
+    );
+    let row: Option<Row> = items::table
         .find((task, item_id))
         .select((
             ItemRow::as_select(),
             items::lease_owner,
             items::lease_expires_at,
+            items::claimed_at,
         ))
         .get_result(conn)
         .optional()?;
-    Ok(row.map(|(item, owner, expires_at)| Lease {
+    Ok(row.map(|(item, owner, expires_at, claimed_at)| Lease {
         item,
         owner,
         expires_at,
+        claimed_at,
     }))
+}
+
+/// Leases the item to `reviewer` until `expires`, claimed at `at`.
+pub fn lease_to(
+    conn: &mut DbConnection,
+    task: &str,
+    item_id: &str,
+    reviewer: &str,
+    at: Timestamp,
+    expires: Timestamp,
+) -> QueryResult<()> {
+    diesel::update(items::table.find((task, item_id)))
+        .set((
+            items::lease_owner.eq(Some(reviewer)),
+            items::lease_expires_at.eq(Some(expires)),
+            items::claimed_at.eq(Some(at)),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Remembers that `reviewer` skipped the item at `at` (a later skip
+/// replaces an earlier one), and forgets the reviewer's skips from before
+/// `forget_before`.
+pub fn record_skip(
+    conn: &mut DbConnection,
+    task: &str,
+    item_id: &str,
+    reviewer: &str,
+    at: Timestamp,
+    forget_before: Timestamp,
+) -> QueryResult<()> {
+    diesel::delete(
+        review_skips::table
+            .filter(review_skips::reviewer.eq(reviewer))
+            .filter(review_skips::skipped_at.lt(forget_before)),
+    )
+    .execute(conn)?;
+    crate::on_backend!(conn, c => diesel::insert_into(review_skips::table)
+        .values((
+            review_skips::task.eq(task),
+            review_skips::item_id.eq(item_id),
+            review_skips::reviewer.eq(reviewer),
+            review_skips::skipped_at.eq(at),
+        ))
+        .on_conflict((review_skips::task, review_skips::item_id, review_skips::reviewer))
+        .do_update()
+        .set(review_skips::skipped_at.eq(at))
+        .execute(c))?;
+    Ok(())
 }
 
 /// Moves the item's lease to `expires`.

@@ -79,7 +79,7 @@ async fn label_queued(db: &Db, reviewer: &str, n: usize) -> Vec<String> {
         let label = Label {
             label: truth[index].1.clone(),
             comment: Some("checked".into()),
-            seconds_spent: 3.0,
+            seconds_spent: Some(3.0),
         };
         let (who, item) = (reviewer.to_string(), id.clone());
         db.write(move |conn| {

@@ -15,6 +15,7 @@ mod monitoring;
 mod outbox;
 mod outbox_instances;
 mod queue;
+mod review_ux;
 mod scoring;
 mod servers;
 mod simulate;

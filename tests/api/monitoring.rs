@@ -639,7 +639,7 @@ async fn human_labels_count_against_the_model_and_an_undo_takes_its_count_back(b
         let label = Label {
             label,
             comment: None,
-            seconds_spent: 2.0,
+            seconds_spent: Some(2.0),
         };
         app.store
             .write(move |conn| review::submit(conn, TASK, &rules, &id, "rita", &label))

@@ -60,7 +60,7 @@ pub async fn decide(db: &Db, id: &str, callback_url: Option<String>) {
             &Label {
                 label: "benign".into(),
                 comment: None,
-                seconds_spent: 1.0,
+                seconds_spent: Some(1.0),
             },
         )
     })

@@ -175,7 +175,7 @@ async fn two_instances_on_one_postgres_database_post_each_verdict_once() {
             let label = Label {
                 label: "malignant".into(),
                 comment: None,
-                seconds_spent: 1.0,
+                seconds_spent: Some(1.0),
             };
             review::submit(conn, TASK, &rules, &claim.item.id, "rita", &label)
         })

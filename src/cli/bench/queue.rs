@@ -112,7 +112,7 @@ pub(super) fn run_queue(
                         let label = Label {
                             label: "yes".into(),
                             comment: None,
-                            seconds_spent: 3.0,
+                            seconds_spent: Some(3.0),
                         };
                         review::submit(conn, t, &rules, &id, &w, &label)
                     })

@@ -153,7 +153,6 @@ pub enum ReviewPage {
     Item {
         id: String,
         csrf: String,
-        shown_at: String,
         labels: Vec<String>,
     },
     /// Nothing waits for this reviewer.
@@ -177,7 +176,6 @@ pub fn read_review_page(html: &str, task: &str) -> ReviewPage {
         (Some(id), Some(csrf)) => ReviewPage::Item {
             id,
             csrf,
-            shown_at: web::input_value(html, "shown_at").unwrap_or_else(|| "0".into()),
             labels: web::button_values(html, "label"),
         },
         (None, Some(_)) if html.contains("the queue is empty") => ReviewPage::Empty,
@@ -291,13 +289,8 @@ impl Reviewer {
                 }
             }
             failures_in_a_row = 0;
-            let (id, csrf, shown_at, labels) = match read_review_page(&page.body, &self.task) {
-                ReviewPage::Item {
-                    id,
-                    csrf,
-                    shown_at,
-                    labels,
-                } => (id, csrf, shown_at, labels),
+            let (id, csrf, labels) = match read_review_page(&page.body, &self.task) {
+                ReviewPage::Item { id, csrf, labels } => (id, csrf, labels),
                 ReviewPage::Empty => {
                     if stop.submitted() {
                         return;
@@ -354,11 +347,7 @@ impl Reviewer {
                     .await;
             }
             let path = format!("{review_path}/{id}/label");
-            let fields = [
-                ("csrf", csrf.as_str()),
-                ("label", label),
-                ("shown_at", shown_at.as_str()),
-            ];
+            let fields = [("csrf", csrf.as_str()), ("label", label)];
             match self.browser.post_form(&path, &fields).await {
                 Ok(answer) if answer.redirects_to(&review_path) => {
                     let refused = answer
@@ -415,7 +404,6 @@ mod tests {
     const ITEM_PAGE: &str = r#"<h1>tumor-triage · <span class="mono">sim-ab12-7</span></h1>
     <form class="card labels" method="post" action="/review/tumor-triage/sim-ab12-7/label">
       <input type="hidden" name="csrf" value="Xy_9-tok">
-      <input type="hidden" name="shown_at" value="1764330000123">
       <button type="submit" name="label" value="malignant" data-key="1"><kbd>1</kbd> malignant</button>
       <button type="submit" name="label" value="benign" data-key="2"><kbd>2</kbd> benign</button>
       <label>Comment (optional) <textarea name="comment" rows="2"></textarea></label>
@@ -432,7 +420,6 @@ mod tests {
             ReviewPage::Item {
                 id: "sim-ab12-7".into(),
                 csrf: "Xy_9-tok".into(),
-                shown_at: "1764330000123".into(),
                 labels: vec!["malignant".into(), "benign".into()],
             }
         );

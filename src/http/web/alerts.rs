@@ -42,8 +42,13 @@ impl From<&alerts::Alert> for AlertRow {
             numbers: alerts::numbers(a),
             fired_at: rfc3339(&a.fired_at),
             resolved_at: a.resolved_at.as_ref().map(rfc3339).unwrap_or_default(),
-            item_link: (a.kind == AlertKind::SlaBreach && !a.subject.is_empty())
-                .then(|| format!("/admin/items/{}/{}", a.task, a.subject)),
+            item_link: (a.kind == AlertKind::SlaBreach && !a.subject.is_empty()).then(|| {
+                format!(
+                    "/admin/items/{}/{}",
+                    super::format::path_segment(&a.task),
+                    super::format::path_segment(&a.subject)
+                )
+            }),
         }
     }
 }

@@ -46,10 +46,12 @@ pub async fn download(
     signed_in.require_admin()?;
     let request =
         query_pairs(&req).and_then(|pairs| Ok(Params::from_pairs(pairs)?.parse(Format::Csv)?));
-    let task = task(&state, &path);
-    match (task, request) {
-        (Ok(task), Ok(request)) => Ok(export_response(&state.db, &task, request)),
-        (Err(e), _) | (_, Err(e)) => models_page(&state, &signed_in, Some(refused(e)?)).await,
+    // An unknown task is a missing page (404); a bad query is shown on the
+    // models page, where the export form is.
+    let task = task(&state, &path)?;
+    match request {
+        Ok(request) => Ok(export_response(&state.db, &task, request)),
+        Err(e) => models_page(&state, &signed_in, Some(refused(e)?)).await,
     }
 }
 

@@ -189,9 +189,30 @@ pub fn slot_label(rfc3339: &str, slot_minutes: i64) -> String {
     t.format(pattern).to_string()
 }
 
+/// `s` as one segment of a URL path: everything but letters, digits and
+/// `-_~` percent-encoded (dots too, so an id `.` or `..` stays a segment).
+pub fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_segments_keep_dots_and_slashes_inside_the_segment() {
+        assert_eq!(path_segment("case-0001_a~"), "case-0001_a~");
+        assert_eq!(path_segment(".."), "%2E%2E");
+        assert_eq!(path_segment("a:b/c?d"), "a%3Ab%2Fc%3Fd");
+    }
 
     #[test]
     fn counts_have_thousands_separators() {

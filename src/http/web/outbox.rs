@@ -79,7 +79,11 @@ pub async fn page(
         None | Some("pending") => OutboxStatus::Pending,
         Some("sent") => OutboxStatus::Sent,
         Some("dead") => OutboxStatus::Dead,
-        Some(_) => return Err(WebError::Forbidden("Unknown status.")),
+        Some(_) => {
+            return Err(WebError::BadRequest(
+                "There is no such status: choose pending, sent or dead.",
+            ))
+        }
     };
     let (counts, messages) = state
         .db

@@ -50,7 +50,6 @@ struct ReviewPage {
     features: Vec<FeatureRow>,
     suggestion: Option<Suggestion>,
     labels: Vec<LabelButton>,
-    shown_at: i64,
     notice: Option<&'static str>,
     /// Features outside the model's training range, when that is why the
     /// item is here (or it is marked so).
@@ -249,19 +248,19 @@ pub async fn next(
             features: features(model.as_deref(), &claim.item.input),
             suggestion,
             labels,
-            shown_at: at.and_utc().timestamp_millis(),
             notice,
         },
     ))
 }
 
+/// The label form. (A `shown_at` field from an older page is ignored: the
+/// time a label took is measured on the server, from the claim.)
 #[derive(Deserialize)]
 pub struct LabelForm {
     csrf: String,
     label: String,
     #[serde(default)]
     comment: String,
-    shown_at: i64,
 }
 
 pub async fn label(
@@ -281,11 +280,10 @@ pub async fn label(
         callback_url: task.config.callback_url.clone(),
     };
     let form = form.into_inner();
-    let now_ms = crate::domain::now().and_utc().timestamp_millis();
     let label = Label {
         label: form.label,
         comment: Some(form.comment.trim().to_string()).filter(|c| !c.is_empty()),
-        seconds_spent: ((now_ms - form.shown_at).max(0) as f64 / 1000.0).min(86_400.0),
+        seconds_spent: None,
     };
     let result = state
         .db

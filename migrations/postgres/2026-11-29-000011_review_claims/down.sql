@@ -1,0 +1,2 @@
+DROP TABLE review_skips;
+ALTER TABLE items DROP COLUMN claimed_at;

@@ -1,0 +1,324 @@
+//! The reviewer's and admin's first day (issue 12): skip, undo, refused and
+//! repeated labels, unknown items, odd ids, missing pages, malformed forms
+//! and the time a label took — through real HTTP as a browser sends it.
+
+use diesel::prelude::*;
+
+use crate::helpers::{row, spawn_with, task, Backend, TestApp, TASK};
+use crate::web::{add_user, Browser};
+use verdict::db::schema::{audit_log, items, reviews};
+use verdict::domain::{AutomationLevel, Role};
+
+const PASSWORD: &str = "a long passphrase";
+
+/// An assist-mode app (every item queued) with `n` items `r-0`… and a
+/// reviewer `rita` signed in.
+async fn reviewing(n: usize) -> Option<(TestApp, Browser)> {
+    let app = spawn_with(Backend::Sqlite, task(AutomationLevel::Assist), None).await?;
+    add_user(&app, "rita", Role::Reviewer, &[TASK]);
+    add_user(&app, "ana", Role::Reviewer, &[TASK]);
+    add_user(&app, "boss", Role::Admin, &[]);
+    for i in 0..n {
+        let (status, body) = app.submit(&format!("r-{i}"), row(i)).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let mut browser = Browser::new(&app);
+    browser.sign_in("rita", PASSWORD).await;
+    Some((app, browser))
+}
+
+/// The id of the item a review page shows (from its label form).
+fn shown(page: &str) -> Option<String> {
+    let end = page.find("/label\"")?;
+    let marker = format!("action=\"/review/{TASK}/");
+    let start = page[..end].rfind(&marker)? + marker.len();
+    Some(page[start..end].to_string())
+}
+
+async fn review_page(browser: &mut Browser) -> String {
+    let (status, page, _) = browser.get(&format!("/review/{TASK}")).await;
+    assert_eq!(status, 200, "{page}");
+    page
+}
+
+async fn skip(browser: &mut Browser, page: &str) -> (u16, Option<String>) {
+    let id = shown(page).expect("an item on the page");
+    let csrf = Browser::csrf(page);
+    let (status, _, location, _) = browser
+        .post(&format!("/review/{TASK}/{id}/skip"), &[("csrf", &csrf)])
+        .await;
+    (status, location)
+}
+
+async fn label(
+    browser: &mut Browser,
+    page: &str,
+    id: &str,
+    label: &str,
+    shown_at: &str,
+) -> (u16, String, Option<String>) {
+    let csrf = Browser::csrf(page);
+    let (status, body, location, _) = browser
+        .post(
+            &format!("/review/{TASK}/{id}/label"),
+            &[("csrf", &csrf), ("label", label), ("shown_at", shown_at)],
+        )
+        .await;
+    (status, body, location)
+}
+
+fn audit_actions(app: &TestApp, action: &str) -> i64 {
+    audit_log::table
+        .filter(audit_log::action.eq(action))
+        .count()
+        .get_result(&mut app.db.connect())
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn a_skipped_item_goes_to_others_and_comes_back_only_when_nothing_else_waits() {
+    let Some((app, mut rita)) = reviewing(3).await else {
+        return;
+    };
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let page = review_page(&mut rita).await;
+        let id = shown(&page).expect("an item");
+        assert!(!seen.contains(&id), "{id} came back after a skip: {seen:?}");
+        seen.push(id);
+        let (status, location) = skip(&mut rita, &page).await;
+        assert_eq!(status, 303);
+        assert_eq!(
+            location.as_deref(),
+            Some("/review/tumor-triage?notice=skipped")
+        );
+    }
+    // Everything skipped: the queue hands the skipped ones out again
+    // rather than saying it is empty.
+    let page = review_page(&mut rita).await;
+    assert_eq!(shown(&page).as_deref(), Some(seen[0].as_str()), "{page}");
+    // Another reviewer is not held back by rita's skips.
+    let mut ana = Browser::new(&app);
+    ana.sign_in("ana", PASSWORD).await;
+    let page = review_page(&mut ana).await;
+    assert!(shown(&page).is_some(), "{page}");
+}
+
+#[actix_web::test]
+async fn undo_with_nothing_to_undo_leaves_the_current_claim_alone() {
+    let Some((app, mut rita)) = reviewing(2).await else {
+        return;
+    };
+    let page = review_page(&mut rita).await;
+    let id = shown(&page).unwrap();
+    let csrf = Browser::csrf(&page);
+    let (status, _, location, _) = rita
+        .post(&format!("/review/{TASK}/undo"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, 303);
+    let location = location.unwrap();
+    assert!(location.ends_with("notice=nothing-to-undo"), "{location}");
+    let (_, page, _) = rita.get(&location).await;
+    assert_eq!(shown(&page), Some(id), "the same item stays on screen");
+    assert!(page.contains("no label of yours"), "{page}");
+    assert_eq!(audit_actions(&app, "review.skip"), 0);
+}
+
+#[actix_web::test]
+async fn a_label_after_the_claim_lapsed_is_saved_when_nobody_else_took_the_item() {
+    let Some((app, mut rita)) = reviewing(2).await else {
+        return;
+    };
+    let page = review_page(&mut rita).await;
+    let id = shown(&page).unwrap();
+    // The claim lapses (a long coffee) and the reaper clears it.
+    let past = verdict::domain::now() - chrono::Duration::minutes(30);
+    for owner in [Some("rita"), None] {
+        diesel::update(items::table.filter(items::id.eq(&id)))
+            .set((
+                items::lease_owner.eq(owner),
+                items::lease_expires_at.eq(owner.map(|_| past)),
+            ))
+            .execute(&mut app.db.connect())
+            .unwrap();
+        let (status, body, location) = label(&mut rita, &page, &id, "benign", "0").await;
+        assert_eq!(status, 303, "{body}");
+        assert_eq!(
+            location.as_deref(),
+            Some("/review/tumor-triage"),
+            "saved, no notice"
+        );
+        let (_, doc) = app.get(&format!("/api/v1/tasks/{TASK}/items/{id}")).await;
+        assert_eq!(doc["verdict"]["label"], "benign", "{doc}");
+        // Undo it for the second round (the claim cleared by the reaper).
+        let csrf = Browser::csrf(&page);
+        rita.post(&format!("/review/{TASK}/undo"), &[("csrf", &csrf)])
+            .await;
+    }
+    // But an item someone else holds now is refused, and says why.
+    let page = review_page(&mut rita).await;
+    let id = shown(&page).unwrap();
+    let later = verdict::domain::now() + chrono::Duration::minutes(5);
+    diesel::update(items::table.filter(items::id.eq(&id)))
+        .set((
+            items::lease_owner.eq(Some("ana")),
+            items::lease_expires_at.eq(Some(later)),
+        ))
+        .execute(&mut app.db.connect())
+        .unwrap();
+    let (_, _, location) = label(&mut rita, &page, &id, "benign", "0").await;
+    assert_eq!(
+        location.as_deref(),
+        Some("/review/tumor-triage?notice=stale")
+    );
+}
+
+#[actix_web::test]
+async fn a_label_posted_twice_says_already_labelled() {
+    let Some((app, mut rita)) = reviewing(2).await else {
+        return;
+    };
+    let page = review_page(&mut rita).await;
+    let id = shown(&page).unwrap();
+    let (_, _, first) = label(&mut rita, &page, &id, "benign", "0").await;
+    assert_eq!(first.as_deref(), Some("/review/tumor-triage"));
+    // The back button and the same form again, or a double key press.
+    let (_, _, again) = label(&mut rita, &page, &id, "benign", "0").await;
+    let again = again.unwrap();
+    assert_eq!(again, "/review/tumor-triage?notice=already-labelled");
+    let (_, next, _) = rita.get(&again).await;
+    assert!(next.contains("already labelled"), "{next}");
+    assert_eq!(app.count("reviews"), 1);
+}
+
+#[actix_web::test]
+async fn a_label_for_an_unknown_item_is_a_404_page() {
+    let Some((_app, mut rita)) = reviewing(1).await else {
+        return;
+    };
+    let page = review_page(&mut rita).await;
+    let (status, body, _) = label(&mut rita, &page, "does-not-exist", "benign", "0").await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("<main"), "the styled page: {body}");
+}
+
+#[actix_web::test]
+async fn ids_of_dots_are_refused_and_odd_ids_are_escaped_in_every_link() {
+    let Some((app, mut rita)) = reviewing(0).await else {
+        return;
+    };
+    for id in [".", "..", "..."] {
+        let (status, body) = app.submit(id, row(0)).await;
+        assert_eq!(status, 400, "{id}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_id", "{id}: {body}");
+    }
+    assert_eq!(app.count("items"), 0);
+    // The most unusual id the API takes: its links work, percent-encoded.
+    let odd = "a:b..c";
+    let (status, body) = app.submit(odd, row(0)).await;
+    assert_eq!(status, 201, "{body}");
+    let page = review_page(&mut rita).await;
+    let encoded = "a%3Ab..c";
+    assert!(
+        page.contains(&format!("/review/{TASK}/{encoded}/label")),
+        "{page}"
+    );
+    let (status, body, location) = label(&mut rita, &page, encoded, "benign", "0").await;
+    assert_eq!(status, 303, "{body}");
+    assert_eq!(location.as_deref(), Some("/review/tumor-triage"));
+    let (_, doc) = app.get(&format!("/api/v1/tasks/{TASK}/items/{odd}")).await;
+    assert_eq!(doc["verdict"]["label"], "benign", "{doc}");
+    let mut boss = Browser::new(&app);
+    boss.sign_in("boss", PASSWORD).await;
+    let (_, list, _) = boss.get(&format!("/admin/items?task={TASK}")).await;
+    assert!(
+        list.contains(&format!("/admin/items/{TASK}/{encoded}")),
+        "{list}"
+    );
+    let (status, item, _) = boss.get(&format!("/admin/items/{TASK}/{encoded}")).await;
+    assert_eq!(status, 200, "{item}");
+}
+
+#[actix_web::test]
+async fn missing_things_on_admin_pages_are_404_and_bad_filters_400() {
+    let Some((app, _)) = reviewing(0).await else {
+        return;
+    };
+    let mut boss = Browser::new(&app);
+    boss.sign_in("boss", PASSWORD).await;
+    for path in [
+        format!("/admin/items/{TASK}/nope"),
+        "/admin/items/nope/x".to_string(),
+        "/admin/export/nope".to_string(),
+    ] {
+        let (status, page, _) = boss.get(&path).await;
+        assert_eq!(status, 404, "{path}: {page}");
+        assert!(!page.contains("Not allowed"), "{path}: {page}");
+    }
+    let (status, page, _) = boss.get("/admin/outbox?status=x").await;
+    assert_eq!(status, 400, "{page}");
+}
+
+#[actix_web::test]
+async fn malformed_form_posts_get_the_styled_error_page_in_plain_words() {
+    let Some((app, mut rita)) = reviewing(1).await else {
+        return;
+    };
+    let page = review_page(&mut rita).await;
+    let id = shown(&page).unwrap();
+    // A form without its token (a hand-made post, an old page).
+    let (status, body, _, _) = rita
+        .post(
+            &format!("/review/{TASK}/{id}/label"),
+            &[("label", "benign")],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    plain_page(&body);
+    let (status, body, _, _) = rita.post("/sign-out", &[("nonsense", "1")]).await;
+    assert_eq!(status, 400, "{body}");
+    plain_page(&body);
+    // A path that does not parse ("invalid digit found in string").
+    let mut boss = Browser::new(&app);
+    boss.sign_in("boss", PASSWORD).await;
+    let (_, outbox, _) = boss.get("/admin/outbox").await;
+    let csrf = Browser::csrf(&outbox);
+    let (status, body, _, _) = boss
+        .post("/admin/outbox/abc/retry", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, 404, "{body}");
+    plain_page(&body);
+    let (status, body, _) = boss.get("/admin/items?task=tumor-triage&page=x%ZZ").await;
+    assert!(status == 400 || status == 200, "{status}: {body}");
+    plain_page(&body);
+}
+
+/// The styled page (the site's layout) with no framework text in it.
+fn plain_page(body: &str) {
+    assert!(body.contains("<main"), "styled: {body}");
+    for raw in [
+        "Parse error",
+        "missing field",
+        "invalid digit",
+        "Query deserialize",
+    ] {
+        assert!(!body.contains(raw), "{raw}: {body}");
+    }
+}
+
+#[actix_web::test]
+async fn the_time_a_label_took_is_measured_on_the_server() {
+    let Some((app, mut rita)) = reviewing(1).await else {
+        return;
+    };
+    let page = review_page(&mut rita).await;
+    let id = shown(&page).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let (status, body, _) = label(&mut rita, &page, &id, "benign", "-9223372036854775808").await;
+    assert_eq!(status, 303, "{body}");
+    let seconds: f64 = reviews::table
+        .select(reviews::seconds_spent)
+        .first(&mut app.db.connect())
+        .unwrap();
+    assert!((1.1..60.0).contains(&seconds), "{seconds} s");
+}
