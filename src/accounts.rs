@@ -37,6 +37,50 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// Sign-in attempts are limited in this window, per account and per client
+/// address.
+pub const SIGN_IN_WINDOW: chrono::Duration = chrono::Duration::minutes(15);
+/// Attempts one account may make in the window (a success gives its
+/// attempts back).
+pub const PER_ACCOUNT: i64 = 5;
+/// Failed attempts one client address may make in the window, over all
+/// accounts.
+pub const PER_ADDRESS: i64 = 20;
+
+/// Counts a sign-in attempt for `account` from `address` before its
+/// password is checked (so concurrent attempts cannot slip past the limit,
+/// and every instance shares it): `Err(wait)` when either is over its
+/// limit, with how long until its window ends. Run it in a write.
+pub fn admit_sign_in(
+    conn: &mut DbConnection,
+    account: &str,
+    address: &str,
+) -> Result<Result<(), chrono::Duration>, DbError> {
+    let at = crate::domain::now();
+    let cutoff = at - SIGN_IN_WINDOW;
+    store::prune_attempts(conn, cutoff)?;
+    let mut wait = None;
+    for (key, limit) in [
+        (format!("account:{account}"), PER_ACCOUNT),
+        (format!("address:{address}"), PER_ADDRESS),
+    ] {
+        let (attempts, started) = store::count_attempt(conn, &key, at, cutoff)?;
+        if attempts > limit {
+            let left = started + SIGN_IN_WINDOW - at;
+            wait = Some(wait.map_or(left, |w: chrono::Duration| w.max(left)));
+        }
+    }
+    Ok(wait.map_or(Ok(()), Err))
+}
+
+/// A sign-in succeeded: the account's attempts are forgotten and the
+/// address's attempt taken back (it limits failures).
+pub fn signed_in(conn: &mut DbConnection, account: &str, address: &str) -> Result<(), DbError> {
+    store::clear_attempts(conn, &format!("account:{account}"))?;
+    store::uncount_attempt(conn, &format!("address:{address}"))?;
+    Ok(())
+}
+
 /// An argon2id hash of `password` with a fresh random salt, as a PHC string.
 pub fn hash_password(password: &str) -> Result<String, String> {
     let salt = SaltString::generate(&mut OsRng);

@@ -128,7 +128,6 @@ impl Application {
                 settings.monitoring.enabled,
             )),
             tokens: TokenCache::default(),
-            sign_in_limiter: Default::default(),
             mailer,
             settings,
         });

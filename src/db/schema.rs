@@ -172,6 +172,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sign_in_attempts (key) {
+        key -> Text,
+        window_start -> Timestamp,
+        attempts -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(users, user_tasks, sessions);
 
 diesel::table! {

@@ -14,7 +14,6 @@ pub struct AppState {
     /// What the scoring path counts, for the metrics store and `/metrics`.
     pub recorder: Arc<crate::monitoring::Recorder>,
     pub tokens: TokenCache,
-    pub sign_in_limiter: super::web::ratelimit::SignInLimiter,
     /// The mail server, when `[smtp]` is configured.
     pub mailer: Option<std::sync::Arc<crate::mail::Mailer>>,
     pub settings: Settings,

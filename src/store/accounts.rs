@@ -2,9 +2,9 @@
 
 use diesel::prelude::*;
 
-use crate::db::schema::{user_tasks, users};
+use crate::db::schema::{sign_in_attempts, user_tasks, users};
 use crate::db::DbConnection;
-use crate::domain::{now, Role};
+use crate::domain::{now, Role, Timestamp};
 
 /// Whether a user of this name exists (enabled or not).
 pub fn exists(conn: &mut DbConnection, name: &str) -> QueryResult<bool> {
@@ -91,4 +91,59 @@ pub fn role_of(conn: &mut DbConnection, name: &str) -> QueryResult<Option<(Strin
         .find(name)
         .get_result(conn)
         .optional()
+}
+
+#[derive(QueryableByName)]
+struct Counted {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    attempts: i64,
+    #[diesel(sql_type = diesel::sql_types::Timestamp)]
+    window_start: Timestamp,
+}
+
+/// Counts one sign-in attempt under `key` at `at`, in a window that
+/// started after `cutoff` (an older window starts again at `at`); returns
+/// the attempts in the window and when it started. One statement: two
+/// attempts at once both count.
+pub fn count_attempt(
+    conn: &mut DbConnection,
+    key: &str,
+    at: Timestamp,
+    cutoff: Timestamp,
+) -> QueryResult<(i64, Timestamp)> {
+    let counted: Counted = diesel::sql_query(
+        "INSERT INTO sign_in_attempts (key, window_start, attempts) VALUES ($1, $2, 1) \
+         ON CONFLICT (key) DO UPDATE SET \
+           attempts = CASE WHEN sign_in_attempts.window_start < $3 THEN 1 \
+                           ELSE sign_in_attempts.attempts + 1 END, \
+           window_start = CASE WHEN sign_in_attempts.window_start < $3 THEN excluded.window_start \
+                               ELSE sign_in_attempts.window_start END \
+         RETURNING attempts, window_start",
+    )
+    .bind::<diesel::sql_types::Text, _>(key)
+    .bind::<diesel::sql_types::Timestamp, _>(at)
+    .bind::<diesel::sql_types::Timestamp, _>(cutoff)
+    .get_result(conn)?;
+    Ok((counted.attempts, counted.window_start))
+}
+
+/// Takes one attempt back from `key` (a sign-in that succeeded).
+pub fn uncount_attempt(conn: &mut DbConnection, key: &str) -> QueryResult<()> {
+    diesel::update(sign_in_attempts::table.find(key))
+        .set(sign_in_attempts::attempts.eq(sign_in_attempts::attempts - 1))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Forgets `key`'s attempts.
+pub fn clear_attempts(conn: &mut DbConnection, key: &str) -> QueryResult<()> {
+    diesel::delete(sign_in_attempts::table.find(key))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Deletes the windows that started before `cutoff`.
+pub fn prune_attempts(conn: &mut DbConnection, cutoff: Timestamp) -> QueryResult<usize> {
+    diesel::delete(sign_in_attempts::table.filter(sign_in_attempts::window_start.lt(cutoff)))
+        .execute(conn)
 }

@@ -9,6 +9,7 @@ use verdict::domain::AutomationLevel;
 use verdict::domain::Role;
 
 crate::on_both_backends!(
+    concurrent_wrong_passwords_are_limited_and_every_instance_shares_the_lock,
     signing_in_starts_a_fresh_session_that_shows_the_queues,
     sign_out_needs_the_session_csrf_token_and_ends_the_session,
     review_page_labels_an_item_into_a_human_verdict,
@@ -22,12 +23,17 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(app: &TestApp) -> Browser {
+        Browser::at(&app.base)
+    }
+
+    /// A browser for the server at `base` (`http://127.0.0.1:port`).
+    pub fn at(base: &str) -> Browser {
         Browser {
             http: reqwest::Client::builder()
                 .redirect(Policy::none())
                 .build()
                 .unwrap(),
-            base: app.base.clone(),
+            base: base.to_string(),
             cookies: Vec::new(),
         }
     }
@@ -248,7 +254,7 @@ async fn repeated_failures_lock_the_account_even_for_the_right_password() {
     };
     add_user(&app, "ana", Role::Admin, &[]);
     let mut browser = Browser::new(&app);
-    for _ in 0..verdict::http::web::ratelimit::PER_ACCOUNT {
+    for _ in 0..verdict::accounts::PER_ACCOUNT {
         assert_eq!(browser.sign_in("ana", "not the password").await.0, 401);
     }
     let (status, page, _, raw) = browser.sign_in("ana", "a long passphrase").await;
@@ -880,4 +886,83 @@ async fn admins_download_labels_and_take_snapshots_that_the_models_page_lists() 
     let (status, jsonl, _) = ana.get("/admin/datasets/tumor-triage/nov").await;
     assert_eq!(status, 200);
     assert_eq!(jsonl.lines().count(), 30);
+}
+
+/// 200 wrong passwords for one account sent at once: only the limit's
+/// worth are checked, the rest are refused before argon2; a second
+/// instance on the same database (or a restart) keeps the lock-out, even
+/// for the right password.
+async fn concurrent_wrong_passwords_are_limited_and_every_instance_shares_the_lock(
+    backend: Backend,
+) {
+    use crate::helpers::{test_settings, TestDb};
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let settings = test_settings(&db.url, task(AutomationLevel::Partial), None);
+    let first = verdict::startup::Application::build_without_jobs(settings.clone())
+        .await
+        .unwrap();
+    let second = verdict::startup::Application::build_without_jobs(settings)
+        .await
+        .unwrap();
+    let bases = [first.port(), second.port()].map(|p| format!("http://127.0.0.1:{p}"));
+    actix_web::rt::spawn(first.run_until_stopped());
+    actix_web::rt::spawn(second.run_until_stopped());
+    accounts::add_user(
+        &mut db.connect(),
+        "ana",
+        "a long passphrase",
+        Role::Admin,
+        &[],
+        "test",
+    )
+    .unwrap();
+
+    // One sign-in form (its cookie and token), posted 200 times at once.
+    let mut browser = Browser::at(&bases[0]);
+    let (_, form, _) = browser.get("/sign-in").await;
+    let csrf = Browser::csrf(&form);
+    let cookie = browser.cookie_header();
+    let client = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap();
+    let posts = (0..200).map(|_| {
+        let (client, cookie, csrf) = (client.clone(), cookie.clone(), csrf.clone());
+        let url = format!("{}/sign-in", bases[0]);
+        async move {
+            client
+                .post(url)
+                .header(COOKIE, cookie)
+                .form(&[
+                    ("name", "ana"),
+                    ("password", "wrong guess"),
+                    ("csrf", &csrf),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(posts).await;
+    let unauthorized = statuses.iter().filter(|&&s| s == 401).count();
+    let limited = statuses.iter().filter(|&&s| s == 429).count();
+    assert_eq!(
+        (unauthorized, limited),
+        (
+            verdict::accounts::PER_ACCOUNT as usize,
+            200 - verdict::accounts::PER_ACCOUNT as usize
+        ),
+        "{statuses:?}"
+    );
+
+    // The other instance knows: the right password is refused too.
+    let mut other = Browser::at(&bases[1]);
+    let (status, page, _, raw) = other.sign_in("ana", "a long passphrase").await;
+    assert_eq!(status, 429, "{page}");
+    assert!(page.contains("Try again in 15 minutes"), "{page}");
+    assert!(raw.iter().all(|c| !c.starts_with("verdict_session=")));
 }

@@ -10,7 +10,6 @@ mod format;
 mod home;
 mod outbox;
 mod panels;
-pub mod ratelimit;
 mod review;
 pub mod session;
 mod signin;

@@ -85,9 +85,17 @@ pub async fn submit(
         .peer_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
-    if let Err(wait) = state.sign_in_limiter.check(&name, &address) {
+    // Counted before the password is checked, in the database: concurrent
+    // attempts and other instances share the limit.
+    let (account, from) = (name.clone(), address.clone());
+    let admitted = state
+        .db
+        .write(move |conn| crate::accounts::admit_sign_in(conn, &account, &from))
+        .await?;
+    if let Err(wait) = admitted {
+        tracing::info!(user = %name, %address, "sign-in refused: too many attempts");
         return Err(WebError::TooManyAttempts {
-            minutes: wait.as_secs().div_ceil(60).max(1),
+            minutes: (wait.num_seconds().max(0) as u64).div_ceil(60).max(1),
         });
     }
     // argon2 is deliberately slow: off the async workers, and not on the writer.
@@ -100,7 +108,6 @@ pub async fn submit(
         })
         .await?;
     let Some(user) = user else {
-        state.sign_in_limiter.failed(&name, &address);
         tracing::info!(user = %name, %address, "sign-in refused");
         return Ok(page(
             &req,
@@ -109,12 +116,12 @@ pub async fn submit(
             Some("Wrong name or password."),
         ));
     };
-    state.sign_in_limiter.succeeded(&user.name);
     let previous = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string());
     let user_name = user.name.clone();
     let id = state
         .db
         .write(move |conn| {
+            crate::accounts::signed_in(conn, &name, &address)?;
             crate::store::audit::record(
                 conn,
                 &user_name,
