@@ -25,7 +25,7 @@
     if (!form) return;
     renewTimer = setInterval(function () {
       fetch(form.action, { method: "POST", body: new URLSearchParams(new FormData(form)), credentials: "same-origin" })
-        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (r) { return r.ok && !r.redirected ? r.json() : null; })
         .then(function (j) { if (j && typeof j.seconds === "number") left = j.seconds; });
     }, 60000);
   }
@@ -50,6 +50,12 @@
     fetch(form.action, { method: "POST", body: new URLSearchParams(data), credentials: "same-origin" })
       .then(function (r) { return r.text().then(function (html) { return { url: r.url, html: html }; }); })
       .then(function (page) {
+        // The session ended: open the sign-in page itself (it says so, and
+        // returns here), not inside this one.
+        if (new URL(page.url, window.location.href).pathname === "/sign-in") {
+          window.location.assign(page.url);
+          return;
+        }
         var next = new DOMParser().parseFromString(page.html, "text/html");
         document.querySelector("main").replaceWith(next.querySelector("main"));
         document.title = next.title;

@@ -80,6 +80,178 @@ where
     }
 }
 
+/// A headless Chromium session at `width` × 1100.
+async fn chromium(driver: &ChromeDriver, width: u32) -> fantoccini::Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"args": [
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--no-first-run", format!("--window-size={width},1100"),
+            format!("--user-data-dir={}", driver._profile.path().display()),
+        ]}),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .expect("a Chromium session")
+}
+
+/// Fills the sign-in form the browser is on and sends it.
+async fn sign_in_form(client: &fantoccini::Client, name: &str) {
+    let form = client
+        .wait()
+        .for_element(Locator::Css("form.sign-in"))
+        .await
+        .unwrap();
+    for (field, value) in [("name", name), ("password", "a long passphrase")] {
+        form.find(Locator::Css(&format!("input[name={field}]")))
+            .await
+            .unwrap()
+            .send_keys(value)
+            .await
+            .unwrap();
+    }
+    form.find(Locator::Css("button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Whether the page is wider than the window (something pushed it).
+async fn overflows(client: &fantoccini::Client) -> bool {
+    client
+        .execute(
+            "return document.documentElement.scrollWidth > document.documentElement.clientWidth;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        == json!(true)
+}
+
+async fn wait_for_path(client: &fantoccini::Client, path: &str) {
+    wait_for(path, || {
+        let client = client.clone();
+        let path = path.to_string();
+        async move { client.current_url().await.is_ok_and(|u| u.path() == path) }
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn long_ids_and_comments_stay_on_screen_and_an_ended_session_returns_to_the_queue() {
+    let Some(driver) = chromedriver() else { return };
+    let app = spawn_with(Backend::Sqlite, task(AutomationLevel::Assist), None)
+        .await
+        .unwrap();
+    accounts::add_user(
+        &mut app.db.connect(),
+        "boss",
+        "a long passphrase",
+        Role::Admin,
+        &[],
+        "test",
+    )
+    .unwrap();
+    let long = format!("{}-{}", "x".repeat(60), "y".repeat(67));
+    assert_eq!(long.len(), 128, "the longest id the API takes");
+    app.submit(&long, row(0)).await;
+    app.submit("next-one", row(1)).await;
+    let client = chromium(&driver, 1200).await;
+
+    // A deep link asks for sign-in and returns to itself.
+    client
+        .goto(&format!("{}/review/tumor-triage", app.base))
+        .await
+        .unwrap();
+    wait_for_path(&client, "/sign-in").await;
+    sign_in_form(&client, "boss").await;
+    wait_for_path(&client, "/review/tumor-triage").await;
+    let heading = client
+        .wait()
+        .for_element(Locator::Css("h1 .mono"))
+        .await
+        .unwrap();
+    assert_eq!(heading.text().await.unwrap(), long);
+    assert!(!overflows(&client).await, "the review page fits");
+
+    // Label it with a long unbroken comment.
+    client
+        .find(Locator::Css("textarea[name=comment]"))
+        .await
+        .unwrap()
+        .send_keys(&"z".repeat(400))
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("button[data-key='1']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for("the next item", || {
+        let client = client.clone();
+        async move {
+            match client.find(Locator::Css("h1 .mono")).await {
+                Ok(h) => h.text().await.unwrap_or_default() == "next-one",
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
+    for path in [
+        "/admin/items?task=tumor-triage".to_string(),
+        format!("/admin/items/tumor-triage/{long}"),
+    ] {
+        client.goto(&format!("{}{path}", app.base)).await.unwrap();
+        client
+            .wait()
+            .for_element(Locator::Css("main"))
+            .await
+            .unwrap();
+        assert!(!overflows(&client).await, "{path} fits the window");
+    }
+    let out = repo().join("test-output");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(
+        out.join("item-long-values.png"),
+        client.screenshot().await.unwrap(),
+    )
+    .unwrap();
+
+    // The session ends while the review page is open; a key press says so
+    // on the sign-in page itself, and signing in returns to the queue.
+    client
+        .goto(&format!("{}/review/tumor-triage", app.base))
+        .await
+        .unwrap();
+    client
+        .wait()
+        .for_element(Locator::Css("h1 .mono"))
+        .await
+        .unwrap();
+    {
+        use diesel::prelude::*;
+        diesel::delete(verdict::db::schema::sessions::table)
+            .execute(&mut app.db.connect())
+            .unwrap();
+    }
+    press(&client, '2').await;
+    wait_for_path(&client, "/sign-in").await;
+    let page = client.source().await.unwrap();
+    assert!(page.contains("Your session ended"), "{page}");
+    assert!(!page.contains("Sign out"), "no signed-in header");
+    sign_in_form(&client, "boss").await;
+    wait_for_path(&client, "/review/tumor-triage").await;
+    client.close().await.unwrap();
+}
+
 #[actix_web::test]
 async fn a_reviewer_labels_three_items_with_the_keyboard_in_chromium() {
     let Some(driver) = chromedriver() else { return };

@@ -133,9 +133,13 @@ async fn a_reviewer_is_refused_and_a_visitor_is_sent_to_sign_in() {
     let mut visitor = Browser::new(&app);
     for path in &paths {
         let (status, _, location) = visitor.get(path).await;
+        // To sign in, and back here afterwards.
+        let back = form_urlencoded::Serializer::new(String::new())
+            .append_pair("next", path)
+            .finish();
         assert_eq!(
-            (status, location.as_deref()),
-            (303, Some("/sign-in")),
+            (status, location),
+            (303, Some(format!("/sign-in?{back}"))),
             "{path}"
         );
     }

@@ -322,3 +322,98 @@ async fn the_time_a_label_took_is_measured_on_the_server() {
         .unwrap();
     assert!((1.1..60.0).contains(&seconds), "{seconds} s");
 }
+
+#[actix_web::test]
+async fn sign_in_returns_to_the_deep_link_that_asked_for_it() {
+    let Some((app, _)) = reviewing(0).await else {
+        return;
+    };
+    let mut boss = Browser::new(&app);
+    let (status, _, location) = boss.get("/admin/reviewers?task=tumor-triage").await;
+    assert_eq!(status, 303);
+    let location = location.unwrap();
+    assert_eq!(
+        location,
+        "/sign-in?next=%2Fadmin%2Freviewers%3Ftask%3Dtumor-triage"
+    );
+    let (_, form, _) = boss.get(&location).await;
+    assert!(
+        form.contains(r#"name="next" value="/admin/reviewers?task=tumor-triage""#),
+        "{form}"
+    );
+    let csrf = Browser::csrf(&form);
+    let (status, _, to, _) = boss
+        .post(
+            "/sign-in",
+            &[
+                ("name", "boss"),
+                ("password", PASSWORD),
+                ("csrf", &csrf),
+                ("next", "/admin/reviewers?task=tumor-triage"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(to.as_deref(), Some("/admin/reviewers?task=tumor-triage"));
+    // Another site is never a destination.
+    for evil in [
+        "//evil.example/x",
+        "https://evil.example/",
+        "/\\evil.example",
+    ] {
+        let mut b = Browser::new(&app);
+        let (_, form, _) = b.get("/sign-in").await;
+        let csrf = Browser::csrf(&form);
+        let (_, _, to, _) = b
+            .post(
+                "/sign-in",
+                &[
+                    ("name", "boss"),
+                    ("password", PASSWORD),
+                    ("csrf", &csrf),
+                    ("next", evil),
+                ],
+            )
+            .await;
+        assert_eq!(to.as_deref(), Some("/"), "{evil}");
+    }
+}
+
+#[actix_web::test]
+async fn a_session_ended_mid_review_says_so_and_returns_to_the_queue() {
+    let Some((app, mut rita)) = reviewing(2).await else {
+        return;
+    };
+    let page = review_page(&mut rita).await;
+    let id = shown(&page).unwrap();
+    // Signed out in another tab (or expired): the session is gone.
+    diesel::delete(verdict::db::schema::sessions::table)
+        .execute(&mut app.db.connect())
+        .unwrap();
+    // The label form posted from the review page.
+    let csrf = Browser::csrf(&page);
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/review/{TASK}/{id}/label", app.base))
+        .header(reqwest::header::COOKIE, rita.cookie_header())
+        .header(
+            reqwest::header::REFERER,
+            format!("{}/review/{TASK}", app.base),
+        )
+        .form(&[("csrf", csrf.as_str()), ("label", "benign")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let location = r.headers()[reqwest::header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(location, "/sign-in?next=%2Freview%2Ftumor-triage&ended=1");
+    let (_, form, _) = rita.get(&location).await;
+    assert!(form.contains("Your session ended"), "{form}");
+    assert!(!form.contains("Sign out"), "no signed-in header: {form}");
+    assert_eq!(app.count("reviews"), 0, "nothing saved without a session");
+}

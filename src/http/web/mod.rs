@@ -120,8 +120,10 @@ pub fn redirect(to: &str) -> HttpResponse {
 /// Errors of the web UI, answered with HTML pages (or a redirect to sign in).
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
+    /// No session, or it ended: to the sign-in page, which returns to
+    /// `next` (a local path) and says the session ended when `ended`.
     #[error("sign in first")]
-    SignInRequired,
+    SignInRequired { next: Option<String>, ended: bool },
     #[error("{0}")]
     Forbidden(&'static str),
     /// A request the page cannot answer (a bad query): a 400 page saying why.
@@ -146,7 +148,7 @@ struct ErrorPage<'a> {
 impl ResponseError for WebError {
     fn status_code(&self) -> StatusCode {
         match self {
-            WebError::SignInRequired => StatusCode::SEE_OTHER,
+            WebError::SignInRequired { .. } => StatusCode::SEE_OTHER,
             WebError::Forbidden(_) => StatusCode::FORBIDDEN,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -157,7 +159,9 @@ impl ResponseError for WebError {
 
     fn error_response(&self) -> HttpResponse {
         let (title, message) = match self {
-            WebError::SignInRequired => return redirect("/sign-in"),
+            WebError::SignInRequired { next, ended } => {
+                return redirect(&signin::sign_in_url(next.as_deref(), *ended))
+            }
             WebError::Forbidden(why) => ("Not allowed", why.to_string()),
             WebError::BadRequest(why) => ("Bad request", why.to_string()),
             WebError::NotFound(what) => ("Not found", what.to_string()),

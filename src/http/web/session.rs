@@ -67,6 +67,30 @@ impl SignedIn {
     }
 }
 
+/// Where the sign-in page should return to after signing in: the page a
+/// GET asked for; for a form post, the page the form was on (its
+/// `Referer`, when it is this site's).
+fn return_to(req: &HttpRequest) -> Option<String> {
+    let path = if req.method() == actix_web::http::Method::GET {
+        let uri = req.uri();
+        uri.path_and_query().map(|p| p.as_str().to_string())
+    } else {
+        let referer = req.headers().get(actix_web::http::header::REFERER)?;
+        let url = referer.to_str().ok()?;
+        let host = req.connection_info().host().to_string();
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))?
+            .strip_prefix(host.as_str())?;
+        Some(if rest.is_empty() {
+            "/".to_string()
+        } else {
+            rest.to_string()
+        })
+    }?;
+    super::signin::local_path(&path).map(str::to_string)
+}
+
 impl FromRequest for SignedIn {
     type Error = WebError;
     type Future = Pin<Box<dyn Future<Output = Result<SignedIn, WebError>>>>;
@@ -74,9 +98,12 @@ impl FromRequest for SignedIn {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let id = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string());
+        let next = return_to(req);
         Box::pin(async move {
             let state = state.ok_or(WebError::Internal)?;
-            let id = id.ok_or(WebError::SignInRequired)?;
+            let Some(id) = id else {
+                return Err(WebError::SignInRequired { next, ended: false });
+            };
             let lookup_id = id.clone();
             let found = state
                 .db
@@ -85,7 +112,9 @@ impl FromRequest for SignedIn {
                 })
                 .await
                 .map_err(|_| WebError::Internal)?;
-            let (user, csrf) = found.ok_or(WebError::SignInRequired)?;
+            // A cookie without a live session: it ended (signed out
+            // elsewhere, expired, or the account was disabled).
+            let (user, csrf) = found.ok_or(WebError::SignInRequired { next, ended: true })?;
             Ok(SignedIn {
                 user,
                 csrf,

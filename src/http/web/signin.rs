@@ -21,6 +21,46 @@ struct SignInPage {
     csrf: String,
     name: String,
     error: Option<&'static str>,
+    /// Where to go after signing in (a local path), carried in the form.
+    next: String,
+    /// The reviewer's session ended (they were signed in a moment ago).
+    ended: bool,
+}
+
+/// `path` if it is a path on this site (`/…`, not `//host` or `/\host`,
+/// which browsers read as another site), at most 2,000 characters.
+pub fn local_path(path: &str) -> Option<&str> {
+    let ok = path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.starts_with("/\\")
+        && path.len() <= 2000
+        && !path.starts_with("/sign-in")
+        && !path.chars().any(|c| c.is_control());
+    ok.then_some(path)
+}
+
+/// The sign-in page's address returning to `next`, saying the session
+/// ended when `ended`.
+pub fn sign_in_url(next: Option<&str>, ended: bool) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    if let Some(next) = next.and_then(local_path).filter(|p| *p != "/") {
+        query.append_pair("next", next);
+    }
+    if ended {
+        query.append_pair("ended", "1");
+    }
+    let query = query.finish();
+    if query.is_empty() {
+        "/sign-in".to_string()
+    } else {
+        format!("/sign-in?{query}")
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SignInQuery {
+    next: Option<String>,
+    ended: Option<String>,
 }
 
 fn sign_in_cookie(req: &HttpRequest, token: String) -> Cookie<'static> {
@@ -39,6 +79,8 @@ fn page(
     status: StatusCode,
     name: String,
     error: Option<&'static str>,
+    next: &str,
+    ended: bool,
 ) -> HttpResponse {
     let csrf = random_token();
     let mut response = render(
@@ -47,14 +89,18 @@ fn page(
             csrf: csrf.clone(),
             name,
             error,
+            next: local_path(next).unwrap_or_default().to_string(),
+            ended,
         },
     );
     let _ = response.add_cookie(&sign_in_cookie(req, csrf));
     response
 }
 
-pub async fn form(req: HttpRequest) -> HttpResponse {
-    page(&req, StatusCode::OK, String::new(), None)
+pub async fn form(req: HttpRequest, query: web::Query<SignInQuery>) -> HttpResponse {
+    let next = query.next.as_deref().unwrap_or_default();
+    let ended = query.ended.as_deref() == Some("1");
+    page(&req, StatusCode::OK, String::new(), None, next, ended)
 }
 
 #[derive(Deserialize)]
@@ -62,6 +108,8 @@ pub struct SignInForm {
     name: String,
     password: String,
     csrf: String,
+    #[serde(default)]
+    next: String,
 }
 
 pub async fn submit(
@@ -73,6 +121,7 @@ pub async fn submit(
         name,
         password,
         csrf,
+        next,
     } = form.into_inner();
     let expected = req.cookie(SIGN_IN_COOKIE).map(|c| c.value().to_string());
     if !expected.is_some_and(|e| same_token(&e, &csrf)) {
@@ -114,6 +163,8 @@ pub async fn submit(
             StatusCode::UNAUTHORIZED,
             name,
             Some("Wrong name or password."),
+            &next,
+            false,
         ));
     };
     let previous = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string());
@@ -133,7 +184,7 @@ pub async fn submit(
             Ok::<_, crate::db::DbError>(session::start(conn, &user_name, previous.as_deref())?)
         })
         .await?;
-    let mut response = redirect("/");
+    let mut response = redirect(local_path(&next).unwrap_or("/"));
     let _ = response.add_cookie(&session::cookie(&req, id, session::SESSION_HOURS));
     let mut spent = sign_in_cookie(&req, String::new());
     spent.make_removal();
