@@ -62,9 +62,41 @@
         history.replaceState(null, "", page.url);
         document.body.classList.remove("busy");
         leaseClock();
+        armRefresh();
       })
       .catch(function () { form.submit(); });
   });
 
+  // An empty queue looks again every few seconds while the tab is shown,
+  // and shows the next item as soon as there is one.
+  var refreshTimer = null;
+  function armRefresh() {
+    clearTimeout(refreshTimer);
+    var empty = document.querySelector("[data-refresh]");
+    if (!empty) return;
+    var seconds = parseInt(empty.dataset.refresh, 10) || 10;
+    refreshTimer = setTimeout(function () {
+      if (document.hidden) { armRefresh(); return; }
+      fetch(window.location.pathname, { credentials: "same-origin" })
+        .then(function (r) { return r.text().then(function (html) { return { url: r.url, html: html }; }); })
+        .then(function (page) {
+          if (new URL(page.url, window.location.href).pathname === "/sign-in") {
+            window.location.assign(page.url);
+            return;
+          }
+          var next = new DOMParser().parseFromString(page.html, "text/html");
+          if (next.querySelector("form.labels")) {
+            document.querySelector("main").replaceWith(next.querySelector("main"));
+            document.title = next.title;
+            history.replaceState(null, "", window.location.pathname);
+            leaseClock();
+          }
+          armRefresh();
+        })
+        .catch(armRefresh);
+    }, seconds * 1000);
+  }
+
   leaseClock();
+  armRefresh();
 })();

@@ -37,6 +37,20 @@ pub fn run(settings: &Settings, command: UserCommand) -> anyhow::Result<()> {
             let password = read_password()?;
             accounts::add_user(&mut conn, &name, &password, role, &tasks, "cli")?;
             println!("user {name:?} added ({})", role.as_str());
+            if role == verdict::domain::Role::Reviewer && tasks.is_empty() {
+                // Not an error (tasks can be given later), but say it: such
+                // a reviewer signs in to an empty list of queues.
+                eprintln!(
+                    "note: {name:?} may review no task: a reviewer works only the \
+                     tasks given with --task (the tasks here: {})",
+                    settings
+                        .tasks
+                        .iter()
+                        .map(|t| t.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
         }
         UserCommand::Disable { name } => {
             accounts::set_disabled(&mut conn, &name, true, "cli")?;

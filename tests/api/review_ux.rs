@@ -67,6 +67,15 @@ async fn label(
     (status, body, location)
 }
 
+/// Where a saved label leads: the queue, confirming what was saved.
+fn saved(id: &str, label: &str) -> String {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("saved", id)
+        .append_pair("as", label)
+        .finish();
+    format!("/review/{TASK}?{query}")
+}
+
 fn audit_actions(app: &TestApp, action: &str) -> i64 {
     audit_log::table
         .filter(audit_log::action.eq(action))
@@ -145,8 +154,8 @@ async fn a_label_after_the_claim_lapsed_is_saved_when_nobody_else_took_the_item(
         assert_eq!(status, 303, "{body}");
         assert_eq!(
             location.as_deref(),
-            Some("/review/tumor-triage"),
-            "saved, no notice"
+            Some(saved(&id, "benign").as_str()),
+            "saved, no refusal"
         );
         let (_, doc) = app.get(&format!("/api/v1/tasks/{TASK}/items/{id}")).await;
         assert_eq!(doc["verdict"]["label"], "benign", "{doc}");
@@ -181,7 +190,7 @@ async fn a_label_posted_twice_says_already_labelled() {
     let page = review_page(&mut rita).await;
     let id = shown(&page).unwrap();
     let (_, _, first) = label(&mut rita, &page, &id, "benign", "0").await;
-    assert_eq!(first.as_deref(), Some("/review/tumor-triage"));
+    assert_eq!(first, Some(saved(&id, "benign")));
     // The back button and the same form again, or a double key press.
     let (_, _, again) = label(&mut rita, &page, &id, "benign", "0").await;
     let again = again.unwrap();
@@ -225,7 +234,7 @@ async fn ids_of_dots_are_refused_and_odd_ids_are_escaped_in_every_link() {
     );
     let (status, body, location) = label(&mut rita, &page, encoded, "benign", "0").await;
     assert_eq!(status, 303, "{body}");
-    assert_eq!(location.as_deref(), Some("/review/tumor-triage"));
+    assert_eq!(location, Some(saved(odd, "benign")));
     let (_, doc) = app.get(&format!("/api/v1/tasks/{TASK}/items/{odd}")).await;
     assert_eq!(doc["verdict"]["label"], "benign", "{doc}");
     let mut boss = Browser::new(&app);
@@ -416,4 +425,84 @@ async fn a_session_ended_mid_review_says_so_and_returns_to_the_queue() {
     assert!(form.contains("Your session ended"), "{form}");
     assert!(!form.contains("Sign out"), "no signed-in header: {form}");
     assert_eq!(app.count("reviews"), 0, "nothing saved without a session");
+}
+
+#[actix_web::test]
+async fn the_review_page_shows_progress_the_saved_label_and_the_suggestion_on_its_button() {
+    let Some((app, mut rita)) = reviewing(3).await else {
+        return;
+    };
+    let page = review_page(&mut rita).await;
+    assert!(page.contains("<strong>0</strong> labelled today"), "{page}");
+    let id = shown(&page).unwrap();
+    let (_, doc) = app.get(&format!("/api/v1/tasks/{TASK}/items/{id}")).await;
+    let suggested = doc["prediction"]["label"].as_str().unwrap().to_string();
+    // The buttons in the card's order, each with its probability; the
+    // model's label marked.
+    let buttons: Vec<&str> = page
+        .split("<button type=\"submit\" name=\"label\"")
+        .skip(1)
+        .collect();
+    assert_eq!(buttons.len(), 2);
+    for (button, label) in buttons.iter().zip(["malignant", "benign"]) {
+        assert!(button.contains(&format!("value=\"{label}\"")), "{button}");
+        assert!(button.contains("class=\"prob\""), "{button}");
+        assert_eq!(
+            button.contains("class=\"suggested\""),
+            label == suggested,
+            "{button}"
+        );
+    }
+    assert!(page.contains("received <time title=\""), "{page}");
+    assert!(!page.contains(".000"), "no microseconds: {page}");
+    // Labelled: the next page confirms it, with its undo, and counts it.
+    let (_, _, location) = label(&mut rita, &page, &id, "benign", "0").await;
+    let (_, next, _) = rita.get(&location.unwrap()).await;
+    assert!(next.contains("Saved <strong>benign</strong> for"), "{next}");
+    assert!(next.contains("<strong>1</strong> labelled today"), "{next}");
+    // A reviewer's nav has the queues only; an admin's every section.
+    assert!(!next.contains("href=\"/admin/outbox\""), "{next}");
+    let mut boss = Browser::new(&app);
+    boss.sign_in("boss", PASSWORD).await;
+    let (_, item, _) = boss.get(&format!("/admin/items/{TASK}/{id}")).await;
+    for section in [
+        "/dashboard",
+        "/admin/items",
+        "/admin/reviewers",
+        "/admin/models",
+        "/admin/users",
+        "/admin/alerts",
+        "/admin/outbox",
+    ] {
+        assert!(
+            item.contains(&format!("href=\"{section}\"")),
+            "{section}: {item}"
+        );
+    }
+    // The item's input in the model's feature order, with training ranges.
+    let input = &item[item.find("<h2>Input</h2>").unwrap()..];
+    let first = input.find("<td>mean_radius</td>").unwrap();
+    let last = input.find("<td>worst_fractal_dimension</td>").unwrap();
+    assert!(first < input.find("<td>area_error</td>").unwrap() && first < last);
+    assert!(input.contains("Training range"));
+    assert!(item.contains("← Items of tumor-triage"), "a way back");
+}
+
+#[actix_web::test]
+async fn the_users_page_says_who_can_review_nothing_and_offers_no_self_disable() {
+    let Some((app, _)) = reviewing(0).await else {
+        return;
+    };
+    add_user(&app, "nobody", Role::Reviewer, &[]);
+    let mut boss = Browser::new(&app);
+    boss.sign_in("boss", PASSWORD).await;
+    let (_, page, _) = boss.get("/admin/users").await;
+    let row = |name: &str| {
+        let at = page.find(&format!("<td>{name}</td>")).unwrap();
+        page[at..at + page[at..].find("</tr>").unwrap()].to_string()
+    };
+    assert!(row("nobody").contains("can review nothing"), "{page}");
+    assert!(row("rita").contains("tumor-triage"));
+    assert!(!row("boss").contains("disable"), "{}", row("boss"));
+    assert!(row("rita").contains("/admin/users/rita/disable"));
 }

@@ -352,7 +352,7 @@ async fn review_page_labels_an_item_into_a_human_verdict(backend: Backend) {
         .await;
     assert_eq!(
         (status, location.as_deref()),
-        (303, Some("/review/tumor-triage"))
+        (303, Some("/review/tumor-triage?saved=odd-1&as=malignant"))
     );
     let (_, doc) = app.get("/api/v1/tasks/tumor-triage/items/odd-1").await;
     assert_eq!(doc["verdict"]["source"], "human");

@@ -141,7 +141,7 @@ pub async fn set_disabled(
     let disabled = match action.as_str() {
         "disable" => true,
         "enable" => false,
-        _ => return Err(WebError::Forbidden("Unknown action.")),
+        _ => return Err(WebError::NotFound("There is no such action.")),
     };
     if disabled && name == signed_in.user.name {
         return users_page(

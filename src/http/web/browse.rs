@@ -189,7 +189,7 @@ struct ItemPage {
     task: String,
     item: ItemRow,
     created_at: String,
-    input: Vec<(String, String)>,
+    input: Vec<super::inputs::FeatureRow>,
     predictions: Vec<PredictionView>,
     reviews: Vec<ReviewRow>,
     verdict: Option<(String, String, String, String)>,
@@ -219,8 +219,9 @@ pub async fn item(
     else {
         return Err(WebError::NotFound("There is no such item."));
     };
-    let input: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&item.input).unwrap_or_default();
+    // In the live model's feature order, beside its training ranges.
+    let model = state.tasks.get(&task).and_then(|t| t.live());
+    let input = super::inputs::features(model.as_deref(), &item.input);
     Ok(render(
         StatusCode::OK,
         &ItemPage {
@@ -229,7 +230,7 @@ pub async fn item(
             is_admin: signed_in.is_admin(),
             task,
             created_at: rfc3339(&item.created_at),
-            input: input.into_iter().map(|(k, v)| (k, v.to_string())).collect(),
+            input,
             predictions: preds
                 .into_iter()
                 .map(|p| PredictionView {

@@ -189,6 +189,33 @@ pub fn slot_label(rfc3339: &str, slot_minutes: i64) -> String {
     t.format(pattern).to_string()
 }
 
+/// A moment as people read it: relative (`3 min ago`, `in 57 min`), with
+/// the full time for a tooltip (`2026-11-28 13:10:05 UTC`).
+pub struct When {
+    pub relative: String,
+    pub full: String,
+}
+
+/// [`When`] of `at` seen from `now`.
+pub fn when(at: &crate::domain::Timestamp, now: &crate::domain::Timestamp) -> When {
+    let seconds = (*now - *at).num_seconds();
+    let span = |s: i64| match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        3600..86400 => format!("{} h", s / 3600),
+        _ => format!("{} days", s / 86400),
+    };
+    let relative = match seconds {
+        -5..=5 => "just now".to_string(),
+        s if s > 0 => format!("{} ago", span(s)),
+        s => format!("in {}", span(-s)),
+    };
+    When {
+        relative,
+        full: at.and_utc().format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    }
+}
+
 /// `s` as one segment of a URL path: everything but letters, digits and
 /// `-_~` percent-encoded (dots too, so an id `.` or `..` stays a segment).
 pub fn path_segment(s: &str) -> String {
@@ -206,6 +233,22 @@ pub fn path_segment(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn moments_read_relative_with_the_full_time_beside() {
+        let now = chrono::NaiveDate::from_ymd_opt(2026, 11, 28)
+            .unwrap()
+            .and_hms_micro_opt(13, 10, 5, 123_456)
+            .unwrap();
+        let at = |s: i64| when(&(now + chrono::Duration::seconds(s)), &now).relative;
+        assert_eq!(at(-2), "just now");
+        assert_eq!(at(-42), "42 s ago");
+        assert_eq!(at(-180), "3 min ago");
+        assert_eq!(at(-7300), "2 h ago");
+        assert_eq!(at(3420), "in 57 min");
+        assert_eq!(at(-3 * 86400), "3 days ago");
+        assert_eq!(when(&now, &now).full, "2026-11-28 13:10:05 UTC");
+    }
 
     #[test]
     fn path_segments_keep_dots_and_slashes_inside_the_segment() {

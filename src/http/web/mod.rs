@@ -8,6 +8,7 @@ mod dashboard;
 mod datasets;
 mod format;
 mod home;
+mod inputs;
 mod outbox;
 mod panels;
 mod review;

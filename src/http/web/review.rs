@@ -7,32 +7,42 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
+use super::format::{when, When};
+use super::inputs::{features, FeatureRow};
 use super::session::{CsrfForm, SignedIn};
 use super::{not_found_page, redirect, render, WebError};
 use crate::domain::{QueueKind, VerdictBasis};
 use crate::http::state::AppState;
 use crate::items::{self, PredictionDoc};
-use crate::ml::LoadedModel;
 use crate::review::{self, Claim, Label, Outcome, ReviewError, Rules};
 use crate::tasks::TaskRuntime;
-
-pub struct FeatureRow {
-    pub name: String,
-    pub value: String,
-    pub reference: String,
-    /// Outside the training data's range: the reviewer sees drift.
-    pub outside: bool,
-}
 
 pub struct LabelButton {
     pub key: usize,
     pub label: String,
+    /// The model suggests this label (assist mode, not blind).
+    pub suggested: bool,
+    /// The model's probability of this label, when it is shown.
+    pub probability: Option<String>,
 }
 
 pub struct Suggestion {
     pub label: String,
     pub confidence: String,
-    pub probabilities: Vec<(String, String)>,
+}
+
+/// The reviewer's progress, shown above the item.
+pub struct Progress {
+    /// Labels this reviewer gave in this task since midnight (UTC).
+    pub today: i64,
+    /// Items waiting in the task's queue, this one included.
+    pub waiting: i64,
+}
+
+/// The label just saved, confirmed on the next page (with its undo).
+pub struct Saved {
+    pub item: String,
+    pub label: String,
 }
 
 #[derive(Template)]
@@ -44,9 +54,11 @@ struct ReviewPage {
     is_admin: bool,
     task: String,
     item_id: String,
-    created_at: String,
-    deadline: String,
+    received: When,
+    due: Option<When>,
     lease_seconds: i64,
+    progress: Progress,
+    saved: Option<Saved>,
     features: Vec<FeatureRow>,
     suggestion: Option<Suggestion>,
     labels: Vec<LabelButton>,
@@ -65,6 +77,8 @@ struct EmptyPage {
     is_admin: bool,
     task: String,
     notice: Option<&'static str>,
+    progress: Progress,
+    saved: Option<Saved>,
 }
 
 fn task_for(
@@ -97,49 +111,15 @@ fn posted(
     Ok((task, name, who))
 }
 
-fn features(model: Option<&LoadedModel>, input: &str) -> Vec<FeatureRow> {
-    let values: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(input).unwrap_or_default();
-    match model {
-        Some(model) => model
-            .card
-            .features
-            .iter()
-            .map(|spec| {
-                let value = values.get(&spec.name).and_then(|v| v.as_f64());
-                let (lo, hi) = (spec.reference.min(), spec.reference.max());
-                FeatureRow {
-                    name: spec.name.clone(),
-                    value: value.map_or("–".into(), |v| format!("{v}")),
-                    reference: format!("{} – {}", short(lo), short(hi)),
-                    outside: value.is_some_and(|v| v < lo || v > hi),
-                }
-            })
-            .collect(),
-        None => values
-            .iter()
-            .map(|(name, v)| FeatureRow {
-                name: name.clone(),
-                value: v.to_string(),
-                reference: "–".into(),
-                outside: false,
-            })
-            .collect(),
-    }
-}
-
-fn short(v: f64) -> String {
-    format!("{:.4}", v)
-        .trim_end_matches('0')
-        .trim_end_matches('.')
-        .to_string()
-}
-
 #[derive(Deserialize)]
 pub struct Notice {
     notice: Option<String>,
     /// `adjudication` (admins): ties between reviewers.
     queue: Option<String>,
+    /// The item and label just saved, to confirm them.
+    saved: Option<String>,
+    #[serde(rename = "as")]
+    saved_as: Option<String>,
 }
 
 fn notice_text(notice: &Notice) -> Option<&'static str> {
@@ -178,7 +158,25 @@ pub async fn next(
             review::resume_or_claim(conn, kind, order, &name, &who, review::DEFAULT_LEASE)
         })
         .await?;
+    let saved = match (&notice.saved, &notice.saved_as) {
+        (Some(item), Some(label)) => Some(Saved {
+            item: item.clone(),
+            label: label.clone(),
+        }),
+        _ => None,
+    };
     let notice = notice_text(&notice);
+    let (name, who) = (task.name().to_string(), signed_in.user.name.clone());
+    let progress = state
+        .db
+        .read(move |conn| {
+            let midnight = crate::domain::now().date().and_time(chrono::NaiveTime::MIN);
+            Ok::<_, WebError>(Progress {
+                today: review::labelled_since(conn, &name, &who, midnight)?,
+                waiting: review::depth(conn, &name)?.queued,
+            })
+        })
+        .await?;
     let Some(claim) = claim else {
         return Ok(render(
             StatusCode::OK,
@@ -188,13 +186,15 @@ pub async fn next(
                 is_admin: signed_in.is_admin(),
                 task: task.name().to_string(),
                 notice,
+                progress,
+                saved,
             },
         ));
     };
     let model = task.live();
     let item = claim.item.clone();
     // The model's view, unless the item is blind (shadow, audit, failures).
-    let suggestion = if item.blind {
+    let prediction = if item.blind {
         None
     } else {
         let doc = state
@@ -205,24 +205,30 @@ pub async fn next(
             .await?
             .pop();
         doc.and_then(|d| d.prediction)
-            .map(|p: PredictionDoc| Suggestion {
-                label: p.label,
-                confidence: format!("{:.1} %", p.confidence * 100.0),
-                probabilities: p
-                    .probabilities
-                    .into_iter()
-                    .map(|(l, v)| (l, format!("{:.1} %", v * 100.0)))
-                    .collect(),
-            })
     };
+    // The buttons in the card's label order; in assist mode the model's
+    // label is marked and each button shows its probability.
     let labels = model
         .as_ref()
         .map(|m| m.card.labels.clone())
         .unwrap_or_default()
         .into_iter()
         .enumerate()
-        .map(|(i, label)| LabelButton { key: i + 1, label })
+        .map(|(i, label)| LabelButton {
+            key: i + 1,
+            suggested: prediction.as_ref().is_some_and(|p| p.label == label),
+            probability: prediction.as_ref().and_then(|p| {
+                p.probabilities
+                    .get(&label)
+                    .map(|v| format!("{:.1} %", v * 100.0))
+            }),
+            label,
+        })
         .collect();
+    let suggestion = prediction.map(|p: PredictionDoc| Suggestion {
+        label: p.label,
+        confidence: format!("{:.1} %", p.confidence * 100.0),
+    });
     let at = crate::domain::now();
     Ok(render(
         StatusCode::OK,
@@ -238,13 +244,11 @@ pub async fn next(
             is_admin: signed_in.is_admin(),
             task: task.name().to_string(),
             item_id: claim.item.id.clone(),
-            created_at: crate::domain::rfc3339(&claim.item.created_at),
-            deadline: claim
-                .item
-                .sla_deadline
-                .map(|d| crate::domain::rfc3339(&d))
-                .unwrap_or_else(|| "–".into()),
+            received: when(&claim.item.created_at, &at),
+            due: claim.item.sla_deadline.map(|d| when(&d, &at)),
             lease_seconds: (claim.lease_expires_at - at).num_seconds().max(0),
+            progress,
+            saved,
             features: features(model.as_deref(), &claim.item.input),
             suggestion,
             labels,
@@ -285,6 +289,7 @@ pub async fn label(
         comment: Some(form.comment.trim().to_string()).filter(|c| !c.is_empty()),
         seconds_spent: None,
     };
+    let (saved_item, saved_label) = (item_id.clone(), label.label.clone());
     let result = state
         .db
         .write(move |conn| review::submit(conn, &name, &rules, &item_id, &who, &label))
@@ -298,7 +303,14 @@ pub async fn label(
             "/review/{}?queue=adjudication",
             task.name()
         ))),
-        Ok(_) => Ok(redirect(&format!("/review/{}", task.name()))),
+        // The next page confirms the label (and offers its undo).
+        Ok(_) => {
+            let query = form_urlencoded::Serializer::new(String::new())
+                .append_pair("saved", &saved_item)
+                .append_pair("as", &saved_label)
+                .finish();
+            Ok(redirect(&format!("/review/{}?{query}", task.name())))
+        }
         Err(e) => refused(&task, e),
     }
 }
