@@ -272,21 +272,7 @@ async fn a_reviewer_labels_three_items_with_the_keyboard_in_chromium() {
         app.submit(&format!("case-{i}"), row(i)).await;
     }
 
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({"args": [
-            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--no-first-run", "--window-size=1200,1100",
-            format!("--user-data-dir={}", driver._profile.path().display()),
-        ]}),
-    );
-    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{}", driver.port))
-        .await
-        .expect("a Chromium session");
+    let client = chromium(&driver, 1200).await;
 
     client.goto(&format!("{}/", app.base)).await.unwrap();
     assert!(client
@@ -295,27 +281,7 @@ async fn a_reviewer_labels_three_items_with_the_keyboard_in_chromium() {
         .unwrap()
         .path()
         .ends_with("/sign-in"));
-    client
-        .find(Locator::Css("input[name=name]"))
-        .await
-        .unwrap()
-        .send_keys("rita")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys("a long passphrase")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("form.sign-in button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    sign_in_form(&client, "rita").await;
     // Pages load after a click: wait for them rather than race them.
     let queued = client
         .wait()
