@@ -104,8 +104,14 @@ impl Settings {
     pub fn from_file(path: &Path) -> Result<Settings, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
-        Self::from_toml(&text)
-            .map_err(|ConfigError(e)| ConfigError(format!("{}: {e}", path.display())))
+        let mut settings = Self::from_toml(&text)
+            .map_err(|ConfigError(e)| ConfigError(format!("{}: {e}", path.display())))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        for (i, task) in settings.tasks.iter_mut().enumerate() {
+            task.read_guidelines(dir, i)
+                .map_err(|ConfigError(e)| ConfigError(format!("{}: {e}", path.display())))?;
+        }
+        Ok(settings)
     }
 
     pub fn from_toml(text: &str) -> Result<Settings, ConfigError> {
@@ -151,6 +157,36 @@ mod tests {
         settings.validate().unwrap();
         assert_eq!(settings.tasks[0].name.as_str(), "tumor-triage");
         assert_eq!(settings.server.deployment_poll_ms, 5000);
+    }
+
+    #[test]
+    fn guidelines_come_from_a_file_beside_the_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("guides")).unwrap();
+        std::fs::write(dir.path().join("guides/t.md"), "From **the file**.").unwrap();
+        let config = dir.path().join("verdict.toml");
+        let task =
+            "[[tasks]]\nname = \"t\"\nautomation = \"human_only\"\nguidelines = \"Inline.\"\n";
+        std::fs::write(
+            &config,
+            format!("{task}guidelines_file = \"guides/t.md\"\n"),
+        )
+        .unwrap();
+        let settings = Settings::from_file(&config).unwrap();
+        assert_eq!(
+            settings.tasks[0].guidelines,
+            "Inline.\n\nFrom **the file**."
+        );
+        std::fs::write(
+            &config,
+            format!("{task}guidelines_file = \"guides/none.md\"\n"),
+        )
+        .unwrap();
+        let e = Settings::from_file(&config).unwrap_err();
+        assert!(
+            e.0.contains("tasks[0].guidelines_file") && e.0.contains("none.md"),
+            "{e}"
+        );
     }
 
     #[test]

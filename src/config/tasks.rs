@@ -14,8 +14,21 @@ use crate::domain::{AutomationLevel, OutOfRange, QueueOrder, TaskName};
 #[serde(deny_unknown_fields)]
 pub struct TaskConfig {
     pub name: TaskName,
+    /// One line or a short paragraph (Markdown), on the Queues page and
+    /// above the guidelines.
     #[serde(default)]
     pub description: String,
+    /// How to decide (Markdown), shown on the review page.
+    #[serde(default)]
+    pub guidelines: String,
+    /// A Markdown file of guidelines, relative to the configuration file;
+    /// appended to `guidelines`.
+    #[serde(default)]
+    pub guidelines_file: Option<std::path::PathBuf>,
+    /// What each label means (Markdown), by label: beside the label's
+    /// button on the review page.
+    #[serde(default)]
+    pub label_definitions: BTreeMap<String, String>,
     pub automation: AutomationLevel,
     /// Confidence at or above which the model decides (`partial`).
     pub threshold: Option<f64>,
@@ -61,6 +74,32 @@ fn default_out_of_range_margin() -> f64 {
     0.1
 }
 
+impl TaskConfig {
+    /// Reads `guidelines_file` (relative to `dir`, the configuration file's
+    /// directory) into `guidelines`; `index` names the task in errors.
+    pub(super) fn read_guidelines(
+        &mut self,
+        dir: &std::path::Path,
+        index: usize,
+    ) -> Result<(), ConfigError> {
+        let Some(file) = &self.guidelines_file else {
+            return Ok(());
+        };
+        let path = dir.join(file);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            ConfigError::at(
+                format!("tasks[{index}].guidelines_file"),
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        if !self.guidelines.trim().is_empty() {
+            self.guidelines.push_str("\n\n");
+        }
+        self.guidelines.push_str(&text);
+        Ok(())
+    }
+}
+
 /// The environment variable holding a task's webhook secret.
 pub fn callback_secret_var(task: &str) -> String {
     let upper: String = task
@@ -84,6 +123,19 @@ fn default_reviews_required() -> u32 {
     1
 }
 
+/// The demo task's guidelines (the data set is a teaching set: these
+/// describe it, they are not medical advice).
+const DEMO_GUIDELINES: &str = "\
+Each item is one fine-needle aspirate of a breast mass, described by 30 \
+measurements of its cell nuclei: the **mean**, the **error** (standard error) \
+and the **worst** (mean of the three largest) of ten features.
+
+- Look first at the **worst** radius, concave points and perimeter: \
+  the model leans on them most.
+- A value marked *outside* is beyond anything the model was trained on; \
+  its suggestion is not to be trusted there.
+- Unsure? Skip (`s`): the item goes to another reviewer.";
+
 /// Without a file: the demo task.
 pub(super) fn default_tasks() -> Vec<TaskConfig> {
     vec![TaskConfig {
@@ -91,6 +143,18 @@ pub(super) fn default_tasks() -> Vec<TaskConfig> {
         description:
             "Breast cancer fine-needle aspirates: malignant or benign (Wisconsin diagnostic data)"
                 .into(),
+        guidelines: DEMO_GUIDELINES.into(),
+        guidelines_file: None,
+        label_definitions: BTreeMap::from([
+            (
+                "malignant".to_string(),
+                "The cells show cancer: large, irregular nuclei (high *radius*, *concavity*, *concave points*).".to_string(),
+            ),
+            (
+                "benign".to_string(),
+                "No cancer: small, smooth, regular nuclei.".to_string(),
+            ),
+        ]),
         automation: AutomationLevel::Partial,
         threshold: Some(0.95),
         label_thresholds: BTreeMap::new(),

@@ -115,6 +115,9 @@ pub fn task(automation: AutomationLevel) -> TaskConfig {
     assert_eq!(demo.name.as_str(), TASK);
     TaskConfig {
         description: String::new(),
+        guidelines: String::new(),
+        guidelines_file: None,
+        label_definitions: Default::default(),
         automation,
         audit_rate: 0.0,
         ..demo

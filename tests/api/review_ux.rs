@@ -506,3 +506,46 @@ async fn the_users_page_says_who_can_review_nothing_and_offers_no_self_disable()
     assert!(!row("boss").contains("disable"), "{}", row("boss"));
     assert!(row("rita").contains("/admin/users/rita/disable"));
 }
+
+#[actix_web::test]
+async fn guidelines_and_label_definitions_are_on_the_review_page_as_markdown() {
+    let mut config = task(AutomationLevel::Assist);
+    config.description = "Aspirates of a *breast mass*.".into();
+    config.guidelines = "Look at the **worst** values.\n\n<script>alert(1)</script>".into();
+    config.label_definitions = [(
+        "malignant".to_string(),
+        "Cancer: _large_ nuclei.".to_string(),
+    )]
+    .into_iter()
+    .collect();
+    let Some(app) = spawn_with(Backend::Sqlite, config, None).await else {
+        return;
+    };
+    add_user(&app, "rita", Role::Reviewer, &[TASK]);
+    app.submit("g-1", row(0)).await;
+    let mut rita = Browser::new(&app);
+    rita.sign_in("rita", PASSWORD).await;
+    let (_, home, _) = rita.get("/").await;
+    assert!(
+        home.contains("Aspirates of a <em>breast mass</em>."),
+        "{home}"
+    );
+    let page = review_page(&mut rita).await;
+    assert!(
+        page.contains("<summary>Guidelines for tumor-triage</summary>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Look at the <strong>worst</strong> values."),
+        "{page}"
+    );
+    assert!(!page.contains("<script>alert"), "raw HTML is text: {page}");
+    assert!(
+        page.contains("<dt>malignant</dt><dd><p>Cancer: <em>large</em> nuclei.</p>"),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"title="Cancer: _large_ nuclei.""#),
+        "on its button: {page}"
+    );
+}

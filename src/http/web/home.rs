@@ -11,6 +11,8 @@ use crate::review;
 
 pub struct QueueRow {
     pub task: String,
+    /// The task's description, as HTML.
+    pub description: String,
     pub automation: &'static str,
     pub live_model: String,
     pub queued: i64,
@@ -66,6 +68,7 @@ pub async fn page(
         .zip(figures)
         .map(|(t, (depth, mine))| QueueRow {
             task: t.name().to_string(),
+            description: super::markdown::to_html(&t.config.description),
             automation: t.config.automation.as_str(),
             live_model: t
                 .live()

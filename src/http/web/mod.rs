@@ -9,6 +9,7 @@ mod datasets;
 mod format;
 mod home;
 mod inputs;
+mod markdown;
 mod outbox;
 mod panels;
 mod review;

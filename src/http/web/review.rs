@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::format::{when, When};
 use super::inputs::{features, FeatureRow};
+use super::markdown;
 use super::session::{CsrfForm, SignedIn};
 use super::{not_found_page, redirect, render, WebError};
 use crate::domain::{QueueKind, VerdictBasis};
@@ -24,6 +25,32 @@ pub struct LabelButton {
     pub suggested: bool,
     /// The model's probability of this label, when it is shown.
     pub probability: Option<String>,
+    /// What the label means (the task's definition, as written).
+    pub definition: Option<String>,
+}
+
+/// The task's description, guidelines and label definitions, as HTML.
+pub struct Guidelines {
+    pub description: String,
+    pub body: String,
+    pub labels: Vec<(String, String)>,
+}
+
+impl Guidelines {
+    /// The task's guidelines, if it has any.
+    fn of(config: &crate::config::TaskConfig) -> Option<Guidelines> {
+        let g = Guidelines {
+            description: markdown::to_html(&config.description),
+            body: markdown::to_html(&config.guidelines),
+            labels: config
+                .label_definitions
+                .iter()
+                .map(|(l, d)| (l.clone(), markdown::to_html(d)))
+                .collect(),
+        };
+        let empty = config.guidelines.trim().is_empty() && config.label_definitions.is_empty();
+        (!empty).then_some(g)
+    }
 }
 
 pub struct Suggestion {
@@ -59,6 +86,7 @@ struct ReviewPage {
     lease_seconds: i64,
     progress: Progress,
     saved: Option<Saved>,
+    guidelines: Option<Guidelines>,
     features: Vec<FeatureRow>,
     suggestion: Option<Suggestion>,
     labels: Vec<LabelButton>,
@@ -217,6 +245,7 @@ pub async fn next(
         .map(|(i, label)| LabelButton {
             key: i + 1,
             suggested: prediction.as_ref().is_some_and(|p| p.label == label),
+            definition: task.config.label_definitions.get(&label).cloned(),
             probability: prediction.as_ref().and_then(|p| {
                 p.probabilities
                     .get(&label)
@@ -249,6 +278,7 @@ pub async fn next(
             lease_seconds: (claim.lease_expires_at - at).num_seconds().max(0),
             progress,
             saved,
+            guidelines: Guidelines::of(&task.config),
             features: features(model.as_deref(), &claim.item.input),
             suggestion,
             labels,
