@@ -24,6 +24,21 @@ pub struct VerdictFact {
     pub basis: String,
 }
 
+/// Agreeing labels out of those that could agree: the counts, so a share
+/// is never shown without its sample size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Share {
+    pub hits: usize,
+    pub total: usize,
+}
+
+impl Share {
+    /// The share; `None` without a sample.
+    pub fn value(&self) -> Option<f64> {
+        share(self.hits, self.total)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReviewerStats {
     pub reviewer: String,
@@ -33,10 +48,10 @@ pub struct ReviewerStats {
     pub median_seconds: f64,
     /// Share of their labels on multi-reviewer items that match the final
     /// verdict (consensus or adjudication); `None` without such items.
-    pub agreement_with_consensus: Option<f64>,
+    pub agreement_with_consensus: Share,
     /// Share of their labels on blind audit items that match the model's
     /// verdict; `None` without audit items.
-    pub agreement_with_audited_model: Option<f64>,
+    pub agreement_with_audited_model: Share,
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -87,16 +102,22 @@ pub fn per_reviewer(
                 labels: rs.len(),
                 items_per_hour: if mean > 0.0 { 3600.0 / mean } else { 0.0 },
                 median_seconds: median(&mut seconds),
-                agreement_with_consensus: share(consensus_hits, consensus_total),
-                agreement_with_audited_model: share(audit_hits, audit_total),
+                agreement_with_consensus: Share {
+                    hits: consensus_hits,
+                    total: consensus_total,
+                },
+                agreement_with_audited_model: Share {
+                    hits: audit_hits,
+                    total: audit_total,
+                },
             }
         })
         .collect()
 }
 
 /// Pairwise agreement between reviewers of the same item: agreeing pairs
-/// over all pairs. `None` when no item has two reviews.
-pub fn inter_reviewer_agreement(reviews: &[ReviewFact]) -> Option<f64> {
+/// over all pairs (no pairs when no item has two reviews).
+pub fn inter_reviewer_agreement(reviews: &[ReviewFact]) -> Share {
     let mut by_item: HashMap<&str, Vec<&str>> = HashMap::new();
     for r in reviews {
         by_item
@@ -113,7 +134,10 @@ pub fn inter_reviewer_agreement(reviews: &[ReviewFact]) -> Option<f64> {
             }
         }
     }
-    share(agree, pairs)
+    Share {
+        hits: agree,
+        total: pairs,
+    }
 }
 
 #[cfg(test)]
@@ -160,13 +184,13 @@ mod tests {
         assert_eq!(ana.labels, 3);
         assert_eq!(ana.median_seconds, 20.0);
         assert_eq!(ana.items_per_hour, 3600.0 / 20.0);
-        assert_eq!(ana.agreement_with_consensus, Some(0.5));
-        assert_eq!(ana.agreement_with_audited_model, Some(0.0));
+        assert_eq!(ana.agreement_with_consensus.value(), Some(0.5));
+        assert_eq!(ana.agreement_with_audited_model.value(), Some(0.0));
         let bo = &stats[1];
         assert_eq!(bo.median_seconds, 30.0);
-        assert_eq!(bo.agreement_with_consensus, Some(1.0));
-        assert_eq!(bo.agreement_with_audited_model, None);
-        assert_eq!(inter_reviewer_agreement(&reviews), Some(0.5));
-        assert_eq!(inter_reviewer_agreement(&reviews[4..]), None);
+        assert_eq!(bo.agreement_with_consensus.value(), Some(1.0));
+        assert_eq!(bo.agreement_with_audited_model.value(), None);
+        assert_eq!(inter_reviewer_agreement(&reviews).value(), Some(0.5));
+        assert_eq!(inter_reviewer_agreement(&reviews[4..]).value(), None);
     }
 }

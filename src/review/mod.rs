@@ -230,6 +230,26 @@ fn lease_problem(lease: &Lease, reviewer: &str, at: Timestamp) -> Option<ReviewE
     }
 }
 
+/// One reviewer's label on an item, with their comment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vote {
+    pub reviewer: String,
+    pub label: String,
+    pub comment: Option<String>,
+}
+
+/// The labels given to an item so far (what an adjudicator weighs).
+pub fn votes(conn: &mut DbConnection, task: &str, item_id: &str) -> Result<Vec<Vote>, ReviewError> {
+    Ok(store::votes_with_comments(conn, task, item_id)?
+        .into_iter()
+        .map(|(reviewer, label, comment)| Vote {
+            reviewer,
+            label,
+            comment,
+        })
+        .collect())
+}
+
 /// The queue figures of `task` now.
 pub fn depth(conn: &mut DbConnection, task: &str) -> Result<Depth, ReviewError> {
     Ok(store::depth(conn, task, now())?)

@@ -305,6 +305,21 @@ pub fn votes(conn: &mut DbConnection, task: &str, item_id: &str) -> QueryResult<
         .load(conn)
 }
 
+/// The labels recorded for an item with who gave them and their comments,
+/// oldest first.
+pub fn votes_with_comments(
+    conn: &mut DbConnection,
+    task: &str,
+    item_id: &str,
+) -> QueryResult<Vec<(String, String, Option<String>)>> {
+    reviews::table
+        .filter(reviews::task.eq(task))
+        .filter(reviews::item_id.eq(item_id))
+        .order(reviews::created_at.asc())
+        .select((reviews::reviewer, reviews::label, reviews::comment))
+        .load(conn)
+}
+
 /// Writes the human verdict `reviewer` reached on `basis`.
 pub fn write_verdict(
     conn: &mut DbConnection,

@@ -549,3 +549,99 @@ async fn guidelines_and_label_definitions_are_on_the_review_page_as_markdown() {
         "on its button: {page}"
     );
 }
+
+#[actix_web::test]
+async fn the_adjudication_page_says_so_and_shows_what_each_tied_reviewer_chose() {
+    use verdict::review::{self, Label, Rules};
+    let mut config = task(AutomationLevel::Assist);
+    config.reviews_required = 2;
+    let Some(app) = spawn_with(Backend::Sqlite, config, None).await else {
+        return;
+    };
+    add_user(&app, "boss", Role::Admin, &[]);
+    app.submit("tie-1", row(0)).await;
+    let rules = Rules {
+        labels: vec!["malignant".into(), "benign".into()],
+        reviews_required: 2,
+        callback_url: None,
+    };
+    for (who, label, comment) in [
+        ("ana", "malignant", "irregular <b>nuclei</b>"),
+        ("rita", "benign", "looks smooth"),
+    ] {
+        let rules = rules.clone();
+        app.store
+            .write(move |conn| {
+                let claim = review::claim_next(conn, TASK, who, review::DEFAULT_LEASE)?.unwrap();
+                review::submit(
+                    conn,
+                    TASK,
+                    &rules,
+                    &claim.item.id,
+                    who,
+                    &Label {
+                        label: label.into(),
+                        comment: Some(comment.into()),
+                        seconds_spent: None,
+                    },
+                )
+            })
+            .await
+            .unwrap();
+    }
+    let mut boss = Browser::new(&app);
+    boss.sign_in("boss", PASSWORD).await;
+    let (status, page, _) = boss
+        .get(&format!("/review/{TASK}?queue=adjudication"))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Adjudication: the reviewers tied"), "{page}");
+    assert!(
+        page.contains("<strong>ana</strong> chose <strong>malignant</strong>: “irregular &#60;b&#62;nuclei&#60;/b&#62;”")
+            || page.contains("<strong>ana</strong> chose <strong>malignant</strong>: “irregular &lt;b&gt;nuclei&lt;/b&gt;”"),
+        "{page}"
+    );
+    assert!(page.contains("<strong>rita</strong> chose <strong>benign</strong>: “looks smooth”"));
+    // The ordinary queue is not an adjudication.
+    let (_, page, _) = boss.get(&format!("/review/{TASK}")).await;
+    assert!(!page.contains("Adjudication:"), "{page}");
+}
+
+#[actix_web::test]
+async fn the_alerts_page_warns_when_nobody_is_emailed() {
+    let Some((app, _)) = reviewing(0).await else {
+        return;
+    };
+    let mut boss = Browser::new(&app);
+    boss.sign_in("boss", PASSWORD).await;
+    let (_, page, _) = boss.get("/admin/alerts").await;
+    assert!(page.contains("No [smtp] server is configured"), "{page}");
+
+    // With a mail server and someone to write to, no warning.
+    let Some(mailed) = crate::helpers::spawn_without_jobs(
+        Backend::Sqlite,
+        task(AutomationLevel::Assist),
+        None,
+        |s| {
+            s.smtp = Some(verdict::config::SmtpSettings {
+                host: "127.0.0.1".into(),
+                port: 2525,
+                security: verdict::config::SmtpSecurity::Plain,
+                username: None,
+                password: None,
+                timeout_secs: 5,
+            });
+            s.mail.recipients = vec!["oncall@example.org".into()];
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    add_user(&mailed, "boss", Role::Admin, &[]);
+    let mut boss = Browser::new(&mailed);
+    boss.sign_in("boss", PASSWORD).await;
+    let (status, page, _) = boss.get("/admin/alerts").await;
+    assert_eq!(status, 200);
+    assert!(!page.contains("nobody is emailed"), "{page}");
+}

@@ -774,9 +774,9 @@ async fn reviewer_statistics_show_agreement_with_the_consensus() {
     ana.sign_in("ana", "a long passphrase").await;
     let (status, page, _) = ana.get("/admin/reviewers?task=tumor-triage").await;
     assert_eq!(status, 200);
-    // a: both benign; b: benign vs malignant → 1 of 2 pairs agree.
+    // Half the pairs of labels on the same item agree (n pairs shown).
     assert!(
-        page.contains(r#"<strong class="agreement">50 %</strong>"#),
+        page.contains(r#"<strong class="agreement">50 % (n 4, 95 % CI 15–85 %)</strong>"#),
         "{page}"
     );
     let row = |who: &str| {
@@ -784,12 +784,12 @@ async fn reviewer_statistics_show_agreement_with_the_consensus() {
         page[at..at + page[at..].find("</tr>").unwrap()].to_string()
     };
     assert!(
-        row("r1").contains("<td class=\"num\">50 %</td>"),
+        row("r1").contains("<td class=\"num\">50 % (n 2, 95 % CI 9–91 %)</td>"),
         "{}",
         row("r1")
     );
     assert!(
-        row("r2").contains("<td class=\"num\">100 %</td>"),
+        row("r2").contains("<td class=\"num\">100 % (n "),
         "{}",
         row("r2")
     );

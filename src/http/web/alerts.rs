@@ -64,6 +64,30 @@ struct AlertsPage {
     firing: usize,
     /// The open alerts, newest first, then the lately resolved.
     rows: Vec<AlertRow>,
+    /// Why nobody is emailed about them, when nobody is.
+    unmailed: Option<&'static str>,
+}
+
+/// Why alerts reach no inbox, if they do not: no `[smtp]`, or nobody to
+/// write to.
+fn unmailed(settings: &crate::config::Settings) -> Option<&'static str> {
+    let anyone = !settings.mail.recipients.is_empty()
+        || settings
+            .mail
+            .severity_recipients
+            .values()
+            .any(|r| !r.is_empty())
+        || settings
+            .tasks
+            .iter()
+            .any(|t| !t.alert_recipients.is_empty());
+    if settings.smtp.is_none() {
+        Some("No [smtp] server is configured: alerts are shown here but nobody is emailed.")
+    } else if !anyone {
+        Some("No alert recipients are configured (mail.recipients or a task's alert_recipients): nobody is emailed.")
+    } else {
+        None
+    }
 }
 
 pub async fn page(
@@ -83,6 +107,7 @@ pub async fn page(
             is_admin: signed_in.is_admin(),
             firing: open.len(),
             rows: open.iter().chain(&resolved).map(AlertRow::from).collect(),
+            unmailed: unmailed(&state.settings),
         },
     ))
 }

@@ -339,7 +339,21 @@ pub async fn reviewers(
             Ok::<_, crate::db::DbError>((facts, verdict_facts))
         })
         .await?;
-    let percent = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{:.0} %", v * 100.0));
+    // A share with its sample size and 95 % Wilson interval: "100 %" after
+    // one item says nothing, "100 % (n 1, 95 % CI 21–100 %)" says so.
+    let percent = |s: crate::review_stats::Share| match (
+        s.value(),
+        crate::monitoring::stats::wilson(s.hits as u64, s.total as u64, 0.95),
+    ) {
+        (Some(v), Some((lo, hi))) => format!(
+            "{:.0} % (n {}, 95 % CI {:.0}–{:.0} %)",
+            v * 100.0,
+            s.total,
+            lo * 100.0,
+            hi * 100.0
+        ),
+        _ => "– (n 0)".to_string(),
+    };
     let rows = per_reviewer(&facts, &verdict_facts)
         .into_iter()
         .map(|s| {

@@ -87,6 +87,8 @@ struct ReviewPage {
     progress: Progress,
     saved: Option<Saved>,
     guidelines: Option<Guidelines>,
+    /// In the adjudication queue: what the tied reviewers chose.
+    adjudication: Option<Vec<review::Vote>>,
     features: Vec<FeatureRow>,
     suggestion: Option<Suggestion>,
     labels: Vec<LabelButton>,
@@ -219,6 +221,17 @@ pub async fn next(
             },
         ));
     };
+    let adjudication = if kind == QueueKind::Adjudication {
+        let (name, id) = (task.name().to_string(), claim.item.id.clone());
+        Some(
+            state
+                .db
+                .read(move |conn| review::votes(conn, &name, &id))
+                .await?,
+        )
+    } else {
+        None
+    };
     let model = task.live();
     let item = claim.item.clone();
     // The model's view, unless the item is blind (shadow, audit, failures).
@@ -279,6 +292,7 @@ pub async fn next(
             progress,
             saved,
             guidelines: Guidelines::of(&task.config),
+            adjudication,
             features: features(model.as_deref(), &claim.item.input),
             suggestion,
             labels,
