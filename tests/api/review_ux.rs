@@ -645,3 +645,36 @@ async fn the_alerts_page_warns_when_nobody_is_emailed() {
     assert_eq!(status, 200);
     assert!(!page.contains("nobody is emailed"), "{page}");
 }
+
+#[actix_web::test]
+async fn the_items_browser_opens_an_id_and_says_what_it_cannot_use() {
+    let Some((app, _)) = reviewing(2).await else {
+        return;
+    };
+    let mut boss = Browser::new(&app);
+    boss.sign_in("boss", PASSWORD).await;
+    let (status, _, to) = boss.get(&format!("/admin/items?task={TASK}&id=r-1")).await;
+    assert_eq!(
+        (status, to.as_deref()),
+        (303, Some("/admin/items/tumor-triage/r-1"))
+    );
+    let (status, page, _) = boss.get(&format!("/admin/items?task={TASK}&id=r-9")).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("No item <span class=\"mono\">r-9</span> in tumor-triage."),
+        "{page}"
+    );
+    let (status, page, _) = boss.get("/admin/items?task=nope").await;
+    assert_eq!(status, 404, "{page}");
+    let (status, page, _) = boss
+        .get(&format!("/admin/items?task={TASK}&from=31/12/2026"))
+        .await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("YYYY-MM-DD"), "{page}");
+    // Times read relative, the full time on hover.
+    let (_, page, _) = boss.get(&format!("/admin/items?task={TASK}")).await;
+    assert!(
+        page.contains("<time title=\"") && page.contains(" UTC\">"),
+        "{page}"
+    );
+}

@@ -6,9 +6,10 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
+use super::format::{when, When};
 use super::session::SignedIn;
 use super::{render, WebError};
-use crate::domain::{rfc3339, Timestamp};
+use crate::domain::Timestamp;
 use crate::domain::{ItemStatus, VerdictSource};
 use crate::http::state::AppState;
 use crate::store::browse;
@@ -39,11 +40,14 @@ pub struct Filters {
     /// Cursor: the last row of the previous page, `created_at|id`.
     #[serde(default)]
     pub after: String,
+    /// An item id to open.
+    #[serde(default)]
+    pub id: String,
 }
 
 pub struct Row {
     pub id: String,
-    pub created_at: String,
+    pub created_at: When,
     pub status: String,
     pub label: String,
     pub source: String,
@@ -59,6 +63,8 @@ struct ItemsPage {
     is_admin: bool,
     tasks: Vec<String>,
     filters: Filters,
+    /// An id searched for that is not in the task.
+    not_found: Option<String>,
     rows: Vec<Row>,
     next: Option<String>,
     query_without_cursor: String,
@@ -81,8 +87,33 @@ pub async fn list(
     signed_in.require_admin()?;
     let mut filters = query.into_inner();
     let tasks: Vec<String> = state.tasks.all().map(|t| t.name().to_string()).collect();
-    if !tasks.contains(&filters.task) {
+    if filters.task.is_empty() {
         filters.task = tasks.first().cloned().unwrap_or_default();
+    } else if !tasks.contains(&filters.task) {
+        return Err(WebError::NotFound("There is no such task."));
+    }
+    for (date, end) in [(&filters.from, false), (&filters.to, true)] {
+        if !date.trim().is_empty() && day(date, end).is_none() {
+            return Err(WebError::BadRequest(
+                "A date filter is not a date: use YYYY-MM-DD.",
+            ));
+        }
+    }
+    // Search by id: an exact id opens the item.
+    let wanted = filters.id.trim().to_string();
+    if !wanted.is_empty() {
+        let (t, i) = (filters.task.clone(), wanted.clone());
+        let found = state
+            .db
+            .read(move |conn| Ok::<_, crate::db::DbError>(browse::item(conn, &t, &i)?))
+            .await?;
+        if found.is_some() {
+            return Ok(super::redirect(&format!(
+                "/admin/items/{}/{}",
+                super::format::path_segment(&filters.task),
+                super::format::path_segment(&wanted)
+            )));
+        }
     }
     let f = filters.clone();
     let found: Vec<(ItemRow, Option<VerdictRow>)> = state
@@ -116,11 +147,12 @@ pub async fn list(
             last.id
         )
     });
+    let now = crate::domain::now();
     let rows = shown
         .iter()
         .map(|(item, verdict)| Row {
             id: item.id.clone(),
-            created_at: rfc3339(&item.created_at),
+            created_at: when(&item.created_at, &now),
             status: item.status.to_string(),
             label: verdict
                 .as_ref()
@@ -147,6 +179,7 @@ pub async fn list(
             ("to", &filters.to),
         ])
         .finish();
+    let not_found = (!wanted.is_empty()).then_some(wanted);
     Ok(render(
         StatusCode::OK,
         &ItemsPage {
@@ -155,6 +188,7 @@ pub async fn list(
             is_admin: signed_in.is_admin(),
             tasks,
             filters,
+            not_found,
             rows,
             next: next.map(|n| form_urlencoded::byte_serialize(n.as_bytes()).collect()),
             query_without_cursor,
@@ -168,7 +202,7 @@ pub struct ReviewRow {
     pub comment: String,
     pub seconds: String,
     pub blind: bool,
-    pub at: String,
+    pub at: When,
 }
 
 pub struct PredictionView {
@@ -188,13 +222,13 @@ struct ItemPage {
     is_admin: bool,
     task: String,
     item: ItemRow,
-    created_at: String,
+    created_at: When,
     input: Vec<super::inputs::FeatureRow>,
     predictions: Vec<PredictionView>,
     reviews: Vec<ReviewRow>,
     verdict: Option<(String, String, String, String)>,
     /// When, who, what, detail.
-    audit: Vec<(String, String, String, String)>,
+    audit: Vec<(When, String, String, String)>,
 }
 
 pub async fn item(
@@ -219,6 +253,7 @@ pub async fn item(
     else {
         return Err(WebError::NotFound("There is no such item."));
     };
+    let now = crate::domain::now();
     // In the live model's feature order, beside its training ranges.
     let model = state.tasks.get(&task).and_then(|t| t.live());
     let input = super::inputs::features(model.as_deref(), &item.input);
@@ -229,7 +264,7 @@ pub async fn item(
             csrf: signed_in.csrf.clone(),
             is_admin: signed_in.is_admin(),
             task,
-            created_at: rfc3339(&item.created_at),
+            created_at: when(&item.created_at, &now),
             input,
             predictions: preds
                 .into_iter()
@@ -252,7 +287,7 @@ pub async fn item(
                     comment: comment.unwrap_or_default(),
                     seconds: format!("{seconds:.1}"),
                     blind,
-                    at: rfc3339(&at),
+                    at: when(&at, &now),
                 })
                 .collect(),
             verdict: verdict.map(|v| {
@@ -266,7 +301,7 @@ pub async fn item(
             }),
             audit: audit
                 .into_iter()
-                .map(|(at, actor, action, detail)| (rfc3339(&at), actor, action, detail))
+                .map(|(at, actor, action, detail)| (when(&at, &now), actor, action, detail))
                 .collect(),
             item,
         },
