@@ -130,8 +130,8 @@ Each item is one fine-needle aspirate of a breast mass, described by 30 \
 measurements of its cell nuclei: the **mean**, the **error** (standard error) \
 and the **worst** (mean of the three largest) of ten features.
 
-- Look first at the **worst** radius, concave points and perimeter: \
-  the model leans on them most.
+- In this data set the **worst** radius, concave points and perimeter \
+  separate the two labels most clearly.
 - A value marked *outside* is beyond anything the model was trained on; \
   its suggestion is not to be trusted there.
 - Unsure? Skip (`s`): the item goes to another reviewer.";
