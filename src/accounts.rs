@@ -263,6 +263,29 @@ pub fn set_disabled(
     Ok(())
 }
 
+/// Gives a user exactly `tasks` (the ones they may review), with its
+/// audit entry. Call it in a write transaction.
+pub fn set_tasks(
+    conn: &mut DbConnection,
+    name: &str,
+    tasks: &[String],
+    actor: &str,
+) -> Result<(), AccountError> {
+    let before = store::tasks_of(conn, name)?;
+    if !store::set_tasks(conn, name, tasks)? {
+        return Err(AccountError::UnknownUser(name.to_string()));
+    }
+    audit::record(
+        conn,
+        actor,
+        "user.tasks",
+        None,
+        Some(name),
+        serde_json::json!({"before": before, "after": tasks}),
+    )?;
+    Ok(())
+}
+
 /// The tasks a user is given.
 pub fn tasks_of(conn: &mut DbConnection, name: &str) -> QueryResult<Vec<String>> {
     store::tasks_of(conn, name)

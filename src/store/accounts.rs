@@ -47,6 +47,20 @@ pub fn insert(
     Ok(())
 }
 
+/// Replaces the tasks a user is given; returns whether the user exists.
+pub fn set_tasks(conn: &mut DbConnection, name: &str, tasks: &[String]) -> QueryResult<bool> {
+    if !exists(conn, name)? {
+        return Ok(false);
+    }
+    diesel::delete(user_tasks::table.filter(user_tasks::user_name.eq(name))).execute(conn)?;
+    for task in tasks {
+        diesel::insert_into(user_tasks::table)
+            .values((user_tasks::user_name.eq(name), user_tasks::task.eq(task)))
+            .execute(conn)?;
+    }
+    Ok(true)
+}
+
 /// Sets a user's `disabled` flag; returns whether the user exists.
 pub fn set_disabled(conn: &mut DbConnection, name: &str, disabled: bool) -> QueryResult<bool> {
     diesel::update(users::table.find(name))

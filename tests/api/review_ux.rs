@@ -678,3 +678,79 @@ async fn the_items_browser_opens_an_id_and_says_what_it_cannot_use() {
         "{page}"
     );
 }
+
+#[actix_web::test]
+async fn an_admin_gives_a_reviewer_their_tasks_from_the_users_page() {
+    let Some((app, mut rita)) = reviewing(1).await else {
+        return;
+    };
+    add_user(&app, "nobody", Role::Reviewer, &[]);
+    let mut nobody = Browser::new(&app);
+    nobody.sign_in("nobody", PASSWORD).await;
+    assert_eq!(nobody.get(&format!("/review/{TASK}")).await.0, 403);
+
+    let mut boss = Browser::new(&app);
+    boss.sign_in("boss", PASSWORD).await;
+    let (_, page, _) = boss.get("/admin/users").await;
+    assert!(
+        page.contains("action=\"/admin/users/nobody/tasks\""),
+        "{page}"
+    );
+    let csrf = Browser::csrf(&page);
+    // Only admins, only with the session's token, only known tasks.
+    let (_, rita_page, _) = rita.get("/").await;
+    let theirs = Browser::csrf(&rita_page);
+    let (status, _, _, _) = rita
+        .post(
+            "/admin/users/nobody/tasks",
+            &[("csrf", &theirs), ("task", TASK)],
+        )
+        .await;
+    assert_eq!(status, 403);
+    let forged = "0".repeat(64);
+    let (status, _, _, _) = boss
+        .post(
+            "/admin/users/nobody/tasks",
+            &[("csrf", &forged), ("task", TASK)],
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, body, _, _) = boss
+        .post(
+            "/admin/users/nobody/tasks",
+            &[("csrf", &csrf), ("task", "nope")],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _, _, _) = boss
+        .post(
+            "/admin/users/ghost/tasks",
+            &[("csrf", &csrf), ("task", TASK)],
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        nobody.get(&format!("/review/{TASK}")).await.0,
+        403,
+        "nothing changed"
+    );
+
+    let (status, _, to, _) = boss
+        .post(
+            "/admin/users/nobody/tasks",
+            &[("csrf", &csrf), ("task", TASK)],
+        )
+        .await;
+    assert_eq!((status, to.as_deref()), (303, Some("/admin/users")));
+    assert_eq!(nobody.get(&format!("/review/{TASK}")).await.0, 200);
+    assert_eq!(audit_actions(&app, "user.tasks"), 1);
+    let (_, page, _) = boss.get("/admin/users").await;
+    let at = page.find("<td>nobody</td>").unwrap();
+    let row = &page[at..at + page[at..].find("</tr>").unwrap()];
+    assert!(!row.contains("can review nothing"), "{row}");
+    assert!(row.contains("value=\"tumor-triage\" checked"), "{row}");
+    // And taken away again: no task box ticked.
+    boss.post("/admin/users/nobody/tasks", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(nobody.get(&format!("/review/{TASK}")).await.0, 403);
+}

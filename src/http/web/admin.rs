@@ -15,6 +15,8 @@ pub struct UserRow {
     pub role: String,
     pub disabled: bool,
     pub tasks: String,
+    /// The tasks given, for the checkboxes.
+    pub given: Vec<String>,
 }
 
 #[derive(Template)]
@@ -40,12 +42,13 @@ async fn users_page(
         .read(|conn| {
             let mut rows = Vec::new();
             for (name, role, disabled) in accounts::list(conn)? {
-                let tasks = accounts::tasks_of(conn, &name)?.join(", ");
+                let given = accounts::tasks_of(conn, &name)?;
                 rows.push(UserRow {
                     name,
                     role,
                     disabled,
-                    tasks,
+                    tasks: given.join(", "),
+                    given,
                 });
             }
             Ok::<_, crate::db::DbError>(rows)
@@ -127,6 +130,46 @@ pub async fn add_user(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// `POST /admin/users/{name}/tasks`: the tasks a reviewer may work.
+pub async fn set_tasks(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    signed_in.require_admin()?;
+    // The checkboxes repeat `task` (serde_urlencoded cannot collect repeats
+    // into a list, so the form is read pair by pair).
+    let (mut csrf, mut tasks) = (String::new(), Vec::<String>::new());
+    for (key, value) in form_urlencoded::parse(&body) {
+        match key.as_ref() {
+            "csrf" => csrf = value.into_owned(),
+            "task" if !tasks.contains(&value.to_string()) => tasks.push(value.into_owned()),
+            _ => {}
+        }
+    }
+    signed_in.check_csrf(&csrf)?;
+    if let Some(t) = tasks.iter().find(|t| state.tasks.get(t).is_none()) {
+        return users_page(
+            &state,
+            &signed_in,
+            StatusCode::BAD_REQUEST,
+            Some(format!("There is no task named {t:?}.")),
+        )
+        .await;
+    }
+    let (name, actor) = (path.into_inner(), signed_in.user.name.clone());
+    state
+        .db
+        .write(move |conn| accounts::set_tasks(conn, &name, &tasks, &actor))
+        .await
+        .map_err(|e| match e {
+            AccountError::UnknownUser(_) => WebError::NotFound("There is no such user."),
+            other => other.into(),
+        })?;
+    Ok(redirect("/admin/users"))
 }
 
 pub async fn set_disabled(

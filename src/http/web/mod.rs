@@ -77,6 +77,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/users", web::get().to(admin::users))
         .route("/admin/users", web::post().to(admin::add_user))
         .route(
+            "/admin/users/{name}/tasks",
+            web::post().to(admin::set_tasks),
+        )
+        .route(
             "/admin/users/{name}/{action}",
             web::post().to(admin::set_disabled),
         )
