@@ -41,28 +41,41 @@
     }
   });
 
+  // Fetches a review page. The session ended: opens the sign-in page
+  // itself (it says so, and returns here), not inside this one, and gives
+  // null. Otherwise gives the page, parsed, with its address.
+  function load(url, options) {
+    return fetch(url, options)
+      .then(function (r) { return r.text().then(function (html) { return { url: r.url, html: html }; }); })
+      .then(function (page) {
+        if (new URL(page.url, window.location.href).pathname === "/sign-in") {
+          window.location.assign(page.url);
+          return null;
+        }
+        return { url: page.url, doc: new DOMParser().parseFromString(page.html, "text/html") };
+      });
+  }
+
+  // Puts a fetched page in place of this one's main part.
+  function show(page, url) {
+    document.querySelector("main").replaceWith(page.doc.querySelector("main"));
+    document.title = page.doc.title;
+    history.replaceState(null, "", url);
+    leaseClock();
+    armRefresh();
+  }
+
   document.addEventListener("submit", function (e) {
     var form = e.target;
     if (!form.closest || !form.closest("[data-review]")) return;
     e.preventDefault();
     var data = new FormData(form, e.submitter);
     document.body.classList.add("busy");
-    fetch(form.action, { method: "POST", body: new URLSearchParams(data), credentials: "same-origin" })
-      .then(function (r) { return r.text().then(function (html) { return { url: r.url, html: html }; }); })
+    load(form.action, { method: "POST", body: new URLSearchParams(data), credentials: "same-origin" })
       .then(function (page) {
-        // The session ended: open the sign-in page itself (it says so, and
-        // returns here), not inside this one.
-        if (new URL(page.url, window.location.href).pathname === "/sign-in") {
-          window.location.assign(page.url);
-          return;
-        }
-        var next = new DOMParser().parseFromString(page.html, "text/html");
-        document.querySelector("main").replaceWith(next.querySelector("main"));
-        document.title = next.title;
-        history.replaceState(null, "", page.url);
+        if (!page) return;
         document.body.classList.remove("busy");
-        leaseClock();
-        armRefresh();
+        show(page, page.url);
       })
       .catch(function () { form.submit(); });
   });
@@ -77,21 +90,11 @@
     var seconds = parseInt(empty.dataset.refresh, 10) || 10;
     refreshTimer = setTimeout(function () {
       if (document.hidden) { armRefresh(); return; }
-      fetch(window.location.pathname, { credentials: "same-origin" })
-        .then(function (r) { return r.text().then(function (html) { return { url: r.url, html: html }; }); })
+      load(window.location.pathname, { credentials: "same-origin" })
         .then(function (page) {
-          if (new URL(page.url, window.location.href).pathname === "/sign-in") {
-            window.location.assign(page.url);
-            return;
-          }
-          var next = new DOMParser().parseFromString(page.html, "text/html");
-          if (next.querySelector("form.labels")) {
-            document.querySelector("main").replaceWith(next.querySelector("main"));
-            document.title = next.title;
-            history.replaceState(null, "", window.location.pathname);
-            leaseClock();
-          }
-          armRefresh();
+          if (!page) return;
+          if (page.doc.querySelector("form.labels")) show(page, window.location.pathname);
+          else armRefresh();
         })
         .catch(armRefresh);
     }, seconds * 1000);

@@ -61,29 +61,22 @@ pub fn claim_from(
     let at = now();
     // Items this reviewer skipped lately wait for others; when nothing
     // else waits, they come back.
-    let fresh = store::claim(
-        conn,
-        kind.state(),
-        order,
-        task,
-        reviewer,
-        at,
-        at + lease,
-        Some(at - SKIP_HOLD),
-    )?;
-    if fresh.is_some() {
-        return Ok(fresh);
+    for skipped_since in [Some(at - SKIP_HOLD), None] {
+        let claim = store::claim(
+            conn,
+            kind.state(),
+            order,
+            task,
+            reviewer,
+            at,
+            at + lease,
+            skipped_since,
+        )?;
+        if claim.is_some() {
+            return Ok(claim);
+        }
     }
-    Ok(store::claim(
-        conn,
-        kind.state(),
-        order,
-        task,
-        reviewer,
-        at,
-        at + lease,
-        None,
-    )?)
+    Ok(None)
 }
 
 /// The item `reviewer` holds a live lease on in `task`, if any.

@@ -52,6 +52,15 @@ macro_rules! scored_items {
     };
 }
 
+/// Items after the cursor `(at, id)`: later, or as late with a greater id.
+macro_rules! after_cursor {
+    ($at:expr, $id:expr) => {
+        items::created_at
+            .gt(*$at)
+            .or(items::created_at.eq(*$at).and(items::id.gt($id)))
+    };
+}
+
 /// Up to `limit` items of `task` after `after`, oldest first (by arrival,
 /// then id).
 pub fn items_after(
@@ -64,13 +73,7 @@ pub fn items_after(
         .order((items::created_at.asc(), items::id.asc()))
         .limit(limit);
     match after {
-        Some((at, id)) => query
-            .filter(
-                items::created_at
-                    .gt(*at)
-                    .or(items::created_at.eq(*at).and(items::id.gt(id))),
-            )
-            .load(conn),
+        Some((at, id)) => query.filter(after_cursor!(at, id)).load(conn),
         None => query.load(conn),
     }
 }
@@ -89,13 +92,7 @@ pub fn count_after(
         .order((items::created_at.asc(), items::id.asc()))
         .limit(limit);
     let found: Vec<String> = match after {
-        Some((at, id)) => query
-            .filter(
-                items::created_at
-                    .gt(*at)
-                    .or(items::created_at.eq(*at).and(items::id.gt(id))),
-            )
-            .load(conn)?,
+        Some((at, id)) => query.filter(after_cursor!(at, id)).load(conn)?,
         None => query.load(conn)?,
     };
     Ok(found.len() as i64)
@@ -119,13 +116,7 @@ pub fn count_between(
         )
         .count();
     match after {
-        Some((at, id)) => query
-            .filter(
-                items::created_at
-                    .gt(*at)
-                    .or(items::created_at.eq(*at).and(items::id.gt(id))),
-            )
-            .get_result(conn),
+        Some((at, id)) => query.filter(after_cursor!(at, id)).get_result(conn),
         None => query.get_result(conn),
     }
 }

@@ -132,6 +132,14 @@ pub async fn add_user(
     }
 }
 
+/// An unknown user is a missing page; other account errors as usual.
+fn user_error(e: AccountError) -> WebError {
+    match e {
+        AccountError::UnknownUser(_) => WebError::NotFound("There is no such user."),
+        other => other.into(),
+    }
+}
+
 /// `POST /admin/users/{name}/tasks`: the tasks a reviewer may work.
 pub async fn set_tasks(
     state: web::Data<AppState>,
@@ -165,10 +173,7 @@ pub async fn set_tasks(
         .db
         .write(move |conn| accounts::set_tasks(conn, &name, &tasks, &actor))
         .await
-        .map_err(|e| match e {
-            AccountError::UnknownUser(_) => WebError::NotFound("There is no such user."),
-            other => other.into(),
-        })?;
+        .map_err(user_error)?;
     Ok(redirect("/admin/users"))
 }
 
@@ -200,9 +205,6 @@ pub async fn set_disabled(
         .db
         .write(move |conn| accounts::set_disabled(conn, &name, disabled, &actor))
         .await
-        .map_err(|e| match e {
-            AccountError::UnknownUser(_) => WebError::NotFound("There is no such user."),
-            other => other.into(),
-        })?;
+        .map_err(user_error)?;
     Ok(redirect("/admin/users"))
 }
