@@ -236,36 +236,23 @@ fn sums_of(
     }
     // Whole hours from the roll-up, the minutes before and after them from
     // the minute rows.
-    let mut all = sum_rows(
-        conn,
-        Rollup::Hours,
-        task,
-        series,
-        origin,
-        slot_minutes,
-        first_hour,
-        last_hour,
-    )?;
-    all.extend(sum_rows(
-        conn,
-        Rollup::Minutes,
-        task,
-        series,
-        origin,
-        slot_minutes,
-        from,
-        first_hour * 60,
-    )?);
-    all.extend(sum_rows(
-        conn,
-        Rollup::Minutes,
-        task,
-        series,
-        origin,
-        slot_minutes,
-        last_hour * 60,
-        to,
-    )?);
+    let mut all = Vec::new();
+    for (rollup, lo, hi) in [
+        (Rollup::Hours, first_hour, last_hour),
+        (Rollup::Minutes, from, first_hour * 60),
+        (Rollup::Minutes, last_hour * 60, to),
+    ] {
+        all.extend(sum_rows(
+            conn,
+            rollup,
+            task,
+            series,
+            origin,
+            slot_minutes,
+            lo,
+            hi,
+        )?);
+    }
     all.sort_by(|a, b| {
         (a.slot, a.series.as_str(), &a.name, &a.model_version).cmp(&(
             b.slot,

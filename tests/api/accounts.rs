@@ -1,7 +1,6 @@
 //! Accounts: the first admin, `verdict user`, hashed passwords.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use diesel::prelude::*;
 
@@ -71,25 +70,16 @@ async fn the_admin_password_is_shown_once_and_works() {
     assert!(hashes.iter().all(|h| !h.contains(&password)));
 }
 
-fn user_cli(url: &str, args: &[&str], stdin: &str) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_verdict"))
-        .arg("user")
-        .args(args)
-        .current_dir(repo())
-        .env_remove("VERDICT_CONFIG")
-        .env("VERDICT_DATABASE_URL", url)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+pub fn user_cli(url: &str, args: &[&str], stdin: &str) -> std::process::Output {
+    crate::helpers::run_with_input(
+        Command::new(env!("CARGO_BIN_EXE_verdict"))
+            .arg("user")
+            .args(args)
+            .current_dir(repo())
+            .env_remove("VERDICT_CONFIG")
+            .env("VERDICT_DATABASE_URL", url),
+        stdin.as_bytes(),
+    )
 }
 
 #[test]

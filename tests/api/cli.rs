@@ -211,26 +211,12 @@ fn migrate_and_token_create_work_on_a_new_database() {
 
 #[test]
 fn a_reviewer_added_without_a_task_is_told_they_can_review_nothing() {
-    use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("users.db").display());
     let add = |name: &str, extra: &[&str]| {
-        let mut child = verdict()
-            .args(["user", "add", name, "--role", "reviewer"])
-            .args(extra)
-            .env("VERDICT_DATABASE_URL", &url)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"a long passphrase\n")
-            .unwrap();
-        child.wait_with_output().unwrap()
+        let mut args = vec!["add", name, "--role", "reviewer"];
+        args.extend_from_slice(extra);
+        crate::accounts::user_cli(&url, &args, "a long passphrase\n")
     };
     let out = add("nobody", &[]);
     assert!(

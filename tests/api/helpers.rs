@@ -387,3 +387,17 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// Runs `command` with `input` on its standard input; returns its output.
+pub fn run_with_input(command: &mut std::process::Command, input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}

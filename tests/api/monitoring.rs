@@ -148,7 +148,6 @@ async fn metrics_of_two_instances_add_up_in_the_store(backend: Backend) {
 /// python3-prometheus-client) and returns `family sample{labels} value`
 /// lines, sorted.
 fn parse_with_prometheus_client(text: &str) -> Option<Vec<String>> {
-    use std::io::Write;
     let script = r#"
 import sys
 from prometheus_client.parser import text_string_to_metric_families
@@ -158,20 +157,10 @@ for family in text_string_to_metric_families(sys.stdin.read()):
         print(f"{family.type} {s.name}{{{labels}}} {s.value}")
 "#;
     let python = crate::servers::python_with("prometheus_client", "python3-prometheus-client")?;
-    let mut child = std::process::Command::new(python)
-        .args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = crate::helpers::run_with_input(
+        std::process::Command::new(python).args(["-c", script]),
+        text.as_bytes(),
+    );
     assert!(
         out.status.success(),
         "the Prometheus parser refused /metrics: {}\n{text}",
