@@ -243,6 +243,77 @@ pub async fn add(
     db.write(move |conn| user.insert(conn, &actor)).await
 }
 
+/// The letters of a generated password: no 0/O, 1/l/I to misread.
+const PASSWORD_ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+
+/// A fresh password for a reset: four groups of five letters (about 116
+/// bits), easy to read out and type.
+pub fn generate_password() -> String {
+    let mut rng = rand::rng();
+    (0..4)
+        .map(|_| {
+            (0..5)
+                .map(|_| PASSWORD_ALPHABET[rng.random_range(0..PASSWORD_ALPHABET.len())] as char)
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// Gives a user a new password (hashed already): their sessions end, a
+/// lock-out of their account is lifted, and the audit log says who did it
+/// (never the password). Call it in a write transaction.
+pub fn set_password_hash(
+    conn: &mut DbConnection,
+    name: &str,
+    password_hash: &str,
+    actor: &str,
+) -> Result<(), AccountError> {
+    if !store::set_password(conn, name, password_hash)? {
+        return Err(AccountError::UnknownUser(name.to_string()));
+    }
+    let sessions = crate::store::sessions::delete_of_user(conn, name)?;
+    store::clear_attempts(conn, &format!("account:{name}"))?;
+    audit::record(
+        conn,
+        actor,
+        "user.password",
+        None,
+        Some(name),
+        serde_json::json!({"sessions_ended": sessions}),
+    )?;
+    Ok(())
+}
+
+/// Sets a user's password from a synchronous caller (the CLI).
+pub fn set_password(
+    conn: &mut DbConnection,
+    name: &str,
+    password: &str,
+    actor: &str,
+) -> Result<(), AccountError> {
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(AccountError::PasswordTooShort);
+    }
+    let hash = hash_password(password).map_err(AccountError::Hash)?;
+    conn.transaction(|conn| set_password_hash(conn, name, &hash, actor))
+}
+
+/// Resets a user's password from a request: a generated one, hashed on the
+/// blocking pool, written through the writer. Returns it, to be shown
+/// once; it is stored only as its hash.
+pub async fn reset_password(db: &Db, name: String, actor: String) -> Result<String, AccountError> {
+    let password = generate_password();
+    let clear = password.clone();
+    let hash = tokio::task::spawn_blocking(move || hash_password(&clear))
+        .await
+        .map_err(|e| AccountError::Hash(e.to_string()))?
+        .map_err(AccountError::Hash)?;
+    db.write(move |conn| set_password_hash(conn, &name, &hash, &actor))
+        .await?;
+    Ok(password)
+}
+
 /// Disables (or enables again) a user, with its audit entry: a disabled
 /// user cannot sign in. Call it in a write transaction.
 pub fn set_disabled(
@@ -342,11 +413,7 @@ pub fn ensure_first_admin(conn: &mut DbConnection) -> Result<Option<String>, Acc
     if store::count(conn)? > 0 {
         return Ok(None);
     }
-    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut rng = rand::rng();
-    let password: String = (0..20)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect();
+    let password = generate_password();
     add_user(conn, "admin", &password, Role::Admin, &[], "verdict")?;
     Ok(Some(password))
 }

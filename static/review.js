@@ -34,6 +34,15 @@
     if (e.ctrlKey || e.metaKey || e.altKey) return;
     var t = e.target;
     if (t && (t.tagName === "TEXTAREA" || t.tagName === "INPUT")) return;
+    // f: open the flag form and write the note (Enter in it does not
+    // send: the button does).
+    var flag = document.querySelector("details.flag-form");
+    if (e.key === "f" && flag) {
+      e.preventDefault();
+      flag.open = true;
+      flag.querySelector("textarea").focus();
+      return;
+    }
     var button = document.querySelector('button[data-key="' + e.key + '"]');
     if (button) {
       e.preventDefault();

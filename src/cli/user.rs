@@ -18,6 +18,8 @@ pub enum UserCommand {
         #[arg(long = "task")]
         tasks: Vec<String>,
     },
+    /// Set a user's password (read like `add`'s); their sessions end.
+    Password { name: String },
     /// Stop a user from signing in.
     Disable { name: String },
     /// Let a disabled user sign in again.
@@ -51,6 +53,11 @@ pub fn run(settings: &Settings, command: UserCommand) -> anyhow::Result<()> {
                         .join(", ")
                 );
             }
+        }
+        UserCommand::Password { name } => {
+            let password = read_password()?;
+            accounts::set_password(&mut conn, &name, &password, "cli")?;
+            println!("password of {name:?} set; their sessions ended");
         }
         UserCommand::Disable { name } => {
             accounts::set_disabled(&mut conn, &name, true, "cli")?;

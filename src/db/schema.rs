@@ -131,7 +131,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    review_flags (task, item_id, reviewer) {
+        task -> Text,
+        item_id -> Text,
+        reviewer -> Text,
+        note -> Text,
+        flagged_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    review_flags,
     review_skips,
     reviews,
     tasks,

@@ -35,6 +35,8 @@ text_enum! {
         ModelError => "model_error",
         /// A feature is outside the model's training range.
         OutOfDistribution => "out_of_distribution",
+        /// An admin sent the item back for review.
+        Reopened => "reopened",
     }
 }
 
@@ -87,7 +89,7 @@ text_enum! {
         Pending => "pending",
         /// Reviewed as much as it needs.
         Done => "done",
-        /// Reviewers disagreed; an admin decides.
+        /// Reviewers disagreed, or one flagged it: an admin decides.
         Adjudication => "adjudication",
     }
 }
@@ -97,7 +99,7 @@ text_enum! {
     pub enum QueueKind {
         /// Items waiting for a reviewer.
         Review => "review",
-        /// Ties between reviewers, for admins.
+        /// Ties between reviewers and flagged items, for admins.
         Adjudication => "adjudication",
     }
 }
@@ -129,8 +131,10 @@ text_enum! {
         Single => "single",
         /// The majority of several reviewers.
         Consensus => "consensus",
-        /// An admin settled a tie.
+        /// An admin settled a tie or a flagged item.
         Adjudication => "adjudication",
+        /// An admin overruled the verdict after it was given.
+        Correction => "correction",
     }
 }
 

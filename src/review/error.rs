@@ -31,6 +31,21 @@ pub enum ReviewError {
     /// No label of the reviewer's is young enough to take back.
     #[error("there is no recent label of yours to take back")]
     NothingToUndo,
+    /// A flag or a correction needs a note saying why.
+    #[error("say why in a note")]
+    NoteRequired,
+    /// The note is longer than a note should be.
+    #[error("the note is too long")]
+    NoteTooLong,
+    /// The item waits for an admin already.
+    #[error("the item is with the admins already")]
+    AlreadyFlagged,
+    /// The item waits for review already: there is nothing to reopen.
+    #[error("the item is waiting for review already")]
+    AlreadyWaiting,
+    /// The verdict is that label already.
+    #[error("the verdict is that label already")]
+    SameVerdict,
     #[error(transparent)]
     Database(#[from] DbError),
 }
@@ -47,6 +62,11 @@ impl ReviewError {
             ReviewError::NotClaimed => "not_claimed",
             ReviewError::AlreadyLabelled => "already_labelled",
             ReviewError::NothingToUndo => "nothing_to_undo",
+            ReviewError::NoteRequired => "note_required",
+            ReviewError::NoteTooLong => "note_too_long",
+            ReviewError::AlreadyFlagged => "already_flagged",
+            ReviewError::AlreadyWaiting => "already_waiting",
+            ReviewError::SameVerdict => "same_verdict",
             ReviewError::Database(_) => "database",
         }
     }

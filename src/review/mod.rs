@@ -6,7 +6,9 @@
 //! closure, so several compose into one transaction. An expired lease
 //! frees the item; a label, skip or renewal needs the live lease.
 
+mod correct;
 mod error;
+mod flag;
 mod label;
 mod reaper;
 mod undo;
@@ -18,7 +20,9 @@ use crate::domain::{now, QueueKind, QueueOrder, ReviewState, Timestamp};
 use crate::store::queue::{self as store, Lease};
 
 pub use crate::store::queue::{Claim, Depth};
+pub use correct::{overrule, reopen};
 pub use error::ReviewError;
+pub use flag::{flag, flags, Flag, MAX_NOTE};
 pub use label::{majority, submit, Label, Outcome, Rules};
 pub use reaper::{LeaseReaper, REAP_GRACE};
 pub use undo::{undo_last, UNDO_WINDOW};

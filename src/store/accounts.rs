@@ -61,6 +61,17 @@ pub fn set_tasks(conn: &mut DbConnection, name: &str, tasks: &[String]) -> Query
     Ok(true)
 }
 
+/// Replaces a user's password hash; returns whether the user exists.
+pub fn set_password(conn: &mut DbConnection, name: &str, password_hash: &str) -> QueryResult<bool> {
+    diesel::update(users::table.find(name))
+        .set((
+            users::password_hash.eq(password_hash),
+            users::updated_at.eq(now()),
+        ))
+        .execute(conn)
+        .map(|n| n > 0)
+}
+
 /// Sets a user's `disabled` flag; returns whether the user exists.
 pub fn set_disabled(conn: &mut DbConnection, name: &str, disabled: bool) -> QueryResult<bool> {
     diesel::update(users::table.find(name))

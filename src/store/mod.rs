@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod alerts;
 pub mod audit;
 pub mod browse;
+pub mod corrections;
 pub mod items;
 pub mod labels;
 pub mod metrics;

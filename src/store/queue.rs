@@ -7,7 +7,7 @@
 use diesel::prelude::*;
 use diesel::sql_types::{Text, Timestamp as SqlTimestamp};
 
-use crate::db::schema::{items, review_skips, reviews, verdicts};
+use crate::db::schema::{items, review_flags, review_skips, reviews, verdicts};
 use crate::db::DbConnection;
 use crate::domain::{ItemStatus, QueueOrder, ReviewState, Timestamp, VerdictBasis, VerdictSource};
 use crate::store::items::ItemRow;
@@ -198,6 +198,49 @@ pub fn record_skip(
         .set(review_skips::skipped_at.eq(at))
         .execute(c))?;
     Ok(())
+}
+
+/// Records `reviewer`'s flag on the item with their note (a later flag
+/// replaces an earlier one).
+pub fn record_flag(
+    conn: &mut DbConnection,
+    task: &str,
+    item_id: &str,
+    reviewer: &str,
+    note: &str,
+    at: Timestamp,
+) -> QueryResult<()> {
+    crate::on_backend!(conn, c => diesel::insert_into(review_flags::table)
+        .values((
+            review_flags::task.eq(task),
+            review_flags::item_id.eq(item_id),
+            review_flags::reviewer.eq(reviewer),
+            review_flags::note.eq(note),
+            review_flags::flagged_at.eq(at),
+        ))
+        .on_conflict((review_flags::task, review_flags::item_id, review_flags::reviewer))
+        .do_update()
+        .set((review_flags::note.eq(note), review_flags::flagged_at.eq(at)))
+        .execute(c))?;
+    Ok(())
+}
+
+/// The flags on an item: who, their note and when, oldest first.
+pub fn flags_of(
+    conn: &mut DbConnection,
+    task: &str,
+    item_id: &str,
+) -> QueryResult<Vec<(String, String, Timestamp)>> {
+    review_flags::table
+        .filter(review_flags::task.eq(task))
+        .filter(review_flags::item_id.eq(item_id))
+        .order(review_flags::flagged_at.asc())
+        .select((
+            review_flags::reviewer,
+            review_flags::note,
+            review_flags::flagged_at,
+        ))
+        .load(conn)
 }
 
 /// Moves the item's lease to `expires`.

@@ -31,6 +31,11 @@ pub fn delete(conn: &mut DbConnection, id_sha256: &str) -> QueryResult<()> {
         .map(drop)
 }
 
+/// Deletes every session of `user_name` (signs them out everywhere).
+pub fn delete_of_user(conn: &mut DbConnection, user_name: &str) -> QueryResult<usize> {
+    diesel::delete(sessions::table.filter(sessions::user_name.eq(user_name))).execute(conn)
+}
+
 /// Deletes every session that expired before `at`.
 pub fn delete_expired(conn: &mut DbConnection, at: Timestamp) -> QueryResult<usize> {
     diesel::delete(sessions::table.filter(sessions::expires_at.lt(at))).execute(conn)

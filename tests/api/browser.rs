@@ -387,3 +387,214 @@ async fn a_reviewer_labels_three_items_with_the_keyboard_in_chromium() {
         && who.as_deref() == Some("rita")
         && label == "benign"));
 }
+
+/// The heading's item id once it is not `old`.
+async fn next_item(client: &fantoccini::Client, old: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(h) = client.find(Locator::Css("h1 .mono")).await {
+            if let Ok(text) = h.text().await {
+                if text != old {
+                    return text;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for an item after {old}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn shown_id(client: &fantoccini::Client) -> String {
+    client
+        .wait()
+        .for_element(Locator::Css("h1 .mono"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn status_text(client: &fantoccini::Client) -> String {
+    match client.find(Locator::Css("main")).await {
+        Ok(main) => main.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+async fn screenshot(client: &fantoccini::Client, name: &str) {
+    let out = repo().join("test-output");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join(name), client.screenshot().await.unwrap()).unwrap();
+}
+
+/// A reviewer's whole session with the keyboard, then the admin's: sign in
+/// from a deep link, read the guidelines, skip, label, undo, flag an item
+/// with a note; the admin adjudicates it. At phone width, nothing pushes
+/// the page sideways.
+#[actix_web::test]
+async fn a_whole_review_session_in_chromium() {
+    let Some(driver) = chromedriver() else { return };
+    let mut t = task(AutomationLevel::Assist);
+    t.guidelines = "Look at the **texture** first.".into();
+    t.label_definitions = [("malignant".to_string(), "Cancerous: refer.".to_string())].into();
+    let app = spawn_with(Backend::Sqlite, t, None).await.unwrap();
+    for (name, role, tasks) in [
+        ("rita", Role::Reviewer, vec!["tumor-triage".to_string()]),
+        ("boss", Role::Admin, vec![]),
+    ] {
+        accounts::add_user(
+            &mut app.db.connect(),
+            name,
+            "a long passphrase",
+            role,
+            &tasks,
+            "test",
+        )
+        .unwrap();
+    }
+    for i in 0..5 {
+        app.submit(&format!("case-{i}"), row(i)).await;
+    }
+    let client = chromium(&driver, 400).await;
+
+    // Deep link → sign-in → back to the queue.
+    client
+        .goto(&format!("{}/review/tumor-triage", app.base))
+        .await
+        .unwrap();
+    wait_for_path(&client, "/sign-in").await;
+    sign_in_form(&client, "rita").await;
+    wait_for_path(&client, "/review/tumor-triage").await;
+    let first = shown_id(&client).await;
+    assert!(!overflows(&client).await, "the review page fits a phone");
+    screenshot(&client, "session-phone-review.png").await;
+    client.set_window_size(1200, 1100).await.unwrap();
+
+    // The guidelines open and say what the task's config says.
+    let guidelines = client
+        .find(Locator::Css("details.guidelines"))
+        .await
+        .unwrap();
+    guidelines
+        .find(Locator::Css("summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let text = guidelines.text().await.unwrap();
+    assert!(text.contains("Look at the texture first."), "{text}");
+    assert!(text.contains("Cancerous: refer."), "{text}");
+
+    // s skips: another item, and the notice says so.
+    press(&client, 's').await;
+    let second = next_item(&client, &first).await;
+    assert!(status_text(&client).await.contains("Skipped"));
+
+    // 2 labels it benign: the next page confirms it.
+    press(&client, '2').await;
+    let third = next_item(&client, &second).await;
+    let saved = client
+        .find(Locator::Css("p.saved"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        saved.contains(&format!("Saved benign for {second}")),
+        "{saved}"
+    );
+
+    // u takes it back: the labelled item is on screen again.
+    press(&client, 'u').await;
+    let back = next_item(&client, &third).await;
+    assert_eq!(back, second);
+    assert!(status_text(&client).await.contains("taken back"));
+    press(&client, '1').await;
+    let fourth = next_item(&client, &second).await;
+
+    // f opens the flag form with the cursor in the note.
+    press(&client, 'f').await;
+    let note = client
+        .wait()
+        .for_element(Locator::Css("details.flag-form[open] textarea"))
+        .await
+        .unwrap();
+    note.send_keys("Two nuclei overlap; unsure").await.unwrap();
+    screenshot(&client, "session-flag.png").await;
+    client
+        .find(Locator::Css("details.flag-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for("the flag's notice", || {
+        let client = client.clone();
+        async move { status_text(&client).await.contains("went to an admin") }
+    })
+    .await;
+    assert_ne!(shown_id(&client).await, fourth);
+
+    // Sign out; the admin adjudicates the flagged item.
+    client
+        .find(Locator::Css("form.inline button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_path(&client, "/sign-in").await;
+    sign_in_form(&client, "boss").await;
+    client
+        .wait()
+        .for_element(Locator::Css("a.adjudicate"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let flagged = shown_id(&client).await;
+    assert_eq!(flagged, fourth);
+    let card = client
+        .find(Locator::Css(".card.adjudication"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(card.contains("flagged for an admin"), "{card}");
+    assert!(card.contains("Two nuclei overlap; unsure"), "{card}");
+    screenshot(&client, "session-adjudicate.png").await;
+    press(&client, '1').await;
+    wait_for("the empty adjudication queue", || {
+        let client = client.clone();
+        async move { client.find(Locator::Css("h1 .mono")).await.is_err() }
+    })
+    .await;
+    client.close().await.unwrap();
+
+    use diesel::prelude::*;
+    use verdict::db::schema::verdicts;
+    let decided: Vec<(String, String, Option<String>)> = verdicts::table
+        .select((verdicts::item_id, verdicts::label, verdicts::basis))
+        .order(verdicts::item_id)
+        .load(&mut app.db.connect())
+        .unwrap();
+    let expect = |id: &str, label: &str, basis: &str| {
+        assert!(
+            decided
+                .iter()
+                .any(|(i, l, b)| i == id && l == label && b.as_deref() == Some(basis)),
+            "{id} {label} {basis}: {decided:?}"
+        )
+    };
+    expect(&second, "malignant", "single");
+    expect(&fourth, "malignant", "adjudication");
+    assert_eq!(decided.len(), 2, "{decided:?}");
+}

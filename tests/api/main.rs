@@ -6,6 +6,7 @@ mod alerts;
 mod architecture;
 mod browser;
 mod cli;
+mod corrections;
 mod dashboard;
 mod drift;
 mod durability;

@@ -16,7 +16,7 @@ crate::on_both_backends!(
 );
 
 pub struct Browser {
-    http: reqwest::Client,
+    pub http: reqwest::Client,
     base: String,
     cookies: Vec<(String, String)>,
 }

@@ -29,6 +29,8 @@ struct UsersPage {
     users: Vec<UserRow>,
     tasks: Vec<String>,
     message: Option<String>,
+    /// A password just reset: whose, and the new one (shown this once).
+    reset: Option<(String, String)>,
 }
 
 async fn users_page(
@@ -36,6 +38,16 @@ async fn users_page(
     signed_in: &SignedIn,
     status: StatusCode,
     message: Option<String>,
+) -> Result<HttpResponse, WebError> {
+    users_page_with(state, signed_in, status, message, None).await
+}
+
+async fn users_page_with(
+    state: &AppState,
+    signed_in: &SignedIn,
+    status: StatusCode,
+    message: Option<String>,
+    reset: Option<(String, String)>,
 ) -> Result<HttpResponse, WebError> {
     let users = state
         .db
@@ -63,6 +75,7 @@ async fn users_page(
             users,
             tasks: state.tasks.all().map(|t| t.name().to_string()).collect(),
             message,
+            reset,
         },
     ))
 }
@@ -207,4 +220,34 @@ pub async fn set_disabled(
         .await
         .map_err(user_error)?;
     Ok(redirect("/admin/users"))
+}
+
+/// `POST /admin/users/{name}/password`: a generated password, shown on
+/// the page this once (not cached), stored only as its hash; the user's
+/// sessions end.
+pub async fn reset_password(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, WebError> {
+    signed_in.require_admin()?;
+    signed_in.check_csrf(&form.csrf)?;
+    let name = path.into_inner();
+    let password = accounts::reset_password(&state.db, name.clone(), signed_in.user.name.clone())
+        .await
+        .map_err(user_error)?;
+    let mut page = users_page_with(
+        &state,
+        &signed_in,
+        StatusCode::OK,
+        None,
+        Some((name, password)),
+    )
+    .await?;
+    page.headers_mut().insert(
+        actix_web::http::header::CACHE_CONTROL,
+        actix_web::http::header::HeaderValue::from_static("no-store"),
+    );
+    Ok(page)
 }

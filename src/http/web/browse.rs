@@ -227,22 +227,47 @@ struct ItemPage {
     predictions: Vec<PredictionView>,
     reviews: Vec<ReviewRow>,
     verdict: Option<(String, String, String, String)>,
+    /// Reviewers' flags: who, their note, when.
+    flags: Vec<(String, String, When)>,
+    /// The task's labels, to overrule the verdict with.
+    labels: Vec<String>,
+    /// Whether the item waits for review (then it cannot be reopened).
+    waiting: bool,
+    /// What the admin's last correction did.
+    done: Option<&'static str>,
     /// When, who, what, detail.
     audit: Vec<(When, String, String, String)>,
+}
+
+#[derive(Deserialize)]
+pub struct ItemQuery {
+    /// The correction just made: `overruled` or `reopened`.
+    done: Option<String>,
 }
 
 pub async fn item(
     state: web::Data<AppState>,
     signed_in: SignedIn,
     path: web::Path<(String, String)>,
+    query: web::Query<ItemQuery>,
 ) -> Result<HttpResponse, WebError> {
     signed_in.require_admin()?;
     let (task, id) = path.into_inner();
     let (t, i) = (task.clone(), id.clone());
-    let found = state
+    let (found, flags) = state
         .db
-        .read(move |conn| Ok::<_, crate::db::DbError>(browse::item(conn, &t, &i)?))
+        .read(move |conn| {
+            let found = browse::item(conn, &t, &i).map_err(crate::db::DbError::from)?;
+            Ok::<_, WebError>((found, crate::review::flags(conn, &t, &i)?))
+        })
         .await?;
+    let done = match query.done.as_deref() {
+        Some("overruled") => Some("The verdict is overruled; the audit log records why."),
+        Some("reopened") => Some(
+            "The item is back in the review queue; its verdict and labels are in the audit log.",
+        ),
+        _ => None,
+    };
     let Some(browse::ItemDetail {
         item,
         predictions: preds,
@@ -257,6 +282,14 @@ pub async fn item(
     // In the live model's feature order, beside its training ranges.
     let model = state.tasks.get(&task).and_then(|t| t.live());
     let input = super::inputs::features(model.as_deref(), &item.input);
+    let labels = model
+        .as_ref()
+        .map(|m| m.card.labels.clone())
+        .unwrap_or_default();
+    let waiting = matches!(
+        item.review_state,
+        crate::domain::ReviewState::Pending | crate::domain::ReviewState::Adjudication
+    );
     Ok(render(
         StatusCode::OK,
         &ItemPage {
@@ -299,6 +332,13 @@ pub async fn item(
                         .unwrap_or_else(|| v.model_version.unwrap_or_default()),
                 )
             }),
+            flags: flags
+                .into_iter()
+                .map(|f| (f.reviewer, f.note, when(&f.at, &now)))
+                .collect(),
+            labels,
+            waiting,
+            done,
             audit: audit
                 .into_iter()
                 .map(|(at, actor, action, detail)| (when(&at, &now), actor, action, detail))

@@ -1,9 +1,11 @@
 //! The web UI: server-rendered askama pages, sessions, CSRF on every form.
 
+mod account;
 mod admin;
 mod alerts;
 mod browse;
 mod charts;
+mod correct;
 mod dashboard;
 mod datasets;
 mod format;
@@ -47,13 +49,27 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/sign-in", web::get().to(signin::form))
         .route("/sign-in", web::post().to(signin::submit))
         .route("/sign-out", web::post().to(signin::sign_out))
+        .route("/account", web::get().to(account::page))
+        .route(
+            "/account/password",
+            web::post().to(account::change_password),
+        )
         .route("/review/{task}", web::get().to(review::next))
         .route("/review/{task}/undo", web::post().to(review::undo))
         .route("/review/{task}/{item}/label", web::post().to(review::label))
         .route("/review/{task}/{item}/skip", web::post().to(review::skip))
+        .route("/review/{task}/{item}/flag", web::post().to(review::flag))
         .route("/review/{task}/{item}/renew", web::post().to(review::renew))
         .route("/admin/items", web::get().to(browse::list))
         .route("/admin/items/{task}/{id}", web::get().to(browse::item))
+        .route(
+            "/admin/items/{task}/{id}/overrule",
+            web::post().to(correct::overrule),
+        )
+        .route(
+            "/admin/items/{task}/{id}/reopen",
+            web::post().to(correct::reopen),
+        )
         .route("/admin/reviewers", web::get().to(browse::reviewers))
         .route("/admin/models", web::get().to(datasets::models))
         .route("/admin/export/{task}", web::get().to(datasets::download))
@@ -79,6 +95,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/admin/users/{name}/tasks",
             web::post().to(admin::set_tasks),
+        )
+        .route(
+            "/admin/users/{name}/password",
+            web::post().to(admin::reset_password),
         )
         .route(
             "/admin/users/{name}/{action}",
@@ -245,6 +265,19 @@ impl From<crate::review::ReviewError> for WebError {
             ReviewError::UnknownLabel(_) => {
                 WebError::Forbidden("That is not a label of this task.")
             }
+            ReviewError::UnknownItem { .. } => WebError::NotFound("There is no such item."),
+            ReviewError::NoteRequired => {
+                WebError::BadRequest("Say why in the note: it is required.")
+            }
+            ReviewError::NoteTooLong => {
+                WebError::BadRequest("The note is too long: keep it under 2,000 characters.")
+            }
+            ReviewError::SameVerdict => {
+                WebError::BadRequest("The verdict is that label already: nothing was changed.")
+            }
+            ReviewError::AlreadyWaiting => WebError::BadRequest(
+                "The item is waiting for review already: there is nothing to reopen.",
+            ),
             e => {
                 tracing::error!(error = %e, code = e.code(), "review request failed");
                 WebError::Internal

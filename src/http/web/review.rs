@@ -58,6 +58,12 @@ pub struct Suggestion {
     pub confidence: String,
 }
 
+/// What an adjudicator weighs: the labels given so far and the flags.
+pub struct Adjudication {
+    pub votes: Vec<review::Vote>,
+    pub flags: Vec<review::Flag>,
+}
+
 /// The reviewer's progress, shown above the item.
 pub struct Progress {
     /// Labels this reviewer gave in this task since midnight (UTC).
@@ -87,8 +93,9 @@ struct ReviewPage {
     progress: Progress,
     saved: Option<Saved>,
     guidelines: Option<Guidelines>,
-    /// In the adjudication queue: what the tied reviewers chose.
-    adjudication: Option<Vec<review::Vote>>,
+    /// In the adjudication queue: what the reviewers chose, and why an
+    /// item was flagged.
+    adjudication: Option<Adjudication>,
     features: Vec<FeatureRow>,
     suggestion: Option<Suggestion>,
     labels: Vec<LabelButton>,
@@ -159,6 +166,8 @@ fn notice_text(notice: &Notice) -> Option<&'static str> {
         Some("not-claimed") => Some("You held no live claim on the last item, so nothing was saved."),
         Some("already-labelled") => Some("You had already labelled that item, so nothing more was saved."),
         Some("skipped") => Some("Skipped: the item went back to the queue."),
+        Some("flagged") => Some("Flagged: the item and your note went to an admin."),
+        Some("already-flagged") => Some("That item is with the admins already."),
         Some("undone") => Some("Your last label was taken back: label this item again."),
         Some("nothing-to-undo") => Some("There is no label of yours from the last 30 seconds to take back."),
         _ => None,
@@ -226,7 +235,12 @@ pub async fn next(
         Some(
             state
                 .db
-                .read(move |conn| review::votes(conn, &name, &id))
+                .read(move |conn| {
+                    Ok::<_, ReviewError>(Adjudication {
+                        votes: review::votes(conn, &name, &id)?,
+                        flags: review::flags(conn, &name, &id)?,
+                    })
+                })
                 .await?,
         )
     } else {
@@ -391,6 +405,40 @@ pub async fn skip(
         .await;
     match skipped {
         Ok(()) => Ok(redirect(&format!("/review/{}?notice=skipped", task.name()))),
+        Err(e) => refused(&task, e),
+    }
+}
+
+/// The flag form: why the reviewer is unsure.
+#[derive(Deserialize)]
+pub struct FlagForm {
+    csrf: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// Hands the item to an admin with the reviewer's note, and goes on with
+/// the next item.
+pub async fn flag(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    path: web::Path<(String, String)>,
+    form: web::Form<FlagForm>,
+) -> Result<HttpResponse, WebError> {
+    let (task_name, item_id) = path.into_inner();
+    let (task, name, who) = posted(&state, &signed_in, &form.csrf, &task_name)?;
+    let note = form.into_inner().note;
+    let flagged = state
+        .db
+        .write(move |conn| review::flag(conn, &name, &item_id, &who, &note))
+        .await;
+    match flagged {
+        Ok(()) => Ok(redirect(&format!("/review/{}?notice=flagged", task.name()))),
+        Err(ReviewError::AlreadyFlagged) => Ok(redirect(&format!(
+            "/review/{}?notice=already-flagged",
+            task.name()
+        ))),
+        Err(e @ (ReviewError::NoteRequired | ReviewError::NoteTooLong)) => Err(e.into()),
         Err(e) => refused(&task, e),
     }
 }
