@@ -94,20 +94,8 @@ pub async fn change_password(
     }
     // The current password is guessed no faster here than at sign-in.
     let name = signed_in.user.name.clone();
-    let address = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
-    let (account, from) = (name.clone(), address.clone());
-    let admitted = state
-        .db
-        .write(move |conn| accounts::admit_sign_in(conn, &account, &from))
-        .await?;
-    if let Err(wait) = admitted {
-        return Err(WebError::TooManyAttempts {
-            minutes: (wait.num_seconds().max(0) as u64).div_ceil(60).max(1),
-        });
-    }
+    let address = super::signin::peer_address(&req);
+    super::signin::admit(&state, &name, &address).await?;
     let check = name.clone();
     let known = state
         .db

@@ -8,7 +8,7 @@ use super::format::path_segment;
 use super::session::SignedIn;
 use super::{redirect, WebError};
 use crate::http::state::AppState;
-use crate::review::{self, Rules};
+use crate::review;
 
 #[derive(Deserialize)]
 pub struct OverruleForm {
@@ -58,14 +58,7 @@ pub async fn overrule(
 ) -> Result<HttpResponse, WebError> {
     let (task_name, id) = path.into_inner();
     let task = admin_task(&state, &signed_in, &form.csrf, &task_name)?;
-    let rules = Rules {
-        labels: task
-            .live()
-            .map(|m| m.card.labels.clone())
-            .unwrap_or_default(),
-        reviews_required: task.config.reviews_required,
-        callback_url: task.config.callback_url.clone(),
-    };
+    let rules = super::review::rules_of(&task);
     let (name, admin, item) = (
         task.name().to_string(),
         signed_in.user.name.clone(),

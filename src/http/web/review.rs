@@ -134,6 +134,18 @@ fn task_for(
     Ok(task)
 }
 
+/// What the task asks of human labels (the live model's labels).
+pub(super) fn rules_of(task: &TaskRuntime) -> Rules {
+    Rules {
+        labels: task
+            .live()
+            .map(|m| m.card.labels.clone())
+            .unwrap_or_default(),
+        reviews_required: task.config.reviews_required,
+        callback_url: task.config.callback_url.clone(),
+    }
+}
+
 /// The common start of every review post: the CSRF token, the permission,
 /// and the task and reviewer names the write needs.
 fn posted(
@@ -333,14 +345,7 @@ pub async fn label(
 ) -> Result<HttpResponse, WebError> {
     let (task_name, item_id) = path.into_inner();
     let (task, name, who) = posted(&state, &signed_in, &form.csrf, &task_name)?;
-    let rules = Rules {
-        labels: task
-            .live()
-            .map(|m| m.card.labels.clone())
-            .unwrap_or_default(),
-        reviews_required: task.config.reviews_required,
-        callback_url: task.config.callback_url.clone(),
-    };
+    let rules = rules_of(&task);
     let form = form.into_inner();
     let label = Label {
         label: form.label,

@@ -112,6 +112,27 @@ pub struct SignInForm {
     next: String,
 }
 
+/// The peer address, not X-Forwarded-For: a client cannot pick its own.
+pub(super) fn peer_address(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default()
+}
+
+/// Counts a password check for `account` from `address` before it is
+/// made, in the database (concurrent attempts and other instances share
+/// the limit); too many is a 429 saying how long to wait.
+pub(super) async fn admit(state: &AppState, account: &str, address: &str) -> Result<(), WebError> {
+    let (account, from) = (account.to_string(), address.to_string());
+    let admitted = state
+        .db
+        .write(move |conn| crate::accounts::admit_sign_in(conn, &account, &from))
+        .await?;
+    admitted.map_err(|wait| WebError::TooManyAttempts {
+        minutes: (wait.num_seconds().max(0) as u64).div_ceil(60).max(1),
+    })
+}
+
 pub async fn submit(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -129,23 +150,13 @@ pub async fn submit(
             "This sign-in form has expired or did not come from this site. Reload the page and try again.",
         ));
     }
-    // The peer address, not X-Forwarded-For: a client cannot pick its own.
-    let address = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
-    // Counted before the password is checked, in the database: concurrent
-    // attempts and other instances share the limit.
-    let (account, from) = (name.clone(), address.clone());
-    let admitted = state
-        .db
-        .write(move |conn| crate::accounts::admit_sign_in(conn, &account, &from))
-        .await?;
-    if let Err(wait) = admitted {
-        tracing::info!(user = %name, %address, "sign-in refused: too many attempts");
-        return Err(WebError::TooManyAttempts {
-            minutes: (wait.num_seconds().max(0) as u64).div_ceil(60).max(1),
-        });
+    let address = peer_address(&req);
+    match admit(&state, &name, &address).await {
+        Err(e @ WebError::TooManyAttempts { .. }) => {
+            tracing::info!(user = %name, %address, "sign-in refused: too many attempts");
+            return Err(e);
+        }
+        other => other?,
     }
     // argon2 is deliberately slow: off the async workers, and not on the writer.
     let check_name = name.clone();
