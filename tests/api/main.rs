@@ -12,6 +12,7 @@ mod drift;
 mod durability;
 mod export;
 mod helpers;
+mod items_browser;
 mod monitoring;
 mod outbox;
 mod outbox_instances;
