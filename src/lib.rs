@@ -17,6 +17,7 @@ pub mod store;
 
 // 5. services: the rules, with typed errors; background jobs.
 pub mod accounts;
+pub mod advisor;
 pub mod alerts;
 pub mod export;
 pub mod items;
