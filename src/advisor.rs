@@ -18,8 +18,15 @@
 //!
 //! Labels from reviews the reviewer saw the model's suggestion for, and
 //! from the queue of uncertain items, are not used: both are biased.
+//! Audits sample automated items only, so no threshold below the lowest
+//! blind-labelled confidence is tested. The labels at or above a threshold
+//! are taken as a uniform sample of the items there: true of audits alone
+//! and of shadow mode alone; a version labelled in both ways weighs the
+//! regions above the old threshold more (a known limit).
 
 use serde::Serialize;
+
+use crate::db::DbConnection;
 
 /// The grid's step.
 pub const STEP: f64 = 0.005;
@@ -90,7 +97,9 @@ pub struct Advice {
     /// that would let it pass if its observed error rate held.
     pub more_labels_needed: Option<u64>,
     /// The threshold of least expected cost per 1,000 items (none means
-    /// automating nothing is cheapest), with that cost.
+    /// automating nothing is cheapest), with that cost: on point estimates,
+    /// at thresholds the labels reach down to with at least
+    /// [`COST_LABELS`] of them; none without costs or such thresholds.
     pub cheapest: Option<Cheapest>,
     pub costs: Option<Costs>,
     /// From high thresholds to low.
@@ -101,6 +110,42 @@ pub struct Advice {
 pub struct Cheapest {
     pub threshold: Option<f64>,
     pub cost_per_1000: f64,
+}
+
+/// The fewest labels at or above a threshold for its expected cost to be
+/// estimated (a guess on fewer is no guide).
+pub const COST_LABELS: u64 = 30;
+
+/// The scored items the automation rates are measured on, at most.
+pub const SCORED_SAMPLE: i64 = 200_000;
+
+/// The advice for `version` of `task` from the database: its blind labels
+/// (an item with several takes their majority; a tie is left out) and up
+/// to [`SCORED_SAMPLE`] of its scored items. `None` for a version the
+/// task does not have.
+pub fn for_version(
+    conn: &mut DbConnection,
+    task: &str,
+    version: &str,
+    params: Params,
+) -> diesel::QueryResult<Option<Advice>> {
+    if !crate::store::tasks::version_exists(conn, task, version)? {
+        return Ok(None);
+    }
+    let rows = crate::store::advisor::blind_labels(conn, task, version)?;
+    let mut labelled = Vec::new();
+    for item in rows.chunk_by(|a, b| a.0 == b.0) {
+        let (_, model_label, confidence, _) = &item[0];
+        let humans: Vec<String> = item.iter().map(|r| r.3.clone()).collect();
+        if let Some(human) = crate::review::majority(&humans) {
+            labelled.push(Labelled {
+                confidence: *confidence,
+                correct: &human == model_label,
+            });
+        }
+    }
+    let scored = crate::store::advisor::confidences(conn, task, version, SCORED_SAMPLE)?;
+    Ok(Some(advise(&labelled, &scored, params)))
 }
 
 /// `ln Σ exp(x)` of two terms.
@@ -203,6 +248,11 @@ fn grid() -> impl Iterator<Item = f64> {
 /// Advises on `labelled` (blind labels with the version's confidence) and
 /// `scored` (the confidence of each item the version scored, any order).
 pub fn advise(labelled: &[Labelled], scored: &[f64], params: Params) -> Advice {
+    let lowest = labelled
+        .iter()
+        .map(|l| l.confidence)
+        .filter(|c| c.is_finite())
+        .fold(f64::INFINITY, f64::min);
     let mut labels: Vec<Labelled> = labelled
         .iter()
         .copied()
@@ -237,9 +287,15 @@ pub fn advise(labelled: &[Labelled], scored: &[f64], params: Params) -> Advice {
             automation_rate,
             tested: false,
             passed: false,
-            cost_per_1000: params.costs.zip(error_rate).map(|(c, e)| {
-                1000.0 * ((1.0 - automation_rate) * c.review + automation_rate * e * c.error)
-            }),
+            // Only where the labels reach down to the threshold, and are
+            // enough to estimate from.
+            cost_per_1000: params
+                .costs
+                .zip(error_rate)
+                .filter(|_| threshold >= lowest && n >= COST_LABELS)
+                .map(|(c, e)| {
+                    1000.0 * ((1.0 - automation_rate) * c.review + automation_rate * e * c.error)
+                }),
         });
     }
     // The fixed sequence: from the first threshold with enough labels to
@@ -247,9 +303,17 @@ pub fn advise(labelled: &[Labelled], scored: &[f64], params: Params) -> Advice {
     let least = least_labels(params.target_error, params.delta);
     let mut recommended = None;
     let mut failed = None;
+    let mut floor = false;
     for (i, p) in points.iter_mut().enumerate() {
         if p.labelled < least {
             continue;
+        }
+        // Below the lowest labelled confidence nothing is known about the
+        // items a lower threshold would add (audits sample automated items
+        // only): the sequence ends there.
+        if p.threshold < lowest {
+            floor = true;
+            break;
         }
         p.tested = true;
         p.passed = p.error_bound <= params.target_error;
@@ -275,6 +339,7 @@ pub fn advise(labelled: &[Labelled], scored: &[f64], params: Params) -> Advice {
     let note = match (recommended, failed) {
         _ if labels.is_empty() => format!("No blind labels yet for this version: audit automated verdicts (audit_rate) or run the task in shadow mode; {least} are needed before any threshold can pass."),
         (None, None) => format!("Too few blind labels: {} so far, and even without a single error {least} are needed to bound the error by {}.", labels.len(), params.target_error),
+        (Some(_), None) if floor => format!("Every threshold down to the lowest blind label ({lowest:.3}) passed; below it there are no blind labels to test (run the task in shadow mode, or audit at a lower threshold, to collect them)."),
         (_, None) => "Every threshold passed: the guarantee holds down to the lowest.".to_string(),
         (r, Some(i)) => {
             let p = &points[i];
@@ -295,7 +360,8 @@ pub fn advise(labelled: &[Labelled], scored: &[f64], params: Params) -> Advice {
             }
         }
     };
-    let cheapest = params.costs.map(|c| {
+    let estimable = points.iter().any(|p| p.cost_per_1000.is_some());
+    let cheapest = params.costs.filter(|_| estimable).map(|c| {
         let nothing = 1000.0 * c.review;
         points
             .iter()
@@ -463,6 +529,53 @@ mod tests {
         let dearest = ask(1.0, 1000.0);
         assert_eq!(dearest.threshold, None);
         assert!(close(dearest.cost_per_1000, 1000.0, 1e-9));
+    }
+
+    #[test]
+    fn audits_above_the_threshold_say_nothing_below_it() {
+        // 400 audits, all right, all at 0.96 or more; items below exist.
+        let labels: Vec<Labelled> = (0..400)
+            .map(|i| labelled(0.96 + 0.0001 * (i % 100) as f64, true))
+            .collect();
+        let mut scored: Vec<f64> = labels.iter().map(|l| l.confidence).collect();
+        scored.extend((0..400).map(|i| 0.5 + 0.001 * i as f64));
+        let advice = advise(
+            &labels,
+            &scored,
+            Params {
+                target_error: 0.01,
+                delta: 0.05,
+                costs: Some(Costs {
+                    review: 1.0,
+                    error: 10.0,
+                }),
+            },
+        );
+        assert_eq!(advice.recommended, Some(0.96));
+        assert!(
+            advice.note.contains("below it there are no blind labels"),
+            "{}",
+            advice.note
+        );
+        assert!(advice
+            .points
+            .iter()
+            .filter(|p| p.threshold < 0.96)
+            .all(|p| !p.tested && p.cost_per_1000.is_none()));
+        // Few labels: no cost estimate at all.
+        let few = advise(
+            &labels[..8],
+            &scored,
+            Params {
+                target_error: 0.01,
+                delta: 0.05,
+                costs: Some(Costs {
+                    review: 1.0,
+                    error: 10.0,
+                }),
+            },
+        );
+        assert_eq!(few.cheapest, None);
     }
 
     /// A small deterministic generator for the simulation.

@@ -68,6 +68,12 @@ pub struct TaskConfig {
     /// range's width, before it counts as outside.
     #[serde(default = "default_out_of_range_margin")]
     pub out_of_range_margin: f64,
+    /// What a human review costs and what a wrong automated verdict costs
+    /// (one unit, any): the threshold advisor shows the cheapest threshold.
+    #[serde(default)]
+    pub review_cost: Option<f64>,
+    #[serde(default)]
+    pub error_cost: Option<f64>,
 }
 
 fn default_out_of_range_margin() -> f64 {
@@ -168,6 +174,8 @@ pub(super) fn default_tasks() -> Vec<TaskConfig> {
         alert_recipients: Vec::new(),
         out_of_range: OutOfRange::Queue,
         out_of_range_margin: default_out_of_range_margin(),
+        review_cost: None,
+        error_cost: None,
     }]
 }
 
@@ -199,6 +207,14 @@ impl TaskConfig {
                 key("out_of_range_margin"),
                 format!("must be 0 or more, got {}", self.out_of_range_margin),
             ));
+        }
+        for (field, cost) in [
+            ("review_cost", self.review_cost),
+            ("error_cost", self.error_cost),
+        ] {
+            if cost.is_some_and(|c| !(c.is_finite() && c >= 0.0)) {
+                return Err(ConfigError::at(key(field), "must be a number, 0 or more"));
+            }
         }
         if !(0.0..=1.0).contains(&self.audit_rate) {
             return Err(ConfigError::at(

@@ -22,6 +22,8 @@ pub enum AppError {
     UnknownTask(String),
     #[error("no item {id:?} in task {task:?}")]
     ItemNotFound { task: String, id: String },
+    #[error("task {task:?} has no model version {version:?}")]
+    UnknownVersion { task: String, version: String },
     #[error("a valid API token is needed: send Authorization: Bearer <token>")]
     Unauthorized,
     #[error("{message}")]
@@ -57,6 +59,7 @@ impl AppError {
             AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::UnknownTask(_) => "unknown_task",
             AppError::ItemNotFound { .. } => "item_not_found",
+            AppError::UnknownVersion { .. } => "unknown_version",
             AppError::Unauthorized => "unauthorized",
             AppError::Conflict { .. } => "idempotency_conflict",
             AppError::AlreadyExists { .. } => "already_exists",
@@ -105,9 +108,10 @@ impl ResponseError for AppError {
         match self {
             AppError::InvalidInput { .. } | AppError::MalformedJson(_) => StatusCode::BAD_REQUEST,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::UnknownTask(_) | AppError::ItemNotFound { .. } | AppError::NotFound => {
-                StatusCode::NOT_FOUND
-            }
+            AppError::UnknownTask(_)
+            | AppError::ItemNotFound { .. }
+            | AppError::UnknownVersion { .. }
+            | AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
             AppError::Conflict { .. } | AppError::AlreadyExists { .. } => StatusCode::CONFLICT,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -4,6 +4,7 @@
 //! writes SQL.
 
 pub mod accounts;
+pub mod advisor;
 pub mod alerts;
 pub mod audit;
 pub mod browse;

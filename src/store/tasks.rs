@@ -70,6 +70,14 @@ pub fn register_version(
 }
 
 /// The live version of a task's deployment.
+/// Whether `version` of `task` is registered.
+pub fn version_exists(conn: &mut DbConnection, task: &str, version: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        model_versions::table.find((task, version)),
+    ))
+    .get_result(conn)
+}
+
 pub fn current_live(conn: &mut DbConnection, task: &str) -> QueryResult<Option<String>> {
     Ok(deployments::table
         .select(deployments::live_version)

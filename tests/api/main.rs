@@ -2,6 +2,7 @@
 //! against a real SQLite file and a real PostgreSQL server.
 
 mod accounts;
+mod advisor;
 mod alerts;
 mod architecture;
 mod browser;

@@ -1,5 +1,6 @@
 //! The scoring API (JSON, token auth) and the health endpoints.
 
+mod advisor;
 mod auth;
 pub mod body;
 pub mod export;
@@ -29,6 +30,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     "/tasks/{task}/monitoring",
                     web::get().to(monitoring::task_monitoring),
                 )
+                .route("/tasks/{task}/advisor", web::get().to(advisor::advisor))
                 .route("/tasks/{task}/items", web::post().to(submit_items))
                 .route("/tasks/{task}/items/{id}", web::get().to(get_item))
                 .route("/tasks/{task}/labels", web::get().to(export::labels))
