@@ -210,6 +210,69 @@ impl AlertMail<'_> {
     }
 }
 
+/// One late item in an email about a task's late items.
+pub struct SlaItem {
+    pub id: String,
+    /// Its deadline, RFC 3339.
+    pub deadline: String,
+    pub minutes_late: i64,
+    /// The item in the web UI.
+    pub link: String,
+}
+
+/// What an email about several items of one task past their SLA says:
+/// they are (`fired`), or are no longer, past it.
+pub struct SlaItemsMail<'a> {
+    pub fired: bool,
+    pub task: &'a str,
+    pub severity: &'a str,
+    /// How many items; the first of them are listed in `items`.
+    pub count: usize,
+    /// The most late first.
+    pub items: Vec<SlaItem>,
+    /// The alerts page.
+    pub link: String,
+}
+
+#[derive(Template)]
+#[template(path = "email/sla_items.txt")]
+struct SlaItemsText<'a> {
+    m: &'a SlaItemsMail<'a>,
+}
+
+#[derive(Template)]
+#[template(path = "email/sla_items.html")]
+struct SlaItemsHtml<'a> {
+    m: &'a SlaItemsMail<'a>,
+}
+
+impl SlaItemsMail<'_> {
+    /// Items counted beyond those listed.
+    pub fn more(&self) -> usize {
+        self.count.saturating_sub(self.items.len())
+    }
+
+    pub fn subject(&self) -> String {
+        let (state, what) = if self.fired {
+            ("FIRING", "are past their deadline")
+        } else {
+            ("resolved", "are no longer past their deadline")
+        };
+        format!(
+            "[verdict] {state} {} {}: {} items {what}",
+            self.severity, self.task, self.count
+        )
+    }
+
+    /// The text and HTML bodies.
+    pub fn render(&self) -> askama::Result<(String, String)> {
+        Ok((
+            SlaItemsText { m: self }.render()?,
+            SlaItemsHtml { m: self }.render()?,
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,5 +322,43 @@ mod tests {
             text.contains("waiting: 7") && text.contains("http://verdict.example/admin/alerts")
         );
         assert!(html.contains("<a href=\"http://verdict.example/admin/alerts\">"));
+    }
+
+    #[test]
+    fn an_email_about_late_items_lists_them_with_links_and_counts_the_rest() {
+        let item = |id: &str| SlaItem {
+            id: id.into(),
+            deadline: "2026-11-28T10:00:00Z".into(),
+            minutes_late: 12,
+            link: format!("http://v.example/admin/items/t/{id}"),
+        };
+        let mail = SlaItemsMail {
+            fired: true,
+            task: "t",
+            severity: "warning",
+            count: 3,
+            items: vec![item("a"), item("b")],
+            link: "http://v.example/admin/alerts".into(),
+        };
+        assert_eq!(
+            mail.subject(),
+            "[verdict] FIRING warning t: 3 items are past their deadline"
+        );
+        let (text, html) = mail.render().unwrap();
+        assert!(text.contains("http://v.example/admin/items/t/a"), "{text}");
+        assert!(text.contains("12 minutes late"), "{text}");
+        assert!(text.contains("and 1 more"), "{text}");
+        assert!(
+            html.contains("<a href=\"http://v.example/admin/items/t/b\">b</a>"),
+            "{html}"
+        );
+        let resolved = SlaItemsMail {
+            fired: false,
+            ..mail
+        };
+        assert_eq!(
+            resolved.subject(),
+            "[verdict] resolved warning t: 3 items are no longer past their deadline"
+        );
     }
 }

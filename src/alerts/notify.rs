@@ -1,15 +1,99 @@
 //! The email of an alert: who gets it, what it links to, and its figures;
 //! written to the outbox in the transaction that raised or resolved it.
+//!
+//! What is told, and when ([`Outgoing::send`]):
+//! - an open alert whose firing was not yet announced is emailed, unless a
+//!   silence covers it: then it waits, unannounced, and is emailed by the
+//!   first pass after the silence ends if it still fires and nobody
+//!   acknowledged it;
+//! - a resolved alert is emailed only if its firing was, and no silence
+//!   covers it now;
+//! - per-item SLA alerts go together: one email per task (and severity)
+//!   listing the items, when there is more than one;
+//! - nothing is ever sent twice for one alert and event (the outbox's
+//!   dedupe key), and acknowledging mutes nothing but held-back firing
+//!   email (there is no reminder to mute).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use diesel::QueryResult;
 
-use super::{Alert, AlertConfig, Notify};
+use super::{is_item_sla, silence::covering, Alert, AlertConfig, Notify};
 use crate::db::DbConnection;
-use crate::domain::{rfc3339, AlertKind, OutboxKind};
-use crate::mail::AlertMail;
+use crate::domain::{rfc3339, AlertKind, OutboxKind, Timestamp};
+use crate::mail::{AlertMail, SlaItem, SlaItemsMail};
+use crate::store::alerts as store;
 use crate::store::outbox::{self as outbox, NewMessage};
+
+/// Items an email about a task's late items lists; the rest are counted.
+const ITEMS_LISTED: usize = 100;
+
+/// The alerts a change resolved, to be told with the firing ones not yet
+/// announced.
+#[derive(Debug, Default)]
+pub(super) struct Outgoing {
+    pub resolved: Vec<Alert>,
+}
+
+impl Outgoing {
+    /// Writes the emails of this change to the outbox (see the module's
+    /// rules) and records which firings were announced at `at`.
+    pub fn send(
+        self,
+        conn: &mut DbConnection,
+        config: &AlertConfig,
+        at: Timestamp,
+    ) -> QueryResult<()> {
+        let silences = store::active_silences(conn, at)?;
+        let (held, fired): (Vec<Alert>, Vec<Alert>) = store::open_unannounced(conn)?
+            .into_iter()
+            .partition(|a| covering(&silences, a).is_some());
+        if !held.is_empty() {
+            tracing::debug!(held = held.len(), "silenced alerts not emailed");
+        }
+        for group in groups(&fired) {
+            send_group(conn, config, &group)?;
+        }
+        let ids: Vec<i64> = fired.iter().map(|a| a.id).collect();
+        store::mark_notified(conn, &ids, at)?;
+        let resolved: Vec<Alert> = self
+            .resolved
+            .into_iter()
+            .filter(|a| a.notified_at.is_some() && covering(&silences, a).is_none())
+            .collect();
+        for group in groups(&resolved) {
+            send_group(conn, config, &group)?;
+        }
+        Ok(())
+    }
+}
+
+/// Alerts emailed as one: per-item SLA alerts of one task and severity, or
+/// any other alert alone. In the order of the alerts' ids (oldest first).
+fn groups(alerts: &[Alert]) -> Vec<Vec<&Alert>> {
+    let mut items: BTreeMap<(&str, &str), Vec<&Alert>> = BTreeMap::new();
+    let mut out = Vec::new();
+    for alert in alerts {
+        if is_item_sla(alert) {
+            items
+                .entry((alert.task.as_str(), alert.severity.as_str()))
+                .or_default()
+                .push(alert);
+        } else {
+            out.push(vec![alert]);
+        }
+    }
+    out.extend(items.into_values());
+    out
+}
+
+fn send_group(conn: &mut DbConnection, config: &AlertConfig, group: &[&Alert]) -> QueryResult<()> {
+    match group {
+        [] => Ok(()),
+        [one] => notify(conn, config, one),
+        many => notify_items(conn, config, many),
+    }
+}
 
 impl Notify {
     /// Who is told of an alert: everyone in `mail.recipients`, the task's
@@ -65,11 +149,7 @@ pub fn numbers(alert: &Alert) -> Vec<(String, String)> {
 
 /// Writes the email of an alert that fired (or resolved) to the outbox,
 /// one per recipient. Nothing without a mail server.
-pub(super) fn notify(
-    conn: &mut DbConnection,
-    config: &AlertConfig,
-    alert: &Alert,
-) -> QueryResult<()> {
+fn notify(conn: &mut DbConnection, config: &AlertConfig, alert: &Alert) -> QueryResult<()> {
     let Some(email) = &config.email else {
         return Ok(());
     };
@@ -112,6 +192,84 @@ pub(super) fn notify(
     Ok(())
 }
 
+/// A per-item SLA alert's deadline as stored in its figures (RFC 3339).
+pub(super) fn deadline(alert: &Alert) -> String {
+    serde_json::from_str::<serde_json::Value>(&alert.numbers)
+        .ok()
+        .and_then(|v| v["deadline"].as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+/// A per-item SLA alert's item as an email lists it, from its figures.
+fn sla_item(email: &Notify, alert: &Alert) -> SlaItem {
+    let figures: serde_json::Value = serde_json::from_str(&alert.numbers).unwrap_or_default();
+    let deadline = figures["deadline"].as_str().unwrap_or_default();
+    SlaItem {
+        id: alert.subject.clone(),
+        // `2026-11-28 13:10 UTC` (the text as stored when it does not parse).
+        deadline: chrono::DateTime::parse_from_rfc3339(deadline)
+            .map(|t| t.to_utc().format("%Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or_else(|_| deadline.to_string()),
+        minutes_late: figures["minutes late"].as_i64().unwrap_or_default(),
+        link: email.link(alert),
+    }
+}
+
+/// Writes one email per recipient about the per-item SLA alerts `alerts`
+/// of one task and severity, all fired or all resolved, listing the items
+/// (the most late first). The dedupe key names the first alert: each alert
+/// is in one group per event.
+fn notify_items(
+    conn: &mut DbConnection,
+    config: &AlertConfig,
+    alerts: &[&Alert],
+) -> QueryResult<()> {
+    let Some(email) = &config.email else {
+        return Ok(());
+    };
+    let first = alerts[0];
+    let fired = first.resolved_at.is_none();
+    let mut alerts = alerts.to_vec();
+    alerts.sort_by_cached_key(|a| (deadline(a), a.subject.clone()));
+    let mut items: Vec<SlaItem> = alerts.iter().map(|a| sla_item(email, a)).collect();
+    let count = items.len();
+    items.truncate(ITEMS_LISTED);
+    let mail = SlaItemsMail {
+        fired,
+        task: &first.task,
+        severity: first.severity.as_str(),
+        count,
+        items,
+        link: format!("{}/admin/alerts", email.base_url.trim_end_matches('/')),
+    };
+    let subject = mail.subject();
+    let (text, html) = match mail.render() {
+        Ok(bodies) => bodies,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot render an alert email");
+            return Ok(());
+        }
+    };
+    let event = if fired { "fired" } else { "resolved" };
+    let id = alerts.iter().map(|a| a.id).min().unwrap_or(first.id);
+    for to in email.recipients(&first.task, first.severity.as_str()) {
+        let key = format!("alerts:sla_items:{id}:{event}:{to}");
+        outbox::enqueue(
+            conn,
+            &NewMessage {
+                kind: OutboxKind::Email,
+                destination: &to,
+                task: Some(first.task.as_str()).filter(|t| !t.is_empty()),
+                subject: &subject,
+                body: &text,
+                html: Some(&html),
+                dedupe_key: Some(&key),
+            },
+        )?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +287,9 @@ mod tests {
             fired_at: now(),
             updated_at: now(),
             resolved_at: None,
+            acknowledged_by: None,
+            acknowledged_at: None,
+            notified_at: None,
         }
     }
 

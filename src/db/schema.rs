@@ -253,10 +253,30 @@ diesel::table! {
         fired_at -> Timestamp,
         updated_at -> Timestamp,
         resolved_at -> Nullable<Timestamp>,
+        acknowledged_by -> Nullable<Text>,
+        acknowledged_at -> Nullable<Timestamp>,
+        /// When its firing was announced; NULL while a silence holds it.
+        notified_at -> Nullable<Timestamp>,
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(outbox, outbox_attempts, alerts);
+diesel::table! {
+    /// While a silence holds, the alerts it covers are not emailed.
+    alert_silences (id) {
+        id -> BigInt,
+        kind -> Text,
+        task -> Text,
+        /// NULL: every alert of the kind in the task.
+        subject -> Nullable<Text>,
+        reason -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+        ends_at -> Timestamp,
+        ended_by -> Nullable<Text>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(outbox, outbox_attempts, alerts, alert_silences);
 
 diesel::table! {
     /// Minute buckets of the metrics store; the buckets are columns b00..b19.

@@ -1,11 +1,11 @@
-//! The alerts table, and the counts the alert rules read from the items
+//! The alerts and alert_silences tables, and the counts the alert rules read from the items
 //! and predictions tables: queries only. At most one alert per kind, task
 //! and subject is open (a unique index says so).
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text, Timestamp as SqlTimestamp};
 
-use crate::db::schema::{alerts, items};
+use crate::db::schema::{alert_silences, alerts, items};
 use crate::db::DbConnection;
 use crate::domain::{AlertKind, ReviewState, Severity, Timestamp};
 
@@ -28,6 +28,11 @@ pub struct Alert {
     pub fired_at: Timestamp,
     pub updated_at: Timestamp,
     pub resolved_at: Option<Timestamp>,
+    /// Who acknowledged it while it was open, and when.
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_at: Option<Timestamp>,
+    /// When its firing was announced; `None` while a silence holds it.
+    pub notified_at: Option<Timestamp>,
 }
 
 /// An alert to raise.
@@ -89,6 +94,135 @@ pub fn raise(conn: &mut DbConnection, new: &NewAlert, at: Timestamp) -> QueryRes
     open(conn, new.kind, new.task, new.subject)?
         .ok_or(diesel::result::Error::NotFound)
         .map(Some)
+}
+
+/// The alert `id`.
+pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Alert>> {
+    alerts::table
+        .find(id)
+        .select(Alert::as_select())
+        .get_result(conn)
+        .optional()
+}
+
+/// Records that the firing of the alerts `ids` was announced at `at`.
+pub fn mark_notified(conn: &mut DbConnection, ids: &[i64], at: Timestamp) -> QueryResult<()> {
+    for chunk in ids.chunks(500) {
+        diesel::update(alerts::table.filter(alerts::id.eq_any(chunk)))
+            .set(alerts::notified_at.eq(Some(at)))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// The open alerts whose firing was never announced (a silence held it)
+/// and that nobody acknowledged, oldest first.
+pub fn open_unannounced(conn: &mut DbConnection) -> QueryResult<Vec<Alert>> {
+    alerts::table
+        .filter(alerts::resolved_at.is_null())
+        .filter(alerts::notified_at.is_null())
+        .filter(alerts::acknowledged_at.is_null())
+        .order(alerts::id)
+        .select(Alert::as_select())
+        .load(conn)
+}
+
+/// Acknowledges those of the alerts `ids` that are open and not yet
+/// acknowledged; returns their ids.
+pub fn acknowledge(
+    conn: &mut DbConnection,
+    ids: &[i64],
+    by: &str,
+    at: Timestamp,
+) -> QueryResult<Vec<i64>> {
+    let mut done = Vec::new();
+    for chunk in ids.chunks(500) {
+        let open: Vec<i64> = alerts::table
+            .filter(alerts::id.eq_any(chunk))
+            .filter(alerts::resolved_at.is_null())
+            .filter(alerts::acknowledged_at.is_null())
+            .select(alerts::id)
+            .load(conn)?;
+        diesel::update(alerts::table.filter(alerts::id.eq_any(&open)))
+            .set((
+                alerts::acknowledged_by.eq(Some(by)),
+                alerts::acknowledged_at.eq(Some(at)),
+            ))
+            .execute(conn)?;
+        done.extend(open);
+    }
+    Ok(done)
+}
+
+/// A silence: while it holds (until `ends_at`), the alerts of `kind` in
+/// `task` (only the one of `subject`, when set) are not emailed.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = alert_silences)]
+pub struct Silence {
+    pub id: i64,
+    pub kind: AlertKind,
+    pub task: String,
+    pub subject: Option<String>,
+    pub reason: String,
+    pub created_by: String,
+    pub created_at: Timestamp,
+    pub ends_at: Timestamp,
+    pub ended_by: Option<String>,
+}
+
+/// A silence to add.
+#[derive(Debug, Clone, Copy, Insertable)]
+#[diesel(table_name = alert_silences)]
+pub struct NewSilence<'a> {
+    pub kind: AlertKind,
+    pub task: &'a str,
+    pub subject: Option<&'a str>,
+    pub reason: &'a str,
+    pub created_by: &'a str,
+    pub created_at: Timestamp,
+    pub ends_at: Timestamp,
+}
+
+/// Adds a silence; returns it.
+pub fn add_silence(conn: &mut DbConnection, new: &NewSilence) -> QueryResult<Silence> {
+    crate::on_backend!(conn, c => diesel::insert_into(alert_silences::table)
+        .values(new)
+        .returning(Silence::as_returning())
+        .get_result(c))
+}
+
+/// The silences that hold at `at`, those ending first first.
+pub fn active_silences(conn: &mut DbConnection, at: Timestamp) -> QueryResult<Vec<Silence>> {
+    alert_silences::table
+        .filter(alert_silences::ends_at.gt(at))
+        .order((alert_silences::ends_at, alert_silences::id))
+        .select(Silence::as_select())
+        .load(conn)
+}
+
+/// The silence `id`.
+pub fn find_silence(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Silence>> {
+    alert_silences::table
+        .find(id)
+        .select(Silence::as_select())
+        .get_result(conn)
+        .optional()
+}
+
+/// Ends the silence `id` at `at` if it still holds then; returns whether
+/// it did.
+pub fn end_silence(conn: &mut DbConnection, id: i64, by: &str, at: Timestamp) -> QueryResult<bool> {
+    let n = diesel::update(
+        alert_silences::table
+            .find(id)
+            .filter(alert_silences::ends_at.gt(at)),
+    )
+    .set((
+        alert_silences::ends_at.eq(at),
+        alert_silences::ended_by.eq(Some(by)),
+    ))
+    .execute(conn)?;
+    Ok(n > 0)
 }
 
 /// Marks an alert resolved at `at`.

@@ -1,20 +1,27 @@
 //! Alerts and their email, through a real SMTP server: an SLA breach
 //! reaches the right people once when it fires and once when it resolves;
-//! many at once go as a digest; a recipient's hourly limit holds the rest.
+//! a task's late items go in one email per pass and on one row of the
+//! page; many at once go as a digest; a recipient's hourly limit holds the
+//! rest. Admins acknowledge alerts and silence them for a while.
 
 use diesel::prelude::*;
 
 use crate::helpers::{row, spawn_without_jobs, task, Backend, TestApp, TASK};
 use crate::servers::{Email, SmtpServer};
+use crate::web::{add_user, Browser};
 use verdict::config::{Settings, SlaAlerts, SmtpSecurity, SmtpSettings};
-use verdict::db::schema::{alerts as alerts_table, items, outbox};
-use verdict::domain::AutomationLevel;
+use verdict::db::schema::{alert_silences, alerts as alerts_table, audit_log, items, outbox};
+use verdict::domain::{AutomationLevel, Role};
 use verdict::outbox::Pass as Sent;
 
 crate::on_both_backends!(
     an_item_past_its_sla_emails_each_recipient_once_with_a_link_and_again_when_resolved,
     many_alerts_at_once_reach_a_recipient_as_one_digest,
     each_queue_rule_fires_once_and_resolves_when_its_condition_clears,
+    an_acknowledged_alert_shows_who_and_when_and_is_not_mailed_again,
+    a_silenced_kind_is_listed_but_not_mailed_until_the_silence_ends,
+    a_tasks_late_items_are_one_row_and_one_email_per_pass,
+    acting_on_alerts_needs_an_admin_and_the_session_csrf_token,
 );
 
 /// Mail through `smtp`; only the SLA rule on, one alert per item.
@@ -168,39 +175,57 @@ async fn many_alerts_at_once_reach_a_recipient_as_one_digest(backend: Backend) {
     };
     smtp.start().await;
     let configure = mail_settings(&smtp);
-    let Some(app) = spawn_without_jobs(backend, task(AutomationLevel::HumanOnly), None, |s| {
-        configure(s);
-        s.mail.digest_after = 3;
-    })
+    // No model on disk: every item fails to score and waits for a human.
+    let empty = tempfile::tempdir().unwrap();
+    let Some(app) = spawn_without_jobs(
+        backend,
+        task(AutomationLevel::Full),
+        Some(empty.path()),
+        |s| {
+            configure(s);
+            s.mail.digest_after = 3;
+            s.alerts.backlog_items = Some(2);
+            s.alerts.oldest_item_minutes = Some(30);
+            s.alerts.error_rate = Some(0.5);
+            s.alerts.error_rate_min_items = 3;
+            s.alerts.error_rate_window_minutes = 60;
+        },
+    )
     .await
     else {
         return;
     };
-    let ids = ["d1", "d2", "d3", "d4", "d5"];
-    for (i, id) in ids.iter().enumerate() {
-        app.submit(id, row(i)).await;
+    for id in ["d1", "d2", "d3"] {
+        app.submit(id, serde_json::json!({"x": 1.0})).await;
     }
-    breach_sla(&app, &ids);
+    let past = verdict::domain::now() - chrono::Duration::minutes(45);
+    diesel::update(items::table.filter(items::id.eq("d1")))
+        .set((
+            items::created_at.eq(past),
+            items::sla_deadline.eq(Some(past)),
+        ))
+        .execute(&mut app.db.connect())
+        .unwrap();
 
-    assert_eq!(app.monitor_pass().await, (5, 0));
-    assert_eq!(outbox_pass(&app).await, sent(5));
+    // Backlog, oldest item, error rate and the late item fire at once.
+    assert_eq!(app.monitor_pass().await, (4, 0));
+    assert_eq!(outbox_pass(&app).await, sent(4));
     let emails = smtp.wait_for(1).await;
-    assert_eq!(emails[0].subject, "[verdict] 5 notifications");
-    for id in ids {
-        assert!(
-            emails[0]
-                .text
-                .contains(&format!("item {id} is past its SLA")),
-            "{}",
-            emails[0].text
-        );
+    assert_eq!(emails[0].subject, "[verdict] 4 notifications");
+    for summary in [
+        "3 items wait for a human",
+        "the oldest waiting item is",
+        "of items failed to score",
+        "item d1 is past its SLA",
+    ] {
+        assert!(emails[0].text.contains(summary), "{}", emails[0].text);
     }
-    // All five are marked sent by one delivery.
+    // All four are marked sent by one delivery.
     let rows: Vec<(String, Option<String>)> = outbox::table
         .select((outbox::status, outbox::delivery))
         .load(&mut app.db.connect())
         .unwrap();
-    assert_eq!(rows.len(), 5);
+    assert_eq!(rows.len(), 4);
     assert!(
         rows.iter()
             .all(|r| r.0 == "sent" && r.1.is_some() && r.1 == rows[0].1),
@@ -349,5 +374,446 @@ async fn each_queue_rule_fires_once_and_resolves_when_its_condition_clears(backe
             ("oldest_item".to_string(), true),
             ("sla_breach".to_string(), true),
         ]
+    );
+}
+
+const PASSWORD: &str = "a long passphrase";
+
+/// An admin, signed in.
+async fn admin(app: &TestApp) -> Browser {
+    add_user(app, "ana", Role::Admin, &[]);
+    let mut ana = Browser::new(app);
+    assert_eq!(ana.sign_in("ana", PASSWORD).await.0, 303);
+    ana
+}
+
+/// The alerts page as `browser` sees it.
+async fn alerts_page(browser: &mut Browser) -> String {
+    let (status, page, _) = browser.get("/admin/alerts").await;
+    assert_eq!(status, 200, "{page}");
+    page
+}
+
+/// The id of the alert about `subject` (an item, or `""`).
+fn alert_id(app: &TestApp, subject: &str) -> i64 {
+    alerts_table::table
+        .filter(alerts_table::subject.eq(subject))
+        .order(alerts_table::id.desc())
+        .select(alerts_table::id)
+        .first(&mut app.db.connect())
+        .unwrap()
+}
+
+/// Who acknowledged each alert, by subject.
+fn acknowledged(app: &TestApp) -> Vec<(String, Option<String>)> {
+    alerts_table::table
+        .order(alerts_table::subject)
+        .select((alerts_table::subject, alerts_table::acknowledged_by))
+        .load(&mut app.db.connect())
+        .unwrap()
+}
+
+/// The audit log's entries of alert actions as (actor, action).
+fn audited(app: &TestApp) -> Vec<(String, String)> {
+    audit_log::table
+        .filter(audit_log::action.like("alert.%"))
+        .order(audit_log::id)
+        .select((audit_log::actor, audit_log::action))
+        .load(&mut app.db.connect())
+        .unwrap()
+}
+
+/// Puts the end of every silence in the past, as if its period ran out.
+fn expire_silences(app: &TestApp) {
+    let past = verdict::domain::now() - chrono::Duration::minutes(1);
+    diesel::update(alert_silences::table)
+        .set(alert_silences::ends_at.eq(past))
+        .execute(&mut app.db.connect())
+        .unwrap();
+}
+
+async fn an_acknowledged_alert_shows_who_and_when_and_is_not_mailed_again(backend: Backend) {
+    let Some(mut smtp) = SmtpServer::new() else {
+        return;
+    };
+    smtp.start().await;
+    let Some(app) = spawn_without_jobs(
+        backend,
+        task(AutomationLevel::HumanOnly),
+        None,
+        mail_settings(&smtp),
+    )
+    .await
+    else {
+        return;
+    };
+    for (i, id) in ["late-1", "late-2", "on-time"].iter().enumerate() {
+        app.submit(id, row(i)).await;
+    }
+    breach_sla(&app, &["late-1"]);
+    assert_eq!(app.monitor_pass().await, (1, 0));
+    assert_eq!(outbox_pass(&app).await, sent(1));
+    smtp.wait_for(1).await;
+
+    let mut ana = admin(&app).await;
+    let page = alerts_page(&mut ana).await;
+    let id = alert_id(&app, "late-1");
+    let action = format!("/admin/alerts/{id}/acknowledge");
+    assert!(page.contains(&action), "{page}");
+    let csrf = Browser::csrf(&page);
+    let (status, _, location, _) = ana.post(&action, &[("csrf", &csrf)]).await;
+    assert_eq!((status, location.as_deref()), (303, Some("/admin/alerts")));
+
+    let page = alerts_page(&mut ana).await;
+    assert!(
+        page.contains("acknowledged by ana, <time title=\""),
+        "{page}"
+    );
+    assert!(page.contains(">just now</time>"), "{page}");
+    assert!(!page.contains(&action), "acknowledged once: {page}");
+    assert_eq!(audited(&app), [("ana".into(), "alert.acknowledge".into())]);
+
+    // It keeps firing: no email, however many passes see it.
+    for _ in 0..2 {
+        assert_eq!(app.monitor_pass().await, (0, 0));
+    }
+    assert_eq!(outbox_pass(&app).await, Sent::default());
+
+    // An alert held back by a silence and acknowledged meanwhile is not
+    // emailed when the silence ends.
+    let csrf = Browser::csrf(&page);
+    let (status, _, _, _) = ana
+        .post(
+            &format!("/admin/alerts/{id}/silence"),
+            &[("csrf", &csrf), ("period", "1h"), ("scope", "kind")],
+        )
+        .await;
+    assert_eq!(status, 303);
+    breach_sla(&app, &["late-2"]);
+    assert_eq!(app.monitor_pass().await, (1, 0));
+    assert_eq!(outbox_pass(&app).await, Sent::default());
+    let id2 = alert_id(&app, "late-2");
+    let (status, _, _, _) = ana
+        .post(
+            &format!("/admin/alerts/{id2}/acknowledge"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(status, 303);
+    expire_silences(&app);
+    assert_eq!(app.monitor_pass().await, (0, 0));
+    assert_eq!(outbox_pass(&app).await, Sent::default());
+    assert_eq!(smtp.emails().len(), 1);
+
+    // It resolves as usual when its item is labelled, and says so (the
+    // alert emailed when it fired; not the one nobody was emailed about).
+    crate::outbox::decide(&app.store, "late-1", None).await;
+    crate::outbox::decide(&app.store, "late-2", None).await;
+    assert_eq!(app.monitor_pass().await, (0, 2));
+    assert_eq!(outbox_pass(&app).await, sent(1));
+    let emails = smtp.wait_for(2).await;
+    assert!(
+        emails.iter().any(|e| e.subject
+            == format!("[verdict] resolved warning {TASK}: item late-1 is past its SLA")),
+        "{emails:?}"
+    );
+    let page = alerts_page(&mut ana).await;
+    assert!(page.contains("Nothing is firing"), "{page}");
+}
+
+async fn a_silenced_kind_is_listed_but_not_mailed_until_the_silence_ends(backend: Backend) {
+    let Some(mut smtp) = SmtpServer::new() else {
+        return;
+    };
+    smtp.start().await;
+    let Some(app) = spawn_without_jobs(
+        backend,
+        task(AutomationLevel::HumanOnly),
+        None,
+        mail_settings(&smtp),
+    )
+    .await
+    else {
+        return;
+    };
+    for (i, id) in ["a", "b", "c"].iter().enumerate() {
+        app.submit(id, row(i)).await;
+    }
+    breach_sla(&app, &["a"]);
+    assert_eq!(app.monitor_pass().await, (1, 0));
+    assert_eq!(outbox_pass(&app).await, sent(1));
+    smtp.wait_for(1).await;
+
+    // Silence late items in the task for four hours.
+    let mut ana = admin(&app).await;
+    let page = alerts_page(&mut ana).await;
+    let csrf = Browser::csrf(&page);
+    let silence = format!("/admin/alerts/{}/silence", alert_id(&app, "a"));
+    assert!(page.contains(&silence), "{page}");
+    let (status, _, location, _) = ana
+        .post(
+            &silence,
+            &[
+                ("csrf", &csrf),
+                ("period", "4h"),
+                ("scope", "kind"),
+                ("reason", "reviewers are at the retreat"),
+            ],
+        )
+        .await;
+    assert_eq!((status, location.as_deref()), (303, Some("/admin/alerts")));
+    let page = alerts_page(&mut ana).await;
+    assert!(page.contains("reviewers are at the retreat"), "{page}");
+    assert!(page.contains("<td>ana</td>"), "{page}");
+    assert!(
+        page.contains(">in 3 h</time>"),
+        "four hours, a moment less: {page}"
+    );
+    assert!(page.contains("/admin/alerts/silences/"), "{page}");
+
+    // A new late item: recorded and shown as silenced, not emailed.
+    breach_sla(&app, &["b"]);
+    assert_eq!(app.monitor_pass().await, (1, 0));
+    assert_eq!(outbox_pass(&app).await, Sent::default());
+    let page = alerts_page(&mut ana).await;
+    assert!(page.contains("silenced, ends <time"), "{page}");
+    assert!(page.contains("2 items are past their deadline"), "{page}");
+
+    // The period runs out: the one still firing is emailed, once.
+    expire_silences(&app);
+    assert_eq!(app.monitor_pass().await, (0, 0));
+    assert_eq!(outbox_pass(&app).await, sent(1));
+    let emails = smtp.wait_for(2).await;
+    assert!(
+        emails.iter().any(
+            |e| e.subject == format!("[verdict] FIRING warning {TASK}: item b is past its SLA")
+        ),
+        "{emails:?}"
+    );
+    assert_eq!(app.monitor_pass().await, (0, 0));
+    assert_eq!(outbox_pass(&app).await, Sent::default());
+    let page = alerts_page(&mut ana).await;
+    assert!(page.contains("No silence holds"), "{page}");
+    assert!(!page.contains("silenced, ends"), "{page}");
+
+    // Silenced again, then ended early with the button: mail resumes.
+    let csrf = Browser::csrf(&page);
+    let (status, _, _, _) = ana
+        .post(&silence, &[("csrf", &csrf), ("period", "1w")])
+        .await;
+    assert_eq!(status, 303);
+    breach_sla(&app, &["c"]);
+    assert_eq!(app.monitor_pass().await, (1, 0));
+    assert_eq!(outbox_pass(&app).await, Sent::default());
+    let silence_id: i64 = alert_silences::table
+        .order(alert_silences::id.desc())
+        .select(alert_silences::id)
+        .first(&mut app.db.connect())
+        .unwrap();
+    let (status, _, _, _) = ana
+        .post(
+            &format!("/admin/alerts/silences/{silence_id}/end"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(app.monitor_pass().await, (0, 0));
+    assert_eq!(outbox_pass(&app).await, sent(1));
+    let emails = smtp.wait_for(3).await;
+    assert!(
+        emails
+            .iter()
+            .any(|e| e.subject.contains("item c is past its SLA")),
+        "{emails:?}"
+    );
+    assert_eq!(
+        audited(&app),
+        [
+            ("ana".into(), "alert.silence".into()),
+            ("ana".into(), "alert.silence".into()),
+            ("ana".into(), "alert.unsilence".into()),
+        ]
+    );
+}
+
+async fn a_tasks_late_items_are_one_row_and_one_email_per_pass(backend: Backend) {
+    let Some(mut smtp) = SmtpServer::new() else {
+        return;
+    };
+    smtp.start().await;
+    let Some(app) = spawn_without_jobs(
+        backend,
+        task(AutomationLevel::HumanOnly),
+        None,
+        mail_settings(&smtp),
+    )
+    .await
+    else {
+        return;
+    };
+    let ids: Vec<String> = (1..=8).map(|i| format!("late-{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        app.submit(id, row(i)).await;
+    }
+    let first: Vec<&str> = ids[..6].iter().map(String::as_str).collect();
+    breach_sla(&app, &first);
+
+    // Six alerts, one email listing the six items with their links.
+    assert_eq!(app.monitor_pass().await, (6, 0));
+    assert_eq!(outbox_pass(&app).await, sent(1));
+    let emails = smtp.wait_for(1).await;
+    assert_eq!(
+        emails[0].subject,
+        format!("[verdict] FIRING warning {TASK}: 6 items are past their deadline")
+    );
+    for id in &first {
+        let link = format!("http://verdict.example:8080/admin/items/{TASK}/{id}");
+        assert!(emails[0].text.contains(&link), "{}", emails[0].text);
+    }
+
+    // The page: one row for the task, the first items linked, all of them
+    // behind a <details>.
+    let mut ana = admin(&app).await;
+    let page = alerts_page(&mut ana).await;
+    assert!(page.contains("1 firing"), "{page}");
+    assert!(
+        page.contains(&format!("6 items are past their deadline in {TASK}")),
+        "{page}"
+    );
+    assert!(
+        page.contains("<details class=\"items\"><summary>all 6 items</summary>"),
+        "{page}"
+    );
+    for id in &first {
+        let link = format!("href=\"/admin/items/{TASK}/{id}\"");
+        assert!(page.contains(&link), "{page}");
+    }
+    assert_eq!(page.matches("/acknowledge\"").count(), 1, "{page}");
+
+    // Two more late in the next pass: one email naming just those.
+    breach_sla(&app, &["late-7", "late-8"]);
+    assert_eq!(app.monitor_pass().await, (2, 0));
+    assert_eq!(outbox_pass(&app).await, sent(1));
+    let emails = smtp.wait_for(2).await;
+    let second = emails
+        .iter()
+        .find(|e| e.subject.contains(": 2 items are past"))
+        .unwrap_or_else(|| panic!("{emails:?}"));
+    assert!(second.text.contains("/late-7") && second.text.contains("/late-8"));
+    assert!(!second.text.contains("/late-1"), "{}", second.text);
+
+    // Acknowledging the row acknowledges every item on it.
+    let page = alerts_page(&mut ana).await;
+    assert!(page.contains("8 items are past their deadline"), "{page}");
+    let at = page.find("/acknowledge\"").unwrap();
+    let action = &page[page[..at].rfind("\"").unwrap() + 1..at + "/acknowledge".len()];
+    let csrf = Browser::csrf(&page);
+    assert_eq!(ana.post(action, &[("csrf", &csrf)]).await.0, 303);
+    let acks = acknowledged(&app);
+    assert_eq!(acks.len(), 8);
+    assert!(
+        acks.iter().all(|(_, by)| by.as_deref() == Some("ana")),
+        "{acks:?}"
+    );
+    assert_eq!(audited(&app).len(), 1);
+
+    // All labelled: one email says they are no longer late.
+    diesel::update(items::table.filter(items::id.eq_any(&ids)))
+        .set(items::review_state.eq("done"))
+        .execute(&mut app.db.connect())
+        .unwrap();
+    assert_eq!(app.monitor_pass().await, (0, 8));
+    assert_eq!(outbox_pass(&app).await, sent(1));
+    let emails = smtp.wait_for(3).await;
+    assert!(
+        emails.iter().any(|e| e.subject
+            == format!(
+                "[verdict] resolved warning {TASK}: 8 items are no longer past their deadline"
+            )),
+        "{emails:?}"
+    );
+    let page = alerts_page(&mut ana).await;
+    assert!(page.contains("8 items were past their deadline"), "{page}");
+}
+
+async fn acting_on_alerts_needs_an_admin_and_the_session_csrf_token(backend: Backend) {
+    let Some(app) = spawn_without_jobs(backend, task(AutomationLevel::HumanOnly), None, |s| {
+        s.alerts.sla = SlaAlerts::PerItem;
+    })
+    .await
+    else {
+        return;
+    };
+    app.submit("late", row(0)).await;
+    breach_sla(&app, &["late"]);
+    assert_eq!(app.monitor_pass().await, (1, 0));
+    let id = alert_id(&app, "late");
+    let mut ana = admin(&app).await;
+    // One silence that holds, to try to end.
+    let csrf = Browser::csrf(&alerts_page(&mut ana).await);
+    let silence = format!("/admin/alerts/{id}/silence");
+    assert_eq!(
+        ana.post(&silence, &[("csrf", &csrf), ("period", "1d")])
+            .await
+            .0,
+        303
+    );
+    let end = format!(
+        "/admin/alerts/silences/{}/end",
+        alert_silences::table
+            .select(alert_silences::id)
+            .first::<i64>(&mut app.db.connect())
+            .unwrap()
+    );
+    let acknowledge = format!("/admin/alerts/{id}/acknowledge");
+
+    // A reviewer, with her own session's valid token.
+    add_user(&app, "rita", Role::Reviewer, &[TASK]);
+    let mut rita = Browser::new(&app);
+    rita.sign_in("rita", PASSWORD).await;
+    let rita_csrf = Browser::csrf(&rita.get("/").await.1);
+    assert_eq!(rita.get("/admin/alerts").await.0, 403);
+    for (path, form) in [
+        (&acknowledge, vec![("csrf", rita_csrf.as_str())]),
+        (
+            &silence,
+            vec![("csrf", rita_csrf.as_str()), ("period", "1w")],
+        ),
+        (&end, vec![("csrf", rita_csrf.as_str())]),
+    ] {
+        assert_eq!(rita.post(path, &form).await.0, 403, "{path}");
+    }
+    // An admin's browser posting a form from elsewhere (no or a wrong token).
+    let forged = "0".repeat(64);
+    for (path, form) in [
+        (&acknowledge, vec![("csrf", forged.as_str())]),
+        (&silence, vec![("csrf", forged.as_str()), ("period", "1w")]),
+        (&end, vec![("csrf", forged.as_str())]),
+    ] {
+        assert_eq!(ana.post(path, &form).await.0, 403, "{path}");
+    }
+    // Nothing changed: not acknowledged, one silence, still holding.
+    assert_eq!(acknowledged(&app), [("late".to_string(), None)]);
+    let silences: Vec<Option<String>> = alert_silences::table
+        .select(alert_silences::ended_by)
+        .load(&mut app.db.connect())
+        .unwrap();
+    assert_eq!(silences, [None]);
+    assert_eq!(audited(&app), [("ana".into(), "alert.silence".into())]);
+    let page = alerts_page(&mut ana).await;
+    assert!(page.contains(&acknowledge), "{page}");
+
+    // The admin's own form: a period the page does not offer is refused.
+    assert_eq!(
+        ana.post(&silence, &[("csrf", &csrf), ("period", "1y")])
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        ana.post("/admin/alerts/999999/acknowledge", &[("csrf", &csrf)])
+            .await
+            .0,
+        404
     );
 }

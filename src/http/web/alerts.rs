@@ -1,19 +1,39 @@
-//! The alerts page: what is firing now, and what resolved lately.
+//! The alerts page: what is firing now (a task's late items on one row),
+//! what resolved lately and the silences that hold; an admin acknowledges
+//! an alert, silences its kind for a while, or ends a silence early.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use askama::Template;
+use serde::Deserialize;
 
-use super::session::SignedIn;
-use super::{render, WebError};
-use crate::alerts;
-use crate::domain::{rfc3339, AlertKind};
+use super::format::{path_segment, when, When};
+use super::session::{CsrfForm, SignedIn};
+use super::{redirect, render, WebError};
+use crate::alerts::{self, AlertError, Entry, Scope, SilencePeriod};
+use crate::domain::{now, AlertKind, Timestamp};
 use crate::http::state::AppState;
 
 /// Resolved alerts shown below the open ones.
 const RESOLVED_SHOWN: i64 = 50;
 
+/// Items of a group named on its row; the rest are behind "all of them".
+const ITEMS_NAMED: usize = 5;
+
+/// An item of a group of late items, linked.
+pub struct ItemLink {
+    pub id: String,
+    pub link: String,
+}
+
+pub struct Ack {
+    pub by: String,
+    pub at: When,
+}
+
 pub struct AlertRow {
+    /// The alert the row's buttons act on.
+    pub id: i64,
     /// `firing` or `resolved`.
     pub state: &'static str,
     pub kind: String,
@@ -21,34 +41,139 @@ pub struct AlertRow {
     pub severity: String,
     pub summary: String,
     pub numbers: Vec<(String, String)>,
-    pub fired_at: String,
-    pub resolved_at: String,
+    pub fired_at: When,
+    pub resolved_at: Option<When>,
     /// A link to the item the alert is about, if any.
     pub item_link: Option<String>,
+    /// A task's late items, the most late first (empty for other alerts).
+    pub items: Vec<ItemLink>,
+    /// Who acknowledged it (the latest, for a group) and when.
+    pub acknowledged: Option<Ack>,
+    /// Open alerts on the row nobody acknowledged.
+    pub unacknowledged: usize,
+    /// Until when a silence holds its email.
+    pub silenced_until: Option<When>,
+    /// Whether it may be silenced on its own rather than by kind.
+    pub own_scope: bool,
 }
 
-impl From<&alerts::Alert> for AlertRow {
-    fn from(a: &alerts::Alert) -> Self {
-        AlertRow {
-            state: if a.resolved_at.is_none() {
-                "firing"
-            } else {
-                "resolved"
-            },
-            kind: a.kind.to_string(),
-            task: a.task.clone(),
-            severity: a.severity.to_string(),
-            summary: a.summary.clone(),
-            numbers: alerts::numbers(a),
-            fired_at: rfc3339(&a.fired_at),
-            resolved_at: a.resolved_at.as_ref().map(rfc3339).unwrap_or_default(),
-            item_link: (a.kind == AlertKind::SlaBreach && !a.subject.is_empty()).then(|| {
-                format!(
-                    "/admin/items/{}/{}",
-                    super::format::path_segment(&a.task),
-                    super::format::path_segment(&a.subject)
-                )
-            }),
+impl AlertRow {
+    /// The items named on the row itself.
+    pub fn named(&self) -> &[ItemLink] {
+        &self.items[..self.items.len().min(ITEMS_NAMED)]
+    }
+}
+
+fn item_link(task: &str, id: &str) -> String {
+    format!("/admin/items/{}/{}", path_segment(task), path_segment(id))
+}
+
+/// The latest acknowledgement among `alerts`.
+fn acknowledged(alerts: &[alerts::Alert], now: &Timestamp) -> Option<Ack> {
+    alerts
+        .iter()
+        .filter_map(|a| Some((a.acknowledged_at?, a.acknowledged_by.clone()?)))
+        .max_by_key(|(at, _)| *at)
+        .map(|(at, by)| Ack {
+            by,
+            at: when(&at, now),
+        })
+}
+
+fn row(entry: &Entry, now: &Timestamp) -> AlertRow {
+    let first = entry.alert();
+    let resolved_at = entry.resolved_at();
+    let (summary, numbers, item_link_, items, group, silence) = match entry {
+        Entry::One { alert, silence } => (
+            alert.summary.clone(),
+            alerts::numbers(alert),
+            (alert.kind == AlertKind::SlaBreach && !alert.subject.is_empty())
+                .then(|| item_link(&alert.task, &alert.subject)),
+            Vec::new(),
+            std::slice::from_ref(alert),
+            silence,
+        ),
+        Entry::Items {
+            task,
+            alerts: group,
+            silence,
+        } => {
+            let most_late = group
+                .iter()
+                .filter_map(|a| {
+                    serde_json::from_str::<serde_json::Value>(&a.numbers).ok()?["minutes late"]
+                        .as_i64()
+                })
+                .max()
+                .unwrap_or(0);
+            let verb = if resolved_at.is_none() { "are" } else { "were" };
+            (
+                format!("{} items {verb} past their deadline in {task}", group.len()),
+                vec![("most late (minutes)".to_string(), most_late.to_string())],
+                None,
+                group
+                    .iter()
+                    .map(|a| ItemLink {
+                        id: a.subject.clone(),
+                        link: item_link(task, &a.subject),
+                    })
+                    .collect(),
+                group.as_slice(),
+                silence,
+            )
+        }
+    };
+    AlertRow {
+        id: first.id,
+        state: if resolved_at.is_none() {
+            "firing"
+        } else {
+            "resolved"
+        },
+        kind: first.kind.to_string(),
+        task: first.task.clone(),
+        severity: first.severity.to_string(),
+        summary,
+        numbers,
+        fired_at: when(&entry.fired_at(), now),
+        resolved_at: resolved_at.map(|t| when(&t, now)),
+        item_link: item_link_,
+        items,
+        acknowledged: acknowledged(group, now),
+        unacknowledged: group
+            .iter()
+            .filter(|a| a.resolved_at.is_none() && a.acknowledged_at.is_none())
+            .count(),
+        silenced_until: silence.as_ref().map(|s| when(&s.ends_at, now)),
+        own_scope: matches!(entry, Entry::One { .. })
+            && !alerts::is_item_sla(first)
+            && !first.subject.is_empty(),
+    }
+}
+
+pub struct SilenceRow {
+    pub id: i64,
+    pub kind: String,
+    pub task: String,
+    /// The one alert's subject, or empty for the whole kind.
+    pub subject: String,
+    pub reason: String,
+    pub by: String,
+    pub since: When,
+    pub until: When,
+}
+
+impl SilenceRow {
+    fn new(s: &alerts::Silence, now: &Timestamp) -> Self {
+        SilenceRow {
+            id: s.id,
+            kind: s.kind.to_string(),
+            task: s.task.clone(),
+            subject: s.subject.clone().unwrap_or_default(),
+            reason: s.reason.clone(),
+            by: s.created_by.clone(),
+            since: when(&s.created_at, now),
+            until: when(&s.ends_at, now),
         }
     }
 }
@@ -60,10 +185,13 @@ struct AlertsPage {
     csrf: String,
     /// The nav shows the admins' links.
     is_admin: bool,
-    /// How many alerts are open.
+    /// How many rows are firing.
     firing: usize,
     /// The open alerts, newest first, then the lately resolved.
     rows: Vec<AlertRow>,
+    silences: Vec<SilenceRow>,
+    /// The silence form's choices: (value, label).
+    periods: Vec<(&'static str, &'static str)>,
     /// Why nobody is emailed about them, when nobody is.
     unmailed: Option<&'static str>,
 }
@@ -95,9 +223,10 @@ pub async fn page(
     signed_in: SignedIn,
 ) -> Result<HttpResponse, WebError> {
     signed_in.require_admin()?;
-    let (open, resolved) = state
+    let at = now();
+    let overview = state
         .db
-        .read(|conn| Ok::<_, crate::db::DbError>(crate::store::alerts::list(conn, RESOLVED_SHOWN)?))
+        .read(move |conn| Ok::<_, crate::db::DbError>(alerts::overview(conn, at, RESOLVED_SHOWN)?))
         .await?;
     Ok(render(
         StatusCode::OK,
@@ -105,9 +234,103 @@ pub async fn page(
             user: signed_in.user.name.clone(),
             csrf: signed_in.csrf.clone(),
             is_admin: signed_in.is_admin(),
-            firing: open.len(),
-            rows: open.iter().chain(&resolved).map(AlertRow::from).collect(),
+            firing: overview.open.len(),
+            rows: overview
+                .open
+                .iter()
+                .chain(&overview.resolved)
+                .map(|e| row(e, &at))
+                .collect(),
+            silences: overview
+                .silences
+                .iter()
+                .map(|s| SilenceRow::new(s, &at))
+                .collect(),
+            periods: SilencePeriod::ALL
+                .iter()
+                .map(|p| (p.as_str(), p.label()))
+                .collect(),
             unmailed: unmailed(&state.settings),
         },
     ))
+}
+
+/// `POST /admin/alerts/{id}/acknowledge`.
+pub async fn acknowledge(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    path: web::Path<i64>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, WebError> {
+    signed_in.require_admin()?;
+    signed_in.check_csrf(&form.csrf)?;
+    let (id, actor) = (path.into_inner(), signed_in.user.name.clone());
+    state
+        .db
+        .write(move |conn| alerts::acknowledge(conn, id, &actor))
+        .await?;
+    Ok(redirect("/admin/alerts"))
+}
+
+#[derive(Deserialize)]
+pub struct SilenceForm {
+    csrf: String,
+    /// `1h`, `4h`, `1d` or `1w`.
+    period: String,
+    /// `kind` (the default) or `alert`.
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /admin/alerts/{id}/silence`.
+pub async fn silence(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    path: web::Path<i64>,
+    form: web::Form<SilenceForm>,
+) -> Result<HttpResponse, WebError> {
+    signed_in.require_admin()?;
+    signed_in.check_csrf(&form.csrf)?;
+    let form = form.into_inner();
+    let period = SilencePeriod::parse(&form.period).ok_or(WebError::BadRequest(
+        "Choose how long to silence: 1 hour, 4 hours, 1 day or 1 week.",
+    ))?;
+    let scope = match form.scope.as_str() {
+        "" | "kind" => Scope::Kind,
+        "alert" => Scope::Alert,
+        _ => {
+            return Err(WebError::BadRequest(
+                "Silence either this kind of alert in its task, or only this alert.",
+            ))
+        }
+    };
+    let (id, actor) = (path.into_inner(), signed_in.user.name.clone());
+    state
+        .db
+        .write(move |conn| alerts::silence(conn, id, scope, period, &form.reason, &actor))
+        .await?;
+    Ok(redirect("/admin/alerts"))
+}
+
+/// `POST /admin/alerts/silences/{id}/end`.
+pub async fn end_silence(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    path: web::Path<i64>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, WebError> {
+    signed_in.require_admin()?;
+    signed_in.check_csrf(&form.csrf)?;
+    let (id, actor) = (path.into_inner(), signed_in.user.name.clone());
+    match state
+        .db
+        .write(move |conn| alerts::end_silence(conn, id, &actor))
+        .await
+    {
+        // Ended already (by time or by someone else): the page says so.
+        Ok(()) | Err(AlertError::SilenceEnded(_)) => Ok(redirect("/admin/alerts")),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -6,6 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
+use super::format::{when, when_rfc3339, When};
 use super::session::SignedIn;
 use super::{redirect, render, WebError};
 use crate::export::snapshot::{self, SnapshotRow};
@@ -58,7 +59,7 @@ pub async fn download(
 pub struct VersionRow {
     pub version: String,
     pub state: &'static str,
-    pub created_at: String,
+    pub created_at: When,
     pub rows: usize,
     pub accuracy: String,
     pub roc_auc: String,
@@ -79,19 +80,19 @@ pub struct SnapshotView {
     pub rows: i64,
     pub sha256: String,
     pub filters: String,
-    pub created_at: String,
+    pub created_at: When,
     pub created_by: String,
 }
 
-impl From<&SnapshotRow> for SnapshotView {
-    fn from(r: &SnapshotRow) -> Self {
+impl SnapshotView {
+    fn new(r: &SnapshotRow, now: &crate::domain::Timestamp) -> Self {
         SnapshotView {
             name: r.name.clone(),
             format: r.format.clone(),
             rows: r.row_count,
             sha256: r.sha256.clone(),
             filters: describe_filters(&r.filters),
-            created_at: crate::domain::rfc3339(&r.created_at),
+            created_at: when(&r.created_at, now),
             created_by: r.created_by.clone(),
         }
     }
@@ -139,6 +140,7 @@ async fn models_page(
     let tasks = state
         .db
         .read(move |conn| {
+            let now = crate::domain::now();
             let snapshots = snapshots::list(conn, None)?;
             let mut tasks = Vec::new();
             for task in names {
@@ -161,7 +163,7 @@ async fn models_page(
                                 .map(|s| s.name.clone())
                         }),
                         version: card.version,
-                        created_at: card.created_at,
+                        created_at: when_rfc3339(&card.created_at, &now),
                         rows: card.training.rows,
                         accuracy: format!("{:.3}", card.metrics.accuracy),
                         roc_auc: format!("{:.3}", card.metrics.roc_auc),
@@ -173,7 +175,7 @@ async fn models_page(
                     snapshots: snapshots
                         .iter()
                         .filter(|s| s.task == task)
-                        .map(SnapshotView::from)
+                        .map(|s| SnapshotView::new(s, &now))
                         .collect(),
                     task,
                     versions,

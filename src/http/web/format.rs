@@ -216,6 +216,18 @@ pub fn when(at: &crate::domain::Timestamp, now: &crate::domain::Timestamp) -> Wh
     }
 }
 
+/// [`When`] of an RFC 3339 time seen from `now`; a text that does not
+/// parse is shown as given.
+pub fn when_rfc3339(at: &str, now: &crate::domain::Timestamp) -> When {
+    match parse(at) {
+        Some(t) => when(&t.naive_utc(), now),
+        None => When {
+            relative: at.to_string(),
+            full: at.to_string(),
+        },
+    }
+}
+
 /// `s` as one segment of a URL path: everything but letters, digits and
 /// `-_~` percent-encoded (dots too, so an id `.` or `..` stays a segment).
 pub fn path_segment(s: &str) -> String {
@@ -248,6 +260,12 @@ mod tests {
         assert_eq!(at(3420), "in 57 min");
         assert_eq!(at(-3 * 86400), "3 days ago");
         assert_eq!(when(&now, &now).full, "2026-11-28 13:10:05 UTC");
+        let card = when_rfc3339("2026-11-28T14:10:05+01:00", &now);
+        assert_eq!(
+            (card.relative.as_str(), card.full.as_str()),
+            ("just now", "2026-11-28 13:10:05 UTC")
+        );
+        assert_eq!(when_rfc3339("yesterday", &now).relative, "yesterday");
     }
 
     #[test]

@@ -88,6 +88,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(dashboard::task_live),
         )
         .route("/admin/alerts", web::get().to(alerts::page))
+        .route(
+            "/admin/alerts/{id}/acknowledge",
+            web::post().to(alerts::acknowledge),
+        )
+        .route(
+            "/admin/alerts/{id}/silence",
+            web::post().to(alerts::silence),
+        )
+        .route(
+            "/admin/alerts/silences/{id}/end",
+            web::post().to(alerts::end_silence),
+        )
         .route("/admin/outbox", web::get().to(outbox::page))
         .route("/admin/outbox/{id}/retry", web::post().to(outbox::retry))
         .route("/admin/users", web::get().to(admin::users))
@@ -255,6 +267,27 @@ impl From<crate::accounts::AccountError> for WebError {
     fn from(e: crate::accounts::AccountError) -> Self {
         tracing::error!(error = %e, code = e.code(), "web request failed");
         WebError::Internal
+    }
+}
+
+impl From<crate::alerts::AlertError> for WebError {
+    fn from(e: crate::alerts::AlertError) -> Self {
+        use crate::alerts::AlertError;
+        match e {
+            AlertError::UnknownAlert(_) => WebError::NotFound("There is no such alert."),
+            AlertError::UnknownSilence(_) => WebError::NotFound("There is no such silence."),
+            AlertError::Resolved(_) => {
+                WebError::BadRequest("This alert is resolved: there is nothing to acknowledge.")
+            }
+            AlertError::SilenceEnded(_) => WebError::BadRequest("This silence has ended."),
+            AlertError::ReasonTooLong => {
+                WebError::BadRequest("A silence's reason is at most 500 characters.")
+            }
+            e @ AlertError::Db(_) => {
+                tracing::error!(error = %e, code = e.code(), "alerts request failed");
+                WebError::Internal
+            }
+        }
     }
 }
 

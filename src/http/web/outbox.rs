@@ -6,10 +6,10 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
+use super::format::{when, When};
 use super::session::{CsrfForm, SignedIn};
 use super::{redirect, render, WebError};
-use crate::domain::rfc3339;
-use crate::domain::OutboxStatus;
+use crate::domain::{now, OutboxStatus, Timestamp};
 use crate::http::state::AppState;
 use crate::outbox;
 
@@ -22,24 +22,24 @@ pub struct MessageRow {
     pub destination: String,
     pub subject: String,
     pub attempts: i32,
-    pub next_attempt_at: String,
+    pub next_attempt_at: When,
     pub last_error: String,
-    pub created_at: String,
-    pub sent_at: String,
+    pub created_at: When,
+    pub sent_at: Option<When>,
 }
 
-impl From<&outbox::Message> for MessageRow {
-    fn from(m: &outbox::Message) -> Self {
+impl MessageRow {
+    fn new(m: &outbox::Message, now: &Timestamp) -> Self {
         MessageRow {
             id: m.id,
             kind: m.kind.to_string(),
             destination: m.destination.clone(),
             subject: m.subject.clone(),
             attempts: m.attempts,
-            next_attempt_at: rfc3339(&m.next_attempt_at),
+            next_attempt_at: when(&m.next_attempt_at, now),
             last_error: m.last_error.clone().unwrap_or_default(),
-            created_at: rfc3339(&m.created_at),
-            sent_at: m.sent_at.as_ref().map(rfc3339).unwrap_or_default(),
+            created_at: when(&m.created_at, now),
+            sent_at: m.sent_at.as_ref().map(|t| when(t, now)),
         }
     }
 }
@@ -113,7 +113,10 @@ pub async fn page(
                 current: s == status,
             })
             .collect(),
-            messages: messages.iter().map(MessageRow::from).collect(),
+            messages: {
+                let now = now();
+                messages.iter().map(|m| MessageRow::new(m, &now)).collect()
+            },
         },
     ))
 }
