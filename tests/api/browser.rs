@@ -471,6 +471,19 @@ async fn a_whole_review_session_in_chromium() {
     wait_for_path(&client, "/review/tumor-triage").await;
     let first = shown_id(&client).await;
     assert!(!overflows(&client).await, "the review page fits a phone");
+    // Times show the reader's local time on hover.
+    let title = client
+        .find(Locator::Css("p.meta time"))
+        .await
+        .unwrap()
+        .attr("title")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(
+        title.contains("(your time)") && title.ends_with(" UTC"),
+        "{title}"
+    );
     screenshot(&client, "session-phone-review.png").await;
     client.set_window_size(1200, 1100).await.unwrap();
 

@@ -84,15 +84,37 @@ fn row(entry: &Entry, now: &Timestamp) -> AlertRow {
     let first = entry.alert();
     let resolved_at = entry.resolved_at();
     let (summary, numbers, item_link_, items, group, silence) = match entry {
-        Entry::One { alert, silence } => (
-            alert.summary.clone(),
-            alerts::numbers(alert),
-            (alert.kind == AlertKind::SlaBreach && !alert.subject.is_empty())
-                .then(|| item_link(&alert.task, &alert.subject)),
-            Vec::new(),
-            std::slice::from_ref(alert),
-            silence,
-        ),
+        Entry::One { alert, silence } => {
+            // A batched SLA alert names its late items: links, not a figure.
+            let named: Vec<ItemLink> = if alert.kind == AlertKind::SlaBreach {
+                serde_json::from_str::<serde_json::Value>(&alert.numbers)
+                    .ok()
+                    .and_then(|n| n["items"].as_array().cloned())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|v| v.as_str())
+                    .map(|id| ItemLink {
+                        id: id.to_string(),
+                        link: item_link(&alert.task, id),
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let numbers = alerts::numbers(alert)
+                .into_iter()
+                .filter(|(name, _)| named.is_empty() || name != "items")
+                .collect();
+            (
+                alert.summary.clone(),
+                numbers,
+                (alert.kind == AlertKind::SlaBreach && !alert.subject.is_empty())
+                    .then(|| item_link(&alert.task, &alert.subject)),
+                named,
+                std::slice::from_ref(alert),
+                silence,
+            )
+        }
         Entry::Items {
             task,
             alerts: group,

@@ -236,24 +236,22 @@ impl From<crate::http::error::AppError> for WebError {
 const CSS: &str = include_str!("../../../static/verdict.css");
 const REVIEW_JS: &str = include_str!("../../../static/review.js");
 const DASHBOARD_JS: &str = include_str!("../../../static/dashboard.js");
+const LOCAL_TIME_JS: &str = include_str!("../../../static/local-time.js");
 
 /// Assets are built into the binary: one file to deploy, no CDN.
 async fn asset(path: web::Path<String>) -> HttpResponse {
-    match path.as_str() {
-        "verdict.css" => HttpResponse::Ok()
-            .insert_header((header::CONTENT_TYPE, "text/css; charset=utf-8"))
-            .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
-            .body(CSS),
-        "review.js" => HttpResponse::Ok()
-            .insert_header((header::CONTENT_TYPE, "text/javascript; charset=utf-8"))
-            .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
-            .body(REVIEW_JS),
-        "dashboard.js" => HttpResponse::Ok()
-            .insert_header((header::CONTENT_TYPE, "text/javascript; charset=utf-8"))
-            .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
-            .body(DASHBOARD_JS),
-        _ => HttpResponse::NotFound().finish(),
-    }
+    const JS: &str = "text/javascript; charset=utf-8";
+    let (content_type, body) = match path.as_str() {
+        "verdict.css" => ("text/css; charset=utf-8", CSS),
+        "review.js" => (JS, REVIEW_JS),
+        "dashboard.js" => (JS, DASHBOARD_JS),
+        "local-time.js" => (JS, LOCAL_TIME_JS),
+        _ => return HttpResponse::NotFound().finish(),
+    };
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, content_type))
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(body)
 }
 
 impl From<crate::db::DbError> for WebError {
