@@ -134,6 +134,18 @@ async fn overflows(client: &fantoccini::Client) -> bool {
         == json!(true)
 }
 
+/// Opens the review queue, is sent to sign in, signs in as `name` and is
+/// back on the queue.
+async fn deep_link_sign_in(client: &fantoccini::Client, base: &str, name: &str) {
+    client
+        .goto(&format!("{base}/review/tumor-triage"))
+        .await
+        .unwrap();
+    wait_for_path(client, "/sign-in").await;
+    sign_in_form(client, name).await;
+    wait_for_path(client, "/review/tumor-triage").await;
+}
+
 async fn wait_for_path(client: &fantoccini::Client, path: &str) {
     wait_for(path, || {
         let client = client.clone();
@@ -165,13 +177,7 @@ async fn long_ids_and_comments_stay_on_screen_and_an_ended_session_returns_to_th
     let client = chromium(&driver, 1200).await;
 
     // A deep link asks for sign-in and returns to itself.
-    client
-        .goto(&format!("{}/review/tumor-triage", app.base))
-        .await
-        .unwrap();
-    wait_for_path(&client, "/sign-in").await;
-    sign_in_form(&client, "boss").await;
-    wait_for_path(&client, "/review/tumor-triage").await;
+    deep_link_sign_in(&client, &app.base, "boss").await;
     let heading = client
         .wait()
         .for_element(Locator::Css("h1 .mono"))
@@ -462,13 +468,7 @@ async fn a_whole_review_session_in_chromium() {
     let client = chromium(&driver, 400).await;
 
     // Deep link → sign-in → back to the queue.
-    client
-        .goto(&format!("{}/review/tumor-triage", app.base))
-        .await
-        .unwrap();
-    wait_for_path(&client, "/sign-in").await;
-    sign_in_form(&client, "rita").await;
-    wait_for_path(&client, "/review/tumor-triage").await;
+    deep_link_sign_in(&client, &app.base, "rita").await;
     let first = shown_id(&client).await;
     assert!(!overflows(&client).await, "the review page fits a phone");
     // Times show the reader's local time on hover.

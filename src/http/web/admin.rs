@@ -104,8 +104,7 @@ pub async fn add_user(
     signed_in: SignedIn,
     form: web::Form<AddUserForm>,
 ) -> Result<HttpResponse, WebError> {
-    signed_in.require_admin()?;
-    signed_in.check_csrf(&form.csrf)?;
+    signed_in.admin_post(&form.csrf)?;
     let form = form.into_inner();
     let tasks: Vec<String> = form
         .tasks
@@ -196,8 +195,7 @@ pub async fn set_disabled(
     path: web::Path<(String, String)>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
-    signed_in.require_admin()?;
-    signed_in.check_csrf(&form.csrf)?;
+    signed_in.admin_post(&form.csrf)?;
     let (name, action) = path.into_inner();
     let disabled = match action.as_str() {
         "disable" => true,
@@ -231,8 +229,7 @@ pub async fn reset_password(
     path: web::Path<String>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
-    signed_in.require_admin()?;
-    signed_in.check_csrf(&form.csrf)?;
+    signed_in.admin_post(&form.csrf)?;
     let name = path.into_inner();
     let password = accounts::reset_password(&state.db, name.clone(), signed_in.user.name.clone())
         .await

@@ -284,8 +284,7 @@ pub async fn acknowledge(
     path: web::Path<i64>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
-    signed_in.require_admin()?;
-    signed_in.check_csrf(&form.csrf)?;
+    signed_in.admin_post(&form.csrf)?;
     let (id, actor) = (path.into_inner(), signed_in.user.name.clone());
     state
         .db
@@ -313,8 +312,7 @@ pub async fn silence(
     path: web::Path<i64>,
     form: web::Form<SilenceForm>,
 ) -> Result<HttpResponse, WebError> {
-    signed_in.require_admin()?;
-    signed_in.check_csrf(&form.csrf)?;
+    signed_in.admin_post(&form.csrf)?;
     let form = form.into_inner();
     let period = SilencePeriod::parse(&form.period).ok_or(WebError::BadRequest(
         "Choose how long to silence: 1 hour, 4 hours, 1 day or 1 week.",
@@ -343,8 +341,7 @@ pub async fn end_silence(
     path: web::Path<i64>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
-    signed_in.require_admin()?;
-    signed_in.check_csrf(&form.csrf)?;
+    signed_in.admin_post(&form.csrf)?;
     let (id, actor) = (path.into_inner(), signed_in.user.name.clone());
     match state
         .db

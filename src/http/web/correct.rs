@@ -41,8 +41,7 @@ fn admin_task(
     csrf: &str,
     task: &str,
 ) -> Result<std::sync::Arc<crate::tasks::TaskRuntime>, WebError> {
-    signed_in.require_admin()?;
-    signed_in.check_csrf(csrf)?;
+    signed_in.admin_post(csrf)?;
     state
         .tasks
         .get(task)

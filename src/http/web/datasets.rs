@@ -226,8 +226,7 @@ pub async fn take_snapshot(
     path: web::Path<String>,
     form: web::Form<SnapshotForm>,
 ) -> Result<HttpResponse, WebError> {
-    signed_in.require_admin()?;
-    signed_in.check_csrf(&form.csrf)?;
+    signed_in.admin_post(&form.csrf)?;
     let form = form.into_inner();
     let params = Params {
         format: Some(form.format),

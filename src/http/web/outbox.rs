@@ -127,8 +127,7 @@ pub async fn retry(
     path: web::Path<i64>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
-    signed_in.require_admin()?;
-    signed_in.check_csrf(&form.csrf)?;
+    signed_in.admin_post(&form.csrf)?;
     let id = path.into_inner();
     let actor = signed_in.user.name.clone();
     let retried = state

@@ -57,6 +57,12 @@ impl SignedIn {
         }
     }
 
+    /// An admin's form post: the role, then the form's CSRF token.
+    pub fn admin_post(&self, csrf: &str) -> Result<(), WebError> {
+        self.require_admin()?;
+        self.check_csrf(csrf)
+    }
+
     /// Refuses a form whose CSRF token is not this session's.
     pub fn check_csrf(&self, presented: &str) -> Result<(), WebError> {
         if same_token(&self.csrf, presented) {
