@@ -94,6 +94,21 @@ async fn advisor(backend: Backend) {
     assert_eq!(failed.len(), 1, "the sequence stops at its first failure");
     assert!(failed[0]["errors"].as_u64().unwrap() >= 1);
 
+    // The Models page shows the live version's advice (at the API's
+    // defaults: a 1 % target needs 299 labels, there are 40) and says why.
+    add_user(&app, "boss", Role::Admin, &[]);
+    let mut boss = Browser::new(&app);
+    boss.sign_in("boss", "a long passphrase").await;
+    let (status, page, _) = boss.get("/admin/models").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Threshold advisor"), "{page}");
+    assert!(
+        page.contains("No threshold has the guarantee yet"),
+        "{page}"
+    );
+    assert!(page.contains("Too few blind labels: 40 so far"), "{page}");
+    assert!(page.contains("About 259 more blind labels"), "{page}");
+
     // Refused questions.
     for (query, code) in [
         ("target_error=0", "out_of_range"),

@@ -6,7 +6,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::format::{when, when_rfc3339, When};
+use super::charts::{self, LineSeries, Lines, Unit, YRange};
+use super::format::{self, when, when_rfc3339, When};
 use super::session::SignedIn;
 use super::{redirect, render, WebError};
 use crate::export::snapshot::{self, SnapshotRow};
@@ -72,6 +73,111 @@ pub struct TaskModels {
     pub task: String,
     pub versions: Vec<VersionRow>,
     pub snapshots: Vec<SnapshotView>,
+    /// The threshold advisor on the live version.
+    pub advice: Option<AdviceView>,
+}
+
+/// The threshold advisor's answer for the live version, as the page shows
+/// it: the defaults of the API (1 % target, δ 5 %) and the task's costs.
+pub struct AdviceView {
+    pub version: String,
+    pub target: String,
+    pub delta: String,
+    pub current: String,
+    pub recommended: Option<(String, String)>,
+    pub labelled: u64,
+    pub note: String,
+    pub more_labels: Option<u64>,
+    pub cheapest: Option<String>,
+    /// Automation rate, and error among automated items (observed and its
+    /// bound, against the target), over the thresholds the labels reach.
+    pub charts: Option<(String, String)>,
+}
+
+impl AdviceView {
+    fn new(version: String, current: Option<f64>, a: &crate::advisor::Advice) -> AdviceView {
+        // Thresholds with enough labels to be tested at all (above, the
+        // bound says only that there are few), down to the one that takes
+        // in every label, low to high
+        // (below it nothing changes).
+        let least = crate::advisor::least_labels(a.target_error, a.delta);
+        let all_in = a
+            .points
+            .iter()
+            .find(|p| p.labelled == a.labelled)
+            .map_or(0.0, |p| p.threshold);
+        let reached: Vec<&crate::advisor::Point> = a
+            .points
+            .iter()
+            .filter(|p| p.labelled >= least && p.threshold >= all_in)
+            .rev()
+            .collect();
+        let charts = (reached.len() >= 2).then(|| {
+            let x: Vec<String> = reached
+                .iter()
+                .map(|p| format!("{:.3}", p.threshold))
+                .collect();
+            let automation: Vec<Option<f64>> =
+                reached.iter().map(|p| Some(p.automation_rate)).collect();
+            let observed: Vec<Option<f64>> = reached.iter().map(|p| p.error_rate).collect();
+            let bound: Vec<Option<f64>> = reached.iter().map(|p| Some(p.error_bound)).collect();
+            let automation_chart = charts::lines(&Lines {
+                title: "Automation rate by threshold",
+                y_label: "automated",
+                x_labels: &x,
+                series: &[LineSeries {
+                    name: "share automated",
+                    color: charts::BLUE,
+                    dashed: false,
+                    values: &automation,
+                }],
+                unit: Unit::Share,
+                y_range: YRange::FromZero,
+                reference: None,
+            });
+            let error_chart = charts::lines(&Lines {
+                title: "Error among automated verdicts by threshold",
+                y_label: "error",
+                x_labels: &x,
+                series: &[
+                    LineSeries {
+                        name: "observed",
+                        color: charts::AMBER,
+                        dashed: false,
+                        values: &observed,
+                    },
+                    LineSeries {
+                        name: "upper bound",
+                        color: charts::RED,
+                        dashed: true,
+                        values: &bound,
+                    },
+                ],
+                unit: Unit::Share,
+                y_range: YRange::FromZero,
+                reference: Some(("target", a.target_error)),
+            });
+            (automation_chart, error_chart)
+        });
+        AdviceView {
+            version,
+            target: format::pct(a.target_error),
+            delta: format::pct(a.delta),
+            current: current.map_or("none".into(), |t| format!("{t:.3}")),
+            recommended: a
+                .recommended
+                .zip(a.automation_rate)
+                .map(|(t, r)| (format!("{t:.3}"), format::pct(r))),
+            labelled: a.labelled,
+            note: a.note.clone(),
+            more_labels: a.more_labels_needed,
+            cheapest: a.cheapest.as_ref().map(|c| match c.threshold {
+                Some(t) => format!("threshold {t:.3}: {:.1} per 1,000 items", c.cost_per_1000),
+                None => format!("automating nothing: {:.1} per 1,000 items", c.cost_per_1000),
+            }),
+            charts,
+        }
+    }
 }
 
 pub struct SnapshotView {
@@ -136,6 +242,24 @@ async fn models_page(
     message: Option<String>,
 ) -> Result<HttpResponse, WebError> {
     let names: Vec<String> = state.tasks.all().map(|t| t.name().to_string()).collect();
+    // What the advisor is asked per task: its costs and threshold.
+    let asks: std::collections::HashMap<String, (crate::advisor::Params, Option<f64>)> = state
+        .tasks
+        .all()
+        .map(|t| {
+            let costs = t
+                .config
+                .review_cost
+                .zip(t.config.error_cost)
+                .map(|(review, error)| crate::advisor::Costs { review, error });
+            let params = crate::advisor::Params {
+                target_error: 0.01,
+                delta: 0.05,
+                costs,
+            };
+            (t.name().to_string(), (params, t.config.threshold))
+        })
+        .collect();
     let models_dir = state.settings.models.dir.clone();
     let tasks = state
         .db
@@ -171,7 +295,15 @@ async fn models_page(
                     })
                     .collect();
                 versions.reverse();
+                let advice = match (&deployment, asks.get(&task)) {
+                    (Some(live), Some((params, current))) => {
+                        crate::advisor::for_version(conn, &task, live, *params)?
+                            .map(|a| AdviceView::new(live.clone(), *current, &a))
+                    }
+                    _ => None,
+                };
                 tasks.push(TaskModels {
+                    advice,
                     snapshots: snapshots
                         .iter()
                         .filter(|s| s.task == task)
