@@ -280,6 +280,43 @@ pub fn current_live(conn: &mut DbConnection, task: &str) -> QueryResult<Option<S
 
 /// Makes `version` live; the old live version becomes `previous`. Written to
 /// the audit log with who and why.
+pub use crate::store::tasks::DeploymentRow as Deployment;
+
+/// The task's deployment: live, previous, candidate.
+pub fn deployment(conn: &mut DbConnection, task: &str) -> QueryResult<Option<Deployment>> {
+    store::deployment(conn, task)
+}
+
+/// Makes the previous version live again (the live one becomes
+/// previous, so a second rollback undoes the first), with its audit entry.
+/// Returns the version now live; `None` when there is no previous version.
+/// Every instance loads it within `[server] deployment_poll_ms`.
+pub fn rollback(
+    conn: &mut DbConnection,
+    task: &str,
+    actor: &str,
+    why: &str,
+) -> QueryResult<Option<String>> {
+    conn.transaction(|conn| {
+        let Some(current) = store::deployment(conn, task)? else {
+            return Ok(None);
+        };
+        let (Some(live), Some(previous)) = (current.live_version, current.previous_version) else {
+            return Ok(None);
+        };
+        store::set_live(conn, task, &previous, Some(&live), actor)?;
+        crate::store::audit::record(
+            conn,
+            actor,
+            "rollback",
+            Some(task),
+            Some(&previous),
+            serde_json::json!({"live": previous, "previous": live, "why": why}),
+        )?;
+        Ok(Some(previous))
+    })
+}
+
 pub fn deploy(
     conn: &mut DbConnection,
     task: &str,

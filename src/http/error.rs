@@ -33,6 +33,9 @@ pub enum AppError {
     AlreadyExists { field: String, message: String },
     #[error("not found")]
     NotFound,
+    /// A rollback with no previous version to go back to.
+    #[error("task {0:?} has no previous version to roll back to")]
+    NoPreviousVersion(String),
     #[error("the service is unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -64,6 +67,7 @@ impl AppError {
             AppError::Conflict { .. } => "idempotency_conflict",
             AppError::AlreadyExists { .. } => "already_exists",
             AppError::NotFound => "not_found",
+            AppError::NoPreviousVersion(_) => "no_previous_version",
             AppError::Unavailable(_) => "unavailable",
             AppError::Internal(_) => "internal",
         }
@@ -113,7 +117,9 @@ impl ResponseError for AppError {
             | AppError::UnknownVersion { .. }
             | AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
-            AppError::Conflict { .. } | AppError::AlreadyExists { .. } => StatusCode::CONFLICT,
+            AppError::Conflict { .. }
+            | AppError::AlreadyExists { .. }
+            | AppError::NoPreviousVersion(_) => StatusCode::CONFLICT,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use crate::db::schema::{deployments, model_versions, tasks};
 use crate::db::DbConnection;
-use crate::domain::{now, AutomationLevel};
+use crate::domain::{now, AutomationLevel, Timestamp};
 
 /// Records a configured task (or updates its level and configuration).
 pub fn upsert_task(
@@ -70,6 +70,35 @@ pub fn register_version(
 }
 
 /// The live version of a task's deployment.
+/// A task's deployment as stored.
+#[derive(Debug, Clone, Queryable)]
+pub struct DeploymentRow {
+    pub live_version: Option<String>,
+    pub candidate_version: Option<String>,
+    pub candidate_mode: Option<String>,
+    pub canary_percent: Option<i32>,
+    pub previous_version: Option<String>,
+    pub updated_at: Timestamp,
+    pub updated_by: String,
+}
+
+/// The task's deployment, if it has one.
+pub fn deployment(conn: &mut DbConnection, task: &str) -> QueryResult<Option<DeploymentRow>> {
+    deployments::table
+        .find(task)
+        .select((
+            deployments::live_version,
+            deployments::candidate_version,
+            deployments::candidate_mode,
+            deployments::canary_percent,
+            deployments::previous_version,
+            deployments::updated_at,
+            deployments::updated_by,
+        ))
+        .get_result(conn)
+        .optional()
+}
+
 /// Whether `version` of `task` is registered.
 pub fn version_exists(conn: &mut DbConnection, task: &str, version: &str) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(

@@ -322,7 +322,7 @@ async fn task_list_shows_level_live_version_and_queue_depth(backend: Backend) {
 }
 
 #[actix_web::test]
-async fn a_deployment_made_with_the_cli_goes_live_on_the_running_server() {
+async fn a_deployment_goes_live_on_the_running_server_and_a_rollback_brings_the_previous_back() {
     // A models directory with v1 and a copy of it named v2.
     let dir = tempfile::tempdir().unwrap();
     let source = crate::helpers::repo().join("models").join(TASK).join("v1");
@@ -347,6 +347,10 @@ async fn a_deployment_made_with_the_cli_goes_live_on_the_running_server() {
     };
     let (_, doc) = app.submit("before", row(0)).await;
     assert_eq!(doc["verdict"]["model_version"], "v1");
+    let rollback = format!("{}/api/v1/tasks/{TASK}/deployment/rollback", app.base);
+    let (status, body) = app.post_raw(&rollback, r#"{"why": "too early"}"#).await;
+    assert_eq!(status, 409, "nothing to roll back to: {body}");
+    assert_eq!(body["error"]["code"], "no_previous_version");
 
     verdict::tasks::deploy(&mut app.db.connect(), TASK, "v2", "test", "a newer model").unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -373,4 +377,57 @@ async fn a_deployment_made_with_the_cli_goes_live_on_the_running_server() {
         [Some("v1".to_string()), Some("v2".to_string())],
         "both deployments are audited"
     );
+
+    // The API shows the deployment; a rollback makes v1 live again on the
+    // running server (and a second one would undo it).
+    let (status, d) = app.get(&format!("/api/v1/tasks/{TASK}/deployment")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (d["live"].as_str(), d["previous"].as_str()),
+        (Some("v2"), Some("v1")),
+        "{d}"
+    );
+    for bad in [
+        r#"{}"#,
+        r#"{"why": "  "}"#,
+        r#"{"why": "x", "force": true}"#,
+        "nope",
+    ] {
+        let (status, body) = app.post_raw(&rollback, bad).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    let (status, d) = app.post_raw(&rollback, r#"{"why": "v2 misbehaves"}"#).await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(
+        (d["live"].as_str(), d["previous"].as_str()),
+        (Some("v1"), Some("v2")),
+        "{d}"
+    );
+    assert!(
+        d["updated_by"].as_str().unwrap().starts_with("token:"),
+        "{d}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, tasks) = app.get("/api/v1/tasks").await;
+        if tasks["tasks"][0]["live_model_version"] == "v1" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rollback never took"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (_, doc) = app.submit("rolled-back", row(0)).await;
+    assert_eq!(doc["verdict"]["model_version"], "v1");
+    let rolled: Vec<String> = audit_log::table
+        .filter(audit_log::action.eq("rollback"))
+        .select(audit_log::detail)
+        .load(&mut app.db.connect())
+        .unwrap();
+    assert_eq!(rolled.len(), 1);
+    assert!(rolled[0].contains("v2 misbehaves"), "{rolled:?}");
+    let (status, _) = app.get("/api/v1/tasks/nope/deployment").await;
+    assert_eq!(status, 404);
 }

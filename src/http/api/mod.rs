@@ -3,6 +3,7 @@
 mod advisor;
 mod auth;
 pub mod body;
+mod deployment;
 pub mod export;
 mod metrics;
 mod monitoring;
@@ -31,6 +32,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     web::get().to(monitoring::task_monitoring),
                 )
                 .route("/tasks/{task}/advisor", web::get().to(advisor::advisor))
+                .route("/tasks/{task}/deployment", web::get().to(deployment::get))
+                .route(
+                    "/tasks/{task}/deployment/rollback",
+                    web::post().to(deployment::rollback),
+                )
                 .route("/tasks/{task}/items", web::post().to(submit_items))
                 .route("/tasks/{task}/items/{id}", web::get().to(get_item))
                 .route("/tasks/{task}/labels", web::get().to(export::labels))
