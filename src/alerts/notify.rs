@@ -174,22 +174,16 @@ fn notify(conn: &mut DbConnection, config: &AlertConfig, alert: &Alert) -> Query
         }
     };
     let event = if fired { "fired" } else { "resolved" };
-    for to in email.recipients(&alert.task, alert.severity.as_str()) {
-        let key = format!("alert:{}:{event}:{to}", alert.id);
-        outbox::enqueue(
-            conn,
-            &NewMessage {
-                kind: OutboxKind::Email,
-                destination: &to,
-                task: Some(alert.task.as_str()).filter(|t| !t.is_empty()),
-                subject: &subject,
-                body: &text,
-                html: Some(&html),
-                dedupe_key: Some(&key),
-            },
-        )?;
-    }
-    Ok(())
+    let keys = |to: &str| format!("alert:{}:{event}:{to}", alert.id);
+    let recipients = email.recipients(&alert.task, alert.severity.as_str());
+    enqueue_each(
+        conn,
+        &recipients,
+        &alert.task,
+        &subject,
+        (&text, &html),
+        keys,
+    )
 }
 
 /// A per-item SLA alert's deadline as stored in its figures (RFC 3339).
@@ -252,18 +246,38 @@ fn notify_items(
     };
     let event = if fired { "fired" } else { "resolved" };
     let id = alerts.iter().map(|a| a.id).min().unwrap_or(first.id);
-    for to in email.recipients(&first.task, first.severity.as_str()) {
-        let key = format!("alerts:sla_items:{id}:{event}:{to}");
+    let keys = |to: &str| format!("alerts:sla_items:{id}:{event}:{to}");
+    let recipients = email.recipients(&first.task, first.severity.as_str());
+    enqueue_each(
+        conn,
+        &recipients,
+        &first.task,
+        &subject,
+        (&text, &html),
+        keys,
+    )
+}
+
+/// One email per recipient into the outbox, each with its dedupe key.
+fn enqueue_each(
+    conn: &mut DbConnection,
+    recipients: &[String],
+    task: &str,
+    subject: &str,
+    (text, html): (&str, &str),
+    key: impl Fn(&str) -> String,
+) -> QueryResult<()> {
+    for to in recipients {
         outbox::enqueue(
             conn,
             &NewMessage {
                 kind: OutboxKind::Email,
-                destination: &to,
-                task: Some(first.task.as_str()).filter(|t| !t.is_empty()),
-                subject: &subject,
-                body: &text,
-                html: Some(&html),
-                dedupe_key: Some(&key),
+                destination: to,
+                task: Some(task).filter(|t| !t.is_empty()),
+                subject,
+                body: text,
+                html: Some(html),
+                dedupe_key: Some(&key(to)),
             },
         )?;
     }

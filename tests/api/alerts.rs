@@ -432,19 +432,23 @@ fn expire_silences(app: &TestApp) {
         .unwrap();
 }
 
-async fn an_acknowledged_alert_shows_who_and_when_and_is_not_mailed_again(backend: Backend) {
-    let Some(mut smtp) = SmtpServer::new() else {
-        return;
-    };
+/// A human-only app whose alerts mail a running SMTP server, without its
+/// background jobs (the test runs their passes).
+async fn human_only_with_mail(backend: Backend) -> Option<(SmtpServer, TestApp)> {
+    let mut smtp = SmtpServer::new()?;
     smtp.start().await;
-    let Some(app) = spawn_without_jobs(
+    let app = spawn_without_jobs(
         backend,
         task(AutomationLevel::HumanOnly),
         None,
         mail_settings(&smtp),
     )
-    .await
-    else {
+    .await?;
+    Some((smtp, app))
+}
+
+async fn an_acknowledged_alert_shows_who_and_when_and_is_not_mailed_again(backend: Backend) {
+    let Some((smtp, app)) = human_only_with_mail(backend).await else {
         return;
     };
     for (i, id) in ["late-1", "late-2", "on-time"].iter().enumerate() {
@@ -522,18 +526,7 @@ async fn an_acknowledged_alert_shows_who_and_when_and_is_not_mailed_again(backen
 }
 
 async fn a_silenced_kind_is_listed_but_not_mailed_until_the_silence_ends(backend: Backend) {
-    let Some(mut smtp) = SmtpServer::new() else {
-        return;
-    };
-    smtp.start().await;
-    let Some(app) = spawn_without_jobs(
-        backend,
-        task(AutomationLevel::HumanOnly),
-        None,
-        mail_settings(&smtp),
-    )
-    .await
-    else {
+    let Some((smtp, app)) = human_only_with_mail(backend).await else {
         return;
     };
     for (i, id) in ["a", "b", "c"].iter().enumerate() {
@@ -637,18 +630,7 @@ async fn a_silenced_kind_is_listed_but_not_mailed_until_the_silence_ends(backend
 }
 
 async fn a_tasks_late_items_are_one_row_and_one_email_per_pass(backend: Backend) {
-    let Some(mut smtp) = SmtpServer::new() else {
-        return;
-    };
-    smtp.start().await;
-    let Some(app) = spawn_without_jobs(
-        backend,
-        task(AutomationLevel::HumanOnly),
-        None,
-        mail_settings(&smtp),
-    )
-    .await
-    else {
+    let Some((smtp, app)) = human_only_with_mail(backend).await else {
         return;
     };
     let ids: Vec<String> = (1..=8).map(|i| format!("late-{i}")).collect();
