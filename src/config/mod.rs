@@ -156,7 +156,7 @@ mod tests {
         let settings = Settings::from_toml(include_str!("../../verdict.example.toml")).unwrap();
         settings.validate().unwrap();
         assert_eq!(settings.tasks[0].name.as_str(), "tumor-triage");
-        assert_eq!(settings.server.deployment_poll_ms, 5000);
+        assert_eq!(settings.server.deployment_poll_ms, 1000);
     }
 
     #[test]

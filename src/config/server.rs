@@ -34,7 +34,7 @@ impl Default for ServerSettings {
             max_batch_items: 1000,
             workers: None,
             log_format: LogFormat::Text,
-            deployment_poll_ms: 5000,
+            deployment_poll_ms: 1000,
         }
     }
 }
@@ -82,7 +82,7 @@ mod tests {
     #[test]
     fn deployment_poll_defaults_to_five_seconds_and_is_bounded() {
         let mut server = ServerSettings::default();
-        assert_eq!(server.deployment_poll_ms, 5000);
+        assert_eq!(server.deployment_poll_ms, 1000);
         server.validate().unwrap();
         for ok in [100, 600_000] {
             server.deployment_poll_ms = ok;
