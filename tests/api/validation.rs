@@ -273,8 +273,13 @@ async fn tokens_are_checked(backend: Backend) {
     assert_eq!(app.count("items"), 0);
 
     // A token made with the CLI's code works, and stops working once revoked.
-    let mut conn = app.db.connect();
-    let token = verdict::tokens::create(&mut conn, "client-2", "test").unwrap();
+    // (Written through the app's own writer: a second SQLite connection's
+    // read-then-write can lose the race to the app's background writes.)
+    let token = app
+        .store
+        .write(|conn| verdict::tokens::create(conn, "client-2", "test"))
+        .await
+        .unwrap();
     let r = app
         .client
         .get(format!("{}/api/v1/tasks", app.base))
@@ -283,8 +288,15 @@ async fn tokens_are_checked(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let other = verdict::tokens::create(&mut conn, "client-3", "test").unwrap();
-    verdict::tokens::revoke(&mut conn, "client-3", "test").unwrap();
+    let other = app
+        .store
+        .write(|conn| {
+            let other = verdict::tokens::create(conn, "client-3", "test")?;
+            verdict::tokens::revoke(conn, "client-3", "test")?;
+            Ok::<_, verdict::tokens::TokenError>(other)
+        })
+        .await
+        .unwrap();
     let r = app
         .client
         .get(format!("{}/api/v1/tasks", app.base))
@@ -297,7 +309,7 @@ async fn tokens_are_checked(backend: Backend) {
     use diesel::prelude::*;
     let stored: Vec<String> = verdict::db::schema::api_tokens::table
         .select(verdict::db::schema::api_tokens::secret_sha256)
-        .load(&mut conn)
+        .load(&mut app.db.connect())
         .unwrap();
     assert!(stored
         .iter()
