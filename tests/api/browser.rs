@@ -11,7 +11,7 @@ use fantoccini::{ClientBuilder, Locator};
 use serde_json::json;
 
 use crate::helpers::{repo, row, spawn_with, task, Backend};
-use verdict::accounts;
+use crate::web::add_user;
 use verdict::domain::AutomationLevel;
 use verdict::domain::Role;
 
@@ -161,15 +161,7 @@ async fn long_ids_and_comments_stay_on_screen_and_an_ended_session_returns_to_th
     let app = spawn_with(Backend::Sqlite, task(AutomationLevel::Assist), None)
         .await
         .unwrap();
-    accounts::add_user(
-        &mut app.db.connect(),
-        "boss",
-        "a long passphrase",
-        Role::Admin,
-        &[],
-        "test",
-    )
-    .unwrap();
+    add_user(&app, "boss", Role::Admin, &[]);
     let long = format!("{}-{}", "x".repeat(60), "y".repeat(67));
     assert_eq!(long.len(), 128, "the longest id the API takes");
     app.submit(&long, row(0)).await;
@@ -264,16 +256,7 @@ async fn a_reviewer_labels_three_items_with_the_keyboard_in_chromium() {
     let app = spawn_with(Backend::Sqlite, task(AutomationLevel::Assist), None)
         .await
         .unwrap();
-    let tasks = vec!["tumor-triage".to_string()];
-    accounts::add_user(
-        &mut app.db.connect(),
-        "rita",
-        "a long passphrase",
-        Role::Reviewer,
-        &tasks,
-        "test",
-    )
-    .unwrap();
+    add_user(&app, "rita", Role::Reviewer, &["tumor-triage"]);
     for i in 0..4 {
         app.submit(&format!("case-{i}"), row(i)).await;
     }
@@ -448,20 +431,8 @@ async fn a_whole_review_session_in_chromium() {
     t.guidelines = "Look at the **texture** first.".into();
     t.label_definitions = [("malignant".to_string(), "Cancerous: refer.".to_string())].into();
     let app = spawn_with(Backend::Sqlite, t, None).await.unwrap();
-    for (name, role, tasks) in [
-        ("rita", Role::Reviewer, vec!["tumor-triage".to_string()]),
-        ("boss", Role::Admin, vec![]),
-    ] {
-        accounts::add_user(
-            &mut app.db.connect(),
-            name,
-            "a long passphrase",
-            role,
-            &tasks,
-            "test",
-        )
-        .unwrap();
-    }
+    add_user(&app, "rita", Role::Reviewer, &["tumor-triage"]);
+    add_user(&app, "boss", Role::Admin, &[]);
     for i in 0..5 {
         app.submit(&format!("case-{i}"), row(i)).await;
     }
