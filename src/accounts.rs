@@ -224,7 +224,7 @@ pub fn add_user(
     actor: &str,
 ) -> Result<(), AccountError> {
     let user = NewUser::new(name, password, role, tasks)?;
-    conn.transaction(|conn| user.insert(conn, actor))
+    crate::db::write_transaction(conn, |conn| user.insert(conn, actor))
 }
 
 /// Adds a user from a request: the password is hashed on the blocking pool,
@@ -296,7 +296,7 @@ pub fn set_password(
         return Err(AccountError::PasswordTooShort);
     }
     let hash = hash_password(password).map_err(AccountError::Hash)?;
-    conn.transaction(|conn| set_password_hash(conn, name, &hash, actor))
+    crate::db::write_transaction(conn, |conn| set_password_hash(conn, name, &hash, actor))
 }
 
 /// Resets a user's password from a request: a generated one, hashed on the

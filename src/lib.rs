@@ -21,6 +21,7 @@ pub mod advisor;
 pub mod alerts;
 pub mod export;
 pub mod items;
+pub mod lifecycle;
 pub mod mail;
 pub mod ml;
 pub mod monitoring;

@@ -22,7 +22,7 @@ pub fn start(
 ) -> QueryResult<String> {
     let id = random_token();
     let at = now();
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         if let Some(previous) = previous {
             store::delete(conn, &sha256_hex(previous))?;
         }

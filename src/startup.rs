@@ -162,6 +162,13 @@ impl Application {
                 every: LEASE_REAPER_EVERY,
             };
             actix_web::rt::spawn(reaper.run_until_stopped());
+            let guard = crate::lifecycle::CandidateGuard {
+                db: state.db.clone(),
+                tasks: state.settings.tasks.clone(),
+                alerts: crate::alerts::AlertConfig::from_settings(&state.settings),
+                every: std::time::Duration::from_millis(state.settings.alerts.interval_ms),
+            };
+            actix_web::rt::spawn(guard.run_until_stopped());
         }
         // Every instance adds its own counts to the metrics store.
         actix_web::rt::spawn(

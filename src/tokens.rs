@@ -72,7 +72,7 @@ pub fn create(conn: &mut DbConnection, name: &str, actor: &str) -> Result<String
     rand::rng().fill_bytes(&mut bytes);
     let id = hex::encode(&bytes[..8]);
     let secret = hex::encode(&bytes[8..]);
-    conn.transaction::<_, TokenError, _>(|conn| {
+    crate::db::write_transaction::<_, TokenError, _>(conn, |conn| {
         if store::name_taken(conn, name)? {
             return Err(TokenError::NameTaken(name.to_string()));
         }
@@ -92,7 +92,7 @@ pub fn create(conn: &mut DbConnection, name: &str, actor: &str) -> Result<String
 
 /// Revokes the token named `name`.
 pub fn revoke(conn: &mut DbConnection, name: &str, actor: &str) -> Result<(), TokenError> {
-    conn.transaction::<_, TokenError, _>(|conn| {
+    crate::db::write_transaction::<_, TokenError, _>(conn, |conn| {
         if !store::revoke(conn, name)? {
             return Err(TokenError::UnknownName(name.to_string()));
         }

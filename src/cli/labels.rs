@@ -17,17 +17,10 @@ use verdict::store::{labels, snapshots};
 use super::{check_task, open_store as connect};
 
 /// The input fields in the live model's order, read from its card.
-fn columns(settings: &Settings, conn: &mut DbConnection, task: &str) -> Option<Vec<String>> {
+fn columns(conn: &mut DbConnection, task: &str) -> Option<Vec<String>> {
     let version = verdict::tasks::current_live(conn, task).ok()??;
-    let card = verdict::ml::card::ModelCard::read(
-        &settings
-            .models
-            .dir
-            .join(task)
-            .join(&version)
-            .join(verdict::ml::CARD_FILE),
-    )
-    .ok()?;
+    let (card, _, _) = verdict::store::tasks::stored_version(conn, task, &version).ok()??;
+    let card: verdict::ml::ModelCard = serde_json::from_str(&card).ok()?;
     Some(card.features.into_iter().map(|f| f.name).collect())
 }
 
@@ -53,11 +46,7 @@ fn run_with_progress(
     check_task(settings, task)?;
     let mut conn = connect(settings)?;
     let total = labels::count(&mut conn, task, &request.filter)? as u64;
-    let mut encoder = Encoder::new(
-        request.format,
-        &request.filter,
-        columns(settings, &mut conn, task),
-    );
+    let mut encoder = Encoder::new(request.format, &request.filter, columns(&mut conn, task));
     let bar = progress_bar(total);
     let started = std::time::Instant::now();
     let mut fetch = |after: Option<&str>, limit: i64| {

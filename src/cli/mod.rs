@@ -7,6 +7,7 @@ mod demo;
 mod deploy;
 mod export;
 mod labels;
+mod model;
 mod serve;
 mod simulate;
 mod token;
@@ -28,6 +29,11 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Make a model version live (the old one becomes `previous`).
     Deploy(deploy::DeployArgs),
+    /// The model registry: import a version, list a task's versions.
+    Model {
+        #[command(subcommand)]
+        command: model::ModelCommand,
+    },
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -82,6 +88,7 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Migrate => migrate(&settings),
         Command::Train(args) => train::run(&settings, args),
         Command::Deploy(args) => deploy::run(&settings, &args),
+        Command::Model { command } => model::run(&settings, command),
         Command::Token { command } => token::run(&settings, command),
         Command::User { command } => user::run(&settings, command),
         Command::Export(args) => export::run(&settings, args),

@@ -25,7 +25,7 @@ pub use escalation::{
 };
 pub use monitoring::MonitoringSettings;
 pub use server::{LogFormat, ServerSettings, DEPLOYMENT_POLL_MS};
-pub use tasks::{callback_secret_var, TaskConfig};
+pub use tasks::{callback_secret_var, CandidateRules, TaskConfig};
 
 pub const DEFAULT_CONFIG_FILE: &str = "verdict.toml";
 

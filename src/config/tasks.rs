@@ -74,6 +74,45 @@ pub struct TaskConfig {
     pub review_cost: Option<f64>,
     #[serde(default)]
     pub error_cost: Option<f64>,
+    /// What a candidate version must show before it is promoted, and the
+    /// limits past which verdict withdraws it by itself.
+    #[serde(default)]
+    pub candidate: CandidateRules,
+}
+
+/// `[tasks.candidate]`: the guard rails of a candidate version.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CandidateRules {
+    /// Items the candidate must have scored (shadow or canary) before it
+    /// may be promoted without `force`.
+    pub min_items: u64,
+    /// Of those, items with a human verdict to compare it with.
+    pub min_audits: u64,
+    /// Withdrawn when the 99 % lower bound of its share of failed forward
+    /// passes exceeds this.
+    pub max_error_rate: f64,
+    /// Withdrawn when the 99 % lower bound of its disagreement with human
+    /// verdicts exceeds this.
+    pub max_disagreement: f64,
+    /// Withdrawn when its forward pass's p99 per item exceeds this many
+    /// milliseconds (over at least `min_latency_items` items).
+    pub max_p99_ms: f64,
+    /// The fewest items the latency limit is judged on.
+    pub min_latency_items: u64,
+}
+
+impl Default for CandidateRules {
+    fn default() -> Self {
+        CandidateRules {
+            min_items: 1000,
+            min_audits: 50,
+            max_error_rate: 0.01,
+            max_disagreement: 0.25,
+            max_p99_ms: 50.0,
+            min_latency_items: 200,
+        }
+    }
 }
 
 fn default_out_of_range_margin() -> f64 {
@@ -176,6 +215,7 @@ pub(super) fn default_tasks() -> Vec<TaskConfig> {
         out_of_range_margin: default_out_of_range_margin(),
         review_cost: None,
         error_cost: None,
+        candidate: CandidateRules::default(),
     }]
 }
 
@@ -215,6 +255,26 @@ impl TaskConfig {
             if cost.is_some_and(|c| !(c.is_finite() && c >= 0.0)) {
                 return Err(ConfigError::at(key(field), "must be a number, 0 or more"));
             }
+        }
+        for (field, value) in [
+            ("candidate.max_error_rate", self.candidate.max_error_rate),
+            (
+                "candidate.max_disagreement",
+                self.candidate.max_disagreement,
+            ),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(ConfigError::at(
+                    key(field),
+                    format!("must be between 0 and 1, got {value}"),
+                ));
+            }
+        }
+        if !(self.candidate.max_p99_ms.is_finite() && self.candidate.max_p99_ms > 0.0) {
+            return Err(ConfigError::at(
+                key("candidate.max_p99_ms"),
+                "must be a number above 0",
+            ));
         }
         if !(0.0..=1.0).contains(&self.audit_rate) {
             return Err(ConfigError::at(

@@ -111,6 +111,43 @@ pub fn revert_last_migration(conn: &mut DbConnection) -> Result<String, String> 
     Ok(reverted.to_string())
 }
 
+/// Runs `f` in a transaction that writes. On SQLite it begins
+/// `IMMEDIATE`: the write lock is taken (waiting up to the busy timeout)
+/// before the first read, so a transaction that reads and then writes
+/// cannot fail at once with "database is locked" because the running
+/// server committed in between (a deferred transaction cannot upgrade
+/// its read snapshot once another writer has moved past it). For the
+/// CLI and start-up, whose connection is not the server's writer; inside
+/// an open transaction it is a savepoint, as `transaction` is.
+pub fn write_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let DbConnection::Sqlite(sqlite) = conn else {
+        return conn.transaction(f);
+    };
+    let depth =
+        AnsiTransactionManager::transaction_manager_status_mut(sqlite).transaction_depth()?;
+    if depth.is_some() {
+        return conn.transaction(f);
+    }
+    AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+    match f(conn) {
+        Ok(value) => {
+            <DbConnection as Connection>::TransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(e) => {
+            // The error that matters is `f`'s; a failed rollback leaves
+            // the connection marked broken for the pool to drop.
+            let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn);
+            Err(e)
+        }
+    }
+}
+
 pub struct Manager {
     settings: DatabaseSettings,
 }
@@ -229,5 +266,64 @@ impl Db {
     /// A pooled connection for synchronous callers (CLI, start-up).
     pub fn get(&self) -> Result<diesel::r2d2::PooledConnection<Manager>, DbError> {
         self.pool.get().map_err(|e| DbError::Busy(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::sql_types::BigInt;
+    use diesel::RunQueryDsl;
+
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+
+    fn open(url: &str) -> DbConnection {
+        establish(&DatabaseSettings {
+            url: url.to_string(),
+            ..DatabaseSettings::default()
+        })
+        .expect("open")
+    }
+
+    /// A transaction that reads and then writes on one connection while
+    /// another connection keeps committing: with `write_transaction` every
+    /// one commits (a deferred transaction loses its read snapshot and
+    /// fails at once with "database is locked").
+    #[test]
+    fn a_read_then_write_transaction_waits_for_another_writer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("race.db").display());
+        open(&url)
+            .batch_execute("CREATE TABLE t (n BIGINT NOT NULL); INSERT INTO t VALUES (0);")
+            .expect("schema");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let other = {
+            let (url, stop) = (url.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut conn = open(&url);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    conn.batch_execute("UPDATE t SET n = n + 1")
+                        .expect("other writer");
+                }
+            })
+        };
+        let mut conn = open(&url);
+        for _ in 0..50 {
+            write_transaction(&mut conn, |conn| {
+                let before = diesel::sql_query("SELECT n FROM t")
+                    .get_result::<Count>(conn)?
+                    .n;
+                std::thread::sleep(Duration::from_millis(1));
+                diesel::sql_query(format!("UPDATE t SET n = {}", before + 1)).execute(conn)?;
+                Ok::<_, diesel::result::Error>(())
+            })
+            .expect("the read-then-write transaction commits");
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        other.join().expect("other writer");
     }
 }

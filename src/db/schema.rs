@@ -18,6 +18,9 @@ diesel::table! {
         card -> Text,
         data_sha256 -> Text,
         registered_at -> Timestamp,
+        weights -> Nullable<Binary>,
+        content_sha256 -> Nullable<Text>,
+        imported_by -> Nullable<Text>,
     }
 }
 
@@ -31,6 +34,20 @@ diesel::table! {
         previous_version -> Nullable<Text>,
         updated_at -> Timestamp,
         updated_by -> Text,
+        candidate_since -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    shadow_predictions (task, model_version, item_id) {
+        task -> Text,
+        item_id -> Text,
+        model_version -> Text,
+        label -> Nullable<Text>,
+        confidence -> Nullable<Double>,
+        error -> Nullable<Text>,
+        forward_us -> BigInt,
+        created_at -> Timestamp,
     }
 }
 
@@ -148,6 +165,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     tasks,
     model_versions,
     deployments,
+    shadow_predictions,
     items,
     predictions,
     verdicts,

@@ -183,6 +183,20 @@ text_enum! {
         EstimatedAccuracyDrop => "estimated_accuracy_drop",
         /// Scoring latency's 99th percentile is over the limit.
         P99Latency => "p99_latency",
+        /// A candidate model version crossed a limit and was withdrawn
+        /// (subject: the version).
+        CandidateWithdrawn => "candidate_withdrawn",
+    }
+}
+
+text_enum! {
+    /// How a candidate model version runs beside the live one.
+    pub enum CandidateMode {
+        /// It scores every item; nothing uses its predictions.
+        Shadow => "shadow",
+        /// It decides the items a stable hash of their id sends it (a
+        /// percentage); both versions score every item.
+        Canary => "canary",
     }
 }
 

@@ -36,6 +36,10 @@ pub enum AppError {
     /// A rollback with no previous version to go back to.
     #[error("task {0:?} has no previous version to roll back to")]
     NoPreviousVersion(String),
+    /// The request is sound but the state of things refuses it (a
+    /// deployment change that does not apply now); `code` says why.
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
     #[error("the service is unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -68,6 +72,7 @@ impl AppError {
             AppError::AlreadyExists { .. } => "already_exists",
             AppError::NotFound => "not_found",
             AppError::NoPreviousVersion(_) => "no_previous_version",
+            AppError::Refused { code, .. } => code,
             AppError::Unavailable(_) => "unavailable",
             AppError::Internal(_) => "internal",
         }
@@ -119,7 +124,8 @@ impl ResponseError for AppError {
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
             AppError::Conflict { .. }
             | AppError::AlreadyExists { .. }
-            | AppError::NoPreviousVersion(_) => StatusCode::CONFLICT,
+            | AppError::NoPreviousVersion(_)
+            | AppError::Refused { .. } => StatusCode::CONFLICT,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -224,6 +230,22 @@ impl From<crate::export::ExportError> for AppError {
             }
             ExportError::Io { .. } => AppError::Internal(e.to_string()),
             ExportError::Db(e) => AppError::from(e),
+        }
+    }
+}
+
+impl From<crate::lifecycle::LifecycleError> for AppError {
+    fn from(e: crate::lifecycle::LifecycleError) -> Self {
+        use crate::lifecycle::LifecycleError;
+        match e {
+            LifecycleError::UnknownVersion { task, version } => {
+                AppError::UnknownVersion { task, version }
+            }
+            LifecycleError::Db(e) => e.into(),
+            other => AppError::Refused {
+                code: other.code(),
+                message: other.to_string(),
+            },
         }
     }
 }

@@ -53,27 +53,100 @@ pub struct LoadedModel {
     pub feature_index: HashMap<String, usize>,
 }
 
+/// A version as files hold it: the card's text and the weights' bytes,
+/// and the content hash that names both (SHA-256 over the card's bytes,
+/// then the weights'), which the registry stores and checks.
+#[derive(Debug, Clone)]
+pub struct VersionFiles {
+    pub card_json: String,
+    pub weights: Vec<u8>,
+}
+
+impl VersionFiles {
+    /// Reads `card.json` and `model.safetensors` from `dir`.
+    pub fn read(dir: &Path) -> anyhow::Result<VersionFiles> {
+        let card_path = dir.join(CARD_FILE);
+        let weights_path = dir.join(WEIGHTS_FILE);
+        let card_json = std::fs::read_to_string(&card_path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", card_path.display()))?;
+        let weights = std::fs::read(&weights_path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", weights_path.display()))?;
+        Ok(VersionFiles { card_json, weights })
+    }
+
+    pub fn content_sha256(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        hash.update(self.card_json.as_bytes());
+        hash.update(&self.weights);
+        hex::encode(hash.finalize())
+    }
+
+    /// The card and weights checked against each other and made ready to
+    /// score; every refusal says what does not fit.
+    pub fn load(&self) -> anyhow::Result<LoadedModel> {
+        let card: ModelCard = serde_json::from_str(&self.card_json)
+            .map_err(|e| anyhow::anyhow!("card.json is not a valid model card: {e}"))?;
+        card.check()
+            .map_err(|e| anyhow::anyhow!("card.json: {e}"))?;
+        LoadedModel::from_weights(card, &self.weights)
+    }
+}
+
 impl LoadedModel {
     pub fn load(dir: &Path) -> anyhow::Result<LoadedModel> {
-        let card = ModelCard::read(&dir.join(CARD_FILE))?;
-        let weights_path = dir.join(WEIGHTS_FILE);
-        let tensors = candle_core::safetensors::load(&weights_path, &Device::Cpu)
-            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", weights_path.display()))?;
+        VersionFiles::read(dir)?
+            .load()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))
+    }
+
+    /// The model of `card` with the safetensors bytes `weights`: every
+    /// tensor the card's architecture needs, in its shape, and no other;
+    /// a probe row must give finite probabilities.
+    pub fn from_weights(card: ModelCard, weights: &[u8]) -> anyhow::Result<LoadedModel> {
+        let tensors = candle_core::safetensors::load_buffer(weights, &Device::Cpu)
+            .map_err(|e| anyhow::anyhow!("model.safetensors is not a safetensors file: {e}"))?;
+        let arch = &card.architecture;
+        let mut expected: Vec<String> = (0..arch.hidden.len())
+            .chain(std::iter::once(usize::MAX))
+            .flat_map(|i| {
+                let layer = if i == usize::MAX {
+                    "output".to_string()
+                } else {
+                    format!("hidden{i}")
+                };
+                [format!("{layer}.weight"), format!("{layer}.bias")]
+            })
+            .collect();
+        expected.sort();
+        let mut found: Vec<String> = tensors.keys().cloned().collect();
+        found.sort();
+        if found != expected {
+            anyhow::bail!(
+                "the weights do not fit the card: the card's architecture needs tensors {expected:?}, model.safetensors has {found:?}"
+            );
+        }
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
-        let mlp = Mlp::new(&card.architecture, vb).map_err(|e| {
-            anyhow::anyhow!("{} does not match its card: {e}", weights_path.display())
-        })?;
+        let mlp = Mlp::new(arch, vb)
+            .map_err(|e| anyhow::anyhow!("the weights do not fit the card: {e}"))?;
         let feature_index = card
             .features
             .iter()
             .enumerate()
             .map(|(i, f)| (f.name.clone(), i))
             .collect();
-        Ok(LoadedModel {
+        let model = LoadedModel {
             card,
             mlp,
             feature_index,
-        })
+        };
+        let probe = model
+            .predict(&[vec![0.0; model.card.architecture.inputs]])
+            .map_err(|e| anyhow::anyhow!("the model does not run: {e}"))?;
+        if probe.iter().flatten().any(|p| !p.is_finite()) {
+            anyhow::bail!("the model gives non-finite probabilities on the training mean");
+        }
+        Ok(model)
     }
 
     pub fn version(&self) -> &str {

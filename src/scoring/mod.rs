@@ -13,9 +13,10 @@ use crate::db::Db;
 use crate::domain::{now, ItemId};
 use crate::domain::{ItemStatus, OutOfRange, ReviewState, VerdictBasis, VerdictSource};
 use crate::items::{self, ItemDoc};
+use crate::ml::LoadedModel;
 use crate::monitoring::{ItemSeen, Outcome as Seen, Recorder};
 use crate::policy::{decide, Decision, ModelOutcome};
-use crate::store::items::{self as store, ItemRow, PredictionRow, VerdictRow};
+use crate::store::items::{self as store, ItemRow, PredictionRow, ShadowRow, VerdictRow};
 use crate::tasks::TaskRuntime;
 
 mod error;
@@ -61,7 +62,10 @@ pub async fn submit(
     batch: bool,
 ) -> Result<Vec<Outcome>, ScoringError> {
     let n = submissions.len();
-    let model = task.live();
+    let serving = task.serving();
+    let model = serving.live;
+    let runs_model = task.config.automation.runs_model();
+    let candidate = serving.candidate.filter(|_| model.is_some() && runs_model);
     let at = |i: usize| {
         if batch {
             format!("items[{i}].")
@@ -82,7 +86,7 @@ pub async fn submit(
 
     // Forward: one pass for the whole batch.
     let started = Instant::now();
-    let scored: Vec<Scored> = match (&model, task.config.automation.runs_model()) {
+    let scored: Vec<Scored> = match (&model, runs_model) {
         (Some(model), true) => {
             let rows: Vec<Vec<f32>> = features
                 .iter()
@@ -106,6 +110,15 @@ pub async fn submit(
     let forward = started.elapsed();
     let forward_us = micros(forward, n);
 
+    // The candidate beside it, on the same rows in its feature order.
+    let started = Instant::now();
+    let (candidate_raw, candidate_scored) = match (&candidate, &model) {
+        (Some(c), Some(live)) => score_candidate(&c.model, live, &features),
+        _ => (Vec::new(), Vec::new()),
+    };
+    let candidate_forward_us = micros(started.elapsed(), n);
+    let mut candidate_scored = candidate_scored.into_iter();
+
     // Policy, and the rows to write.
     let created_at = now();
     let sla_deadline = created_at + chrono::Duration::minutes(i64::from(task.config.sla_minutes));
@@ -113,19 +126,45 @@ pub async fn submit(
     let mut rows = Vec::with_capacity(n);
     let mut seen = Vec::with_capacity(n);
     let mut policy_total = std::time::Duration::ZERO;
-    for ((submission, features), scored) in submissions.iter().zip(features).zip(scored) {
+    for (i, ((submission, features), scored)) in
+        submissions.iter().zip(features).zip(scored).enumerate()
+    {
         let started = Instant::now();
-        let labels = model
+        // Which version acts on the item: the candidate for its canary
+        // share, else the live one; the other's prediction is kept aside.
+        let beside = candidate_scored.next();
+        let decides = candidate
             .as_ref()
-            .map(|m| m.card.labels.as_slice())
-            .unwrap_or(&[]);
+            .is_some_and(|c| c.decides(submission.id.as_str()));
+        let (acting, scored, raw, other, other_scored, acting_us, other_us) =
+            match (&candidate, beside) {
+                (Some(c), Some(beside)) if decides => (
+                    Some(&c.model),
+                    beside,
+                    &candidate_raw[i],
+                    model.as_ref(),
+                    Some(scored),
+                    candidate_forward_us,
+                    forward_us,
+                ),
+                (c, beside) => (
+                    model.as_ref(),
+                    scored,
+                    &features.values,
+                    c.as_ref().map(|c| &c.model),
+                    beside,
+                    forward_us,
+                    candidate_forward_us,
+                ),
+            };
+        let labels = acting.map(|m| m.card.labels.as_slice()).unwrap_or(&[]);
         let summary = match &scored {
             Scored::Probabilities(p) => Some(summarise(p, labels)),
             _ => None,
         };
-        let outside: Vec<&str> = match (&model, task.policy.out_of_range) {
+        let outside: Vec<&str> = match (acting, task.policy.out_of_range) {
             (Some(m), level) if level != OutOfRange::Off => m
-                .outside_training_range(&features.values, task.config.out_of_range_margin)
+                .outside_training_range(raw, task.config.out_of_range_margin)
                 .into_iter()
                 .map(|i| m.card.features[i].name.as_str())
                 .collect(),
@@ -159,7 +198,18 @@ pub async fn submit(
             },
         });
 
-        let version = model.as_ref().map(|m| m.version().to_string());
+        let version = acting.map(|m| m.version().to_string());
+        let shadow = match (other, other_scored) {
+            (Some(other), Some(other_scored)) => Some(shadow_row(
+                task.name(),
+                submission.id.as_str(),
+                other,
+                other_scored,
+                other_us,
+                created_at,
+            )),
+            _ => None,
+        };
         let prediction = match (&scored, &version) {
             (Scored::NotRun, _) | (_, None) => None,
             (Scored::Failed(error), Some(version)) => Some(PredictionRow {
@@ -171,7 +221,7 @@ pub async fn submit(
                 probabilities: None,
                 error: Some(error.clone()),
                 featurise_us,
-                forward_us,
+                forward_us: acting_us,
                 policy_us,
                 created_at,
             }),
@@ -188,7 +238,7 @@ pub async fn submit(
                         .then(|| serde_json::to_string(&s.probabilities).expect("map")),
                     error: (!finite).then(|| "the model returned a non-finite output".to_string()),
                     featurise_us,
-                    forward_us,
+                    forward_us: acting_us,
                     policy_us,
                     created_at,
                 })
@@ -250,7 +300,7 @@ pub async fn submit(
             out_of_range: (!outside.is_empty())
                 .then(|| serde_json::to_string(&outside).expect("names")),
         };
-        rows.push((item, prediction, verdict));
+        rows.push((item, prediction, verdict, shadow));
     }
 
     // Persist.
@@ -258,7 +308,7 @@ pub async fn submit(
     let task_name = task.name().to_string();
     let labels: Vec<Option<String>> = rows
         .iter()
-        .map(|(_, p, _)| p.as_ref().and_then(|p| p.label.clone()))
+        .map(|(_, p, _, _)| p.as_ref().and_then(|p| p.label.clone()))
         .collect();
     let version = model.as_ref().map(|m| m.version().to_string());
     let result = db
@@ -337,7 +387,90 @@ fn summarise(p: &[f32], labels: &[String]) -> Summary {
     }
 }
 
-type Rows = Vec<(ItemRow, Option<PredictionRow>, Option<VerdictRow>)>;
+/// The candidate's raw rows (its feature order) and its predictions for
+/// `features` (the live version's order): both read the same features
+/// (checked at import), so its rows are the live rows reordered.
+fn score_candidate(
+    candidate: &LoadedModel,
+    live: &LoadedModel,
+    features: &[Features],
+) -> (Vec<Vec<f64>>, Vec<Scored>) {
+    let order: Option<Vec<usize>> = candidate
+        .card
+        .features
+        .iter()
+        .map(|f| live.feature_index.get(&f.name).copied())
+        .collect();
+    let Some(order) = order else {
+        let failed = "the candidate reads a feature the live version does not";
+        return (
+            features.iter().map(|f| f.values.clone()).collect(),
+            features
+                .iter()
+                .map(|_| Scored::Failed(failed.into()))
+                .collect(),
+        );
+    };
+    let raw: Vec<Vec<f64>> = features
+        .iter()
+        .map(|f| order.iter().map(|&i| f.values[i]).collect())
+        .collect();
+    let rows: Vec<Vec<f32>> = raw.iter().map(|r| candidate.normalise(r)).collect();
+    let scored = match candidate.predict(&rows) {
+        Ok(probs) => probs.into_iter().map(Scored::Probabilities).collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "the candidate's forward pass failed");
+            rows.iter()
+                .map(|_| Scored::Failed(format!("forward pass failed: {e}")))
+                .collect()
+        }
+    };
+    (raw, scored)
+}
+
+/// The prediction of the version that did not act on an item.
+fn shadow_row(
+    task: &str,
+    id: &str,
+    model: &LoadedModel,
+    scored: Scored,
+    forward_us: i64,
+    created_at: crate::domain::Timestamp,
+) -> ShadowRow {
+    let (label, confidence, error) = match scored {
+        Scored::Probabilities(p) => {
+            let s = summarise(&p, &model.card.labels);
+            if s.confidence.is_finite() {
+                (Some(s.label), Some(s.confidence), None)
+            } else {
+                (
+                    None,
+                    None,
+                    Some("the model returned a non-finite output".to_string()),
+                )
+            }
+        }
+        Scored::Failed(e) => (None, None, Some(e)),
+        Scored::NotRun => (None, None, Some("not run".to_string())),
+    };
+    ShadowRow {
+        task: task.to_string(),
+        item_id: id.to_string(),
+        model_version: model.version().to_string(),
+        label,
+        confidence,
+        error,
+        forward_us,
+        created_at,
+    }
+}
+
+type Rows = Vec<(
+    ItemRow,
+    Option<PredictionRow>,
+    Option<VerdictRow>,
+    Option<ShadowRow>,
+)>;
 
 /// Inside the writer's transaction: new ids are inserted; a known id with
 /// the same input returns the stored result; with another input it is a
@@ -348,7 +481,10 @@ fn persist(
     rows: Rows,
     batch: bool,
 ) -> Result<Vec<Outcome>, ScoringError> {
-    let ids: Vec<&str> = rows.iter().map(|(item, _, _)| item.id.as_str()).collect();
+    let ids: Vec<&str> = rows
+        .iter()
+        .map(|(item, _, _, _)| item.id.as_str())
+        .collect();
     let stored = store::find_items(conn, task, &ids)?;
     let conflict = |i: usize, id: &str| ScoringError::Conflict {
         field: if batch {
@@ -366,7 +502,7 @@ fn persist(
     }
     let mut first_in_batch: HashMap<&str, usize> = HashMap::new();
     let mut slots = Vec::with_capacity(rows.len());
-    for (i, (item, _, _)) in rows.iter().enumerate() {
+    for (i, (item, _, _, _)) in rows.iter().enumerate() {
         if let Some(prev) = stored.get(&item.id) {
             if prev.input_sha256 != item.input_sha256 {
                 return Err(conflict(i, &item.id));
@@ -394,7 +530,9 @@ fn persist(
     let prediction_rows: Vec<PredictionRow> =
         new.iter().filter_map(|&i| rows[i].1.clone()).collect();
     let verdict_rows: Vec<VerdictRow> = new.iter().filter_map(|&i| rows[i].2.clone()).collect();
+    let shadow_rows: Vec<ShadowRow> = new.iter().filter_map(|&i| rows[i].3.clone()).collect();
     store::insert_all(conn, &item_rows, &prediction_rows, &verdict_rows)?;
+    store::insert_shadow(conn, &shadow_rows)?;
 
     let stored_rows: Vec<ItemRow> = slots
         .iter()
@@ -408,7 +546,7 @@ fn persist(
         .map(|d| (d.id.clone(), d))
         .collect();
     let new_doc = |i: usize| {
-        let (item, prediction, verdict) = &rows[i];
+        let (item, prediction, verdict, _) = &rows[i];
         ItemDoc::build(item, prediction.as_ref(), verdict.as_ref())
     };
     Ok(slots

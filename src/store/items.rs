@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 
-use crate::db::schema::{items, predictions, verdicts};
+use crate::db::schema::{items, predictions, shadow_predictions, verdicts};
 use crate::db::DbConnection;
 use crate::domain::{ItemStatus, QueueReason, ReviewState, Timestamp, VerdictBasis, VerdictSource};
 
@@ -45,6 +45,22 @@ pub struct PredictionRow {
     pub featurise_us: i64,
     pub forward_us: i64,
     pub policy_us: i64,
+    pub created_at: Timestamp,
+}
+
+/// The prediction of a version that did not act on the item (a
+/// candidate, or the live version on a canary's item).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(treat_none_as_default_value = false)]
+#[diesel(table_name = shadow_predictions)]
+pub struct ShadowRow {
+    pub task: String,
+    pub item_id: String,
+    pub model_version: String,
+    pub label: Option<String>,
+    pub confidence: Option<f64>,
+    pub error: Option<String>,
+    pub forward_us: i64,
     pub created_at: Timestamp,
 }
 
@@ -184,5 +200,29 @@ pub fn insert_all(
     insert!(items::table, item_rows);
     insert!(predictions::table, prediction_rows);
     insert!(verdicts::table, verdict_rows);
+    Ok(())
+}
+
+/// Inserts the predictions kept aside, in the items' transaction.
+pub fn insert_shadow(conn: &mut DbConnection, rows: &[ShadowRow]) -> QueryResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    match &mut *conn {
+        DbConnection::Sqlite(c) => {
+            for row in rows {
+                diesel::insert_into(shadow_predictions::table)
+                    .values(row)
+                    .execute(c)?;
+            }
+        }
+        DbConnection::Pg(c) => {
+            for chunk in rows.chunks(500) {
+                diesel::insert_into(shadow_predictions::table)
+                    .values(chunk)
+                    .execute(c)?;
+            }
+        }
+    }
     Ok(())
 }

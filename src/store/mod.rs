@@ -8,6 +8,7 @@ pub mod advisor;
 pub mod alerts;
 pub mod audit;
 pub mod browse;
+pub mod candidates;
 pub mod corrections;
 pub mod items;
 pub mod labels;

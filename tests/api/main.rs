@@ -14,6 +14,7 @@ mod durability;
 mod export;
 mod helpers;
 mod items_browser;
+mod lifecycle;
 mod monitoring;
 mod outbox;
 mod outbox_instances;

@@ -191,7 +191,10 @@ async fn missing_model_fails_safe_to_the_queue(backend: Backend) {
 }
 
 async fn nan_output_fails_safe_to_the_queue(backend: Backend) {
-    // A copy of the demo model whose output bias is NaN.
+    // A copy of the demo model whose hidden layers have no bias and
+    // weights scaled past what f32 holds once multiplied through: the
+    // training mean (all zeros once normalised) still scores, so the import
+    // takes it, but a real row overflows to a non-finite output.
     let dir = tempfile::tempdir().unwrap();
     let version = dir.path().join(TASK).join("v1");
     std::fs::create_dir_all(&version).unwrap();
@@ -200,9 +203,12 @@ async fn nan_output_fails_safe_to_the_queue(backend: Backend) {
     let device = candle_core::Device::Cpu;
     let mut tensors =
         candle_core::safetensors::load(source.join("model.safetensors"), &device).unwrap();
-    let bias = tensors["output.bias"].clone();
-    let nan = candle_core::Tensor::full(f32::NAN, bias.shape(), &device).unwrap();
-    tensors.insert("output.bias".into(), nan);
+    for layer in ["hidden0", "hidden1"] {
+        let weight = tensors[&format!("{layer}.weight")].clone();
+        let bias = tensors[&format!("{layer}.bias")].zeros_like().unwrap();
+        tensors.insert(format!("{layer}.weight"), (weight * 1e37).unwrap());
+        tensors.insert(format!("{layer}.bias"), bias);
+    }
     candle_core::safetensors::save(&tensors, version.join("model.safetensors")).unwrap();
 
     let Some(app) = spawn_with(backend, task(AutomationLevel::Full), Some(dir.path())).await else {

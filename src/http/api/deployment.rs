@@ -1,13 +1,19 @@
-//! `GET /api/v1/tasks/{task}/deployment` and `POST …/deployment/rollback`:
-//! which version serves, and the instant way back.
+//! `GET /api/v1/tasks/{task}/deployment` (which versions serve, and the
+//! candidate compared with live on the same items), `PUT` it to set a
+//! candidate (shadow, or canary with a percent), `POST …/promote`,
+//! `POST …/rollback` and `DELETE …/candidate`. Every change needs a why
+//! and is audited; every instance applies it within the poll interval.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::{task, ApiClient};
-use crate::domain::rfc3339;
+use crate::config::TaskConfig;
+use crate::db::DbConnection;
+use crate::domain::{rfc3339, CandidateMode};
 use crate::http::error::AppError;
 use crate::http::state::AppState;
+use crate::tasks::TaskRuntime;
 
 #[derive(Serialize)]
 struct DeploymentDoc {
@@ -15,8 +21,11 @@ struct DeploymentDoc {
     live: Option<String>,
     previous: Option<String>,
     candidate: Option<String>,
-    mode: Option<String>,
+    mode: Option<&'static str>,
     canary_percent: Option<i32>,
+    candidate_since: Option<String>,
+    /// Live and candidate on the items both scored since it was set.
+    comparison: Option<crate::lifecycle::Comparison>,
     updated_at: Option<String>,
     updated_by: Option<String>,
     /// How soon every instance applies a change.
@@ -24,18 +33,37 @@ struct DeploymentDoc {
 }
 
 async fn doc(state: &AppState, name: &str) -> Result<DeploymentDoc, AppError> {
-    let task_name = name.to_string();
-    let d = state
+    let config = state
+        .settings
+        .task(name)
+        .cloned()
+        .ok_or_else(|| AppError::UnknownTask(name.to_string()))?;
+    let (d, comparison) = state
         .db
-        .read(move |conn| crate::tasks::deployment(conn, &task_name).map_err(AppError::from))
+        .read(move |conn| {
+            let d = crate::tasks::deployment(conn, config.name.as_str())?;
+            let comparison = match &d {
+                Some(d) => crate::lifecycle::compare(conn, &config, d)?,
+                None => None,
+            };
+            Ok::<_, AppError>((d, comparison))
+        })
         .await?;
     Ok(DeploymentDoc {
         task: name.to_string(),
         live: d.as_ref().and_then(|d| d.live_version.clone()),
         previous: d.as_ref().and_then(|d| d.previous_version.clone()),
         candidate: d.as_ref().and_then(|d| d.candidate_version.clone()),
-        mode: d.as_ref().and_then(|d| d.candidate_mode.clone()),
+        mode: d
+            .as_ref()
+            .and_then(|d| d.candidate_mode)
+            .map(|m| m.as_str()),
         canary_percent: d.as_ref().and_then(|d| d.canary_percent),
+        candidate_since: d
+            .as_ref()
+            .and_then(|d| d.candidate_since)
+            .map(|t| rfc3339(&t)),
+        comparison,
         updated_at: d.as_ref().map(|d| rfc3339(&d.updated_at)),
         updated_by: d.map(|d| d.updated_by),
         applied_within_ms: state.settings.server.deployment_poll_ms,
@@ -53,9 +81,63 @@ pub async fn get(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RollbackBody {
+struct WhyBody {
     /// Why, for the audit log.
     why: String,
+    /// Promote: past the guard rails.
+    #[serde(default)]
+    force: bool,
+}
+
+/// The body's `why`, required and not blank, and `force`.
+async fn why_of(
+    req: &HttpRequest,
+    payload: web::Payload,
+    action: &str,
+    force_allowed: bool,
+) -> Result<(String, bool), AppError> {
+    let bytes = super::body::read(req, payload, 16 * 1024).await?;
+    let body: WhyBody = serde_json::from_value(super::body::parse_json(&bytes)?)
+        .map_err(|e| AppError::invalid("invalid_body", "why", e.to_string()))?;
+    let why = body.why.trim().to_string();
+    if why.is_empty() {
+        return Err(AppError::invalid(
+            "invalid_body",
+            "why",
+            format!("say why you {action}"),
+        ));
+    }
+    if body.force && !force_allowed {
+        return Err(AppError::invalid(
+            "invalid_body",
+            "force",
+            format!("force does not apply when you {action}"),
+        ));
+    }
+    Ok((why, body.force))
+}
+
+fn actor(client: &ApiClient) -> String {
+    format!("token:{}", client.0)
+}
+
+/// Runs one change as the token's client in a write transaction, then
+/// answers with the deployment as it now is.
+async fn apply<F>(
+    state: &AppState,
+    task: &TaskRuntime,
+    client: &ApiClient,
+    change: F,
+) -> Result<HttpResponse, AppError>
+where
+    F: FnOnce(&mut DbConnection, &TaskConfig, &str) -> Result<(), AppError> + Send + 'static,
+{
+    let (config, actor) = (task.config.clone(), actor(client));
+    state
+        .db
+        .write(move |conn| change(conn, &config, &actor))
+        .await?;
+    Ok(HttpResponse::Ok().json(doc(state, task.name()).await?))
 }
 
 /// Body `{"why": "…"}` (required): the previous version is live again.
@@ -67,26 +149,121 @@ pub async fn rollback(
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
     let task = task(&state, &path)?;
+    let (why, _) = why_of(&req, payload, "roll back", false).await?;
+    apply(&state, &task, &client, move |conn, config, actor| {
+        let name = config.name.as_str();
+        match crate::tasks::rollback(conn, name, actor, &why)? {
+            Some(_) => Ok(()),
+            None => Err(AppError::NoPreviousVersion(name.to_string())),
+        }
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CandidateBody {
+    candidate: String,
+    mode: String,
+    #[serde(default)]
+    percent: Option<serde_json::Value>,
+    why: String,
+}
+
+/// Body `{"candidate": "v2", "mode": "shadow" | "canary", "percent": 5,
+/// "why": "…"}`: the candidate and how it runs (`percent`, a whole number
+/// from 1 to 100, only for a canary).
+pub async fn put(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    client: ApiClient,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    let task = task(&state, &path)?;
     let bytes = super::body::read(&req, payload, 16 * 1024).await?;
-    let body: RollbackBody = serde_json::from_value(super::body::parse_json(&bytes)?)
-        .map_err(|e| AppError::invalid("invalid_body", "why", e.to_string()))?;
+    let body: CandidateBody = serde_json::from_value(super::body::parse_json(&bytes)?)
+        .map_err(|e| AppError::invalid("invalid_body", "", e.to_string()))?;
+    let mode = CandidateMode::parse(&body.mode).ok_or_else(|| {
+        AppError::invalid(
+            "invalid_value",
+            "mode",
+            format!("mode is one of {:?}", CandidateMode::NAMES),
+        )
+    })?;
+    let percent = match (mode, body.percent) {
+        (CandidateMode::Shadow, None) => None,
+        (CandidateMode::Shadow, Some(_)) => {
+            return Err(AppError::invalid(
+                "invalid_value",
+                "percent",
+                "percent is for a canary; a shadow scores every item",
+            ))
+        }
+        (CandidateMode::Canary, Some(p)) => match p.as_u64() {
+            Some(p @ 1..=100) => Some(p as u32),
+            _ => {
+                return Err(AppError::invalid(
+                    "invalid_value",
+                    "percent",
+                    format!("percent is a whole number from 1 to 100, got {p}"),
+                ))
+            }
+        },
+        (CandidateMode::Canary, None) => {
+            return Err(AppError::invalid(
+                "invalid_value",
+                "percent",
+                "a canary needs a percent (1–100)",
+            ))
+        }
+    };
     let why = body.why.trim().to_string();
     if why.is_empty() {
         return Err(AppError::invalid(
             "invalid_body",
             "why",
-            "say why you roll back",
+            "say why you set this candidate",
         ));
     }
-    let (name, actor) = (task.name().to_string(), format!("token:{}", client.0));
-    let now_live = state
-        .db
-        .write(move |conn| {
-            crate::tasks::rollback(conn, &name, &actor, &why).map_err(AppError::from)
-        })
-        .await?;
-    if now_live.is_none() {
-        return Err(AppError::NoPreviousVersion(task.name().to_string()));
-    }
-    Ok(HttpResponse::Ok().json(doc(&state, task.name()).await?))
+    let version = body.candidate;
+    apply(&state, &task, &client, move |conn, config, actor| {
+        crate::lifecycle::set_candidate(conn, config, &version, mode, percent, actor, &why)?;
+        Ok(())
+    })
+    .await
+}
+
+/// Body `{"why": "…", "force": false}`: the candidate becomes live.
+pub async fn promote(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    client: ApiClient,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    let task = task(&state, &path)?;
+    let (why, force) = why_of(&req, payload, "promote", true).await?;
+    apply(&state, &task, &client, move |conn, config, actor| {
+        crate::lifecycle::promote(conn, config, actor, &why, force)?;
+        Ok(())
+    })
+    .await
+}
+
+/// Body `{"why": "…"}`: the candidate stops running.
+pub async fn withdraw(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    client: ApiClient,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    let task = task(&state, &path)?;
+    let (why, _) = why_of(&req, payload, "withdraw the candidate", false).await?;
+    apply(&state, &task, &client, move |conn, config, actor| {
+        crate::lifecycle::withdraw(conn, config.name.as_str(), actor, &why)?;
+        Ok(())
+    })
+    .await
 }

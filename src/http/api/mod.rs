@@ -33,9 +33,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 )
                 .route("/tasks/{task}/advisor", web::get().to(advisor::advisor))
                 .route("/tasks/{task}/deployment", web::get().to(deployment::get))
+                .route("/tasks/{task}/deployment", web::put().to(deployment::put))
                 .route(
                     "/tasks/{task}/deployment/rollback",
                     web::post().to(deployment::rollback),
+                )
+                .route(
+                    "/tasks/{task}/deployment/promote",
+                    web::post().to(deployment::promote),
+                )
+                .route(
+                    "/tasks/{task}/deployment/candidate",
+                    web::delete().to(deployment::withdraw),
                 )
                 .route("/tasks/{task}/items", web::post().to(submit_items))
                 .route("/tasks/{task}/items/{id}", web::get().to(get_item))

@@ -75,6 +75,8 @@ pub struct TaskModels {
     pub snapshots: Vec<SnapshotView>,
     /// The threshold advisor on the live version.
     pub advice: Option<AdviceView>,
+    /// Live, candidate and previous, and the candidate beside live.
+    pub deployment: Option<super::deployment::DeploymentView>,
 }
 
 /// The threshold advisor's answer for the live version, as the page shows
@@ -267,7 +269,7 @@ struct ModelsPage {
     message: Option<String>,
 }
 
-async fn models_page(
+pub(super) async fn models_page(
     state: &AppState,
     signed_in: &SignedIn,
     message: Option<String>,
@@ -291,7 +293,11 @@ async fn models_page(
             (t.name().to_string(), (params, t.config.threshold))
         })
         .collect();
-    let models_dir = state.settings.models.dir.clone();
+    let configs: std::collections::HashMap<String, crate::config::TaskConfig> = state
+        .tasks
+        .all()
+        .map(|t| (t.name().to_string(), t.config.clone()))
+        .collect();
     let tasks = state
         .db
         .read(move |conn| {
@@ -299,18 +305,35 @@ async fn models_page(
             let snapshots = snapshots::list(conn, None)?;
             let mut tasks = Vec::new();
             for task in names {
-                let deployment = crate::tasks::current_live(conn, &task)?;
-                let mut versions: Vec<VersionRow> = crate::ml::versions_on_disk(&models_dir, &task)
+                let current = crate::tasks::deployment(conn, &task)?;
+                let deployment = current.as_ref().and_then(|d| d.live_version.clone());
+                let role = |version: &str| match &current {
+                    Some(d) if d.live_version.as_deref() == Some(version) => "live",
+                    Some(d) if d.candidate_version.as_deref() == Some(version) => "candidate",
+                    Some(d) if d.previous_version.as_deref() == Some(version) => "previous",
+                    _ => "",
+                };
+                let registered = crate::store::tasks::versions(conn, &task)?;
+                let deployment_view = match (&current, configs.get(&task)) {
+                    (Some(d), Some(config)) => {
+                        let comparison = crate::lifecycle::compare(conn, config, d)?;
+                        let names: Vec<String> =
+                            registered.iter().map(|v| v.version.clone()).collect();
+                        Some(super::deployment::DeploymentView::new(
+                            config,
+                            d,
+                            comparison.as_ref(),
+                            &names,
+                            &now,
+                        ))
+                    }
+                    _ => None,
+                };
+                let mut versions: Vec<VersionRow> = registered
                     .iter()
-                    .filter_map(|dir| {
-                        crate::ml::ModelCard::read(&dir.join(crate::ml::CARD_FILE)).ok()
-                    })
+                    .filter_map(|v| serde_json::from_str::<crate::ml::ModelCard>(&v.card).ok())
                     .map(|card| VersionRow {
-                        state: if deployment.as_deref() == Some(card.version.as_str()) {
-                            "live"
-                        } else {
-                            ""
-                        },
+                        state: role(&card.version),
                         snapshot: card.training.snapshot.clone().or_else(|| {
                             snapshots
                                 .iter()
@@ -335,6 +358,7 @@ async fn models_page(
                 };
                 tasks.push(TaskModels {
                     advice,
+                    deployment: deployment_view,
                     snapshots: snapshots
                         .iter()
                         .filter(|s| s.task == task)
@@ -344,7 +368,7 @@ async fn models_page(
                     versions,
                 });
             }
-            Ok::<_, crate::db::DbError>(tasks)
+            Ok::<_, AppError>(tasks)
         })
         .await?;
     let status = if message.is_some() {

@@ -8,6 +8,7 @@ mod charts;
 mod correct;
 mod dashboard;
 mod datasets;
+mod deployment;
 mod format;
 mod home;
 mod inputs;
@@ -72,6 +73,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/admin/reviewers", web::get().to(browse::reviewers))
         .route("/admin/models", web::get().to(datasets::models))
+        .route(
+            "/admin/models/{task}/candidate",
+            web::post().to(deployment::set_candidate),
+        )
+        .route(
+            "/admin/models/{task}/promote",
+            web::post().to(deployment::promote),
+        )
+        .route(
+            "/admin/models/{task}/withdraw",
+            web::post().to(deployment::withdraw),
+        )
+        .route(
+            "/admin/models/{task}/rollback",
+            web::post().to(deployment::rollback),
+        )
         .route("/admin/export/{task}", web::get().to(datasets::download))
         .route(
             "/admin/datasets/{task}",
