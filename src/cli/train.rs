@@ -261,19 +261,40 @@ fn from_labels(
         );
     }
 
-    let snapshot = write_snapshot(
-        settings,
-        task,
-        &options.version,
-        &request,
-        &features,
-        &records,
-        &sha256,
-    )?;
-    println!(
-        "dataset snapshot {:?}: {} rows, SHA-256 {sha256}",
-        snapshot.name, snapshot.row_count
-    );
+    // The same rows as a snapshot taken before (an earlier run on
+    // unchanged labels): cite it rather than keep two copies.
+    let same = verdict::store::snapshots::by_sha256(&mut conn, &sha256)?.filter(|s| {
+        s.task == task
+            && export::snapshot::sha256_file(std::path::Path::new(&s.path))
+                .ok()
+                .as_ref()
+                == Some(&sha256)
+    });
+    let snapshot = match same {
+        Some(row) => {
+            println!(
+                "the same rows as dataset snapshot {:?} (SHA-256 {sha256}): citing it",
+                row.name
+            );
+            row
+        }
+        None => {
+            let row = write_snapshot(
+                settings,
+                task,
+                &options.version,
+                &request,
+                &features,
+                &records,
+                &sha256,
+            )?;
+            println!(
+                "dataset snapshot {:?}: {} rows, SHA-256 {sha256}",
+                row.name, row.row_count
+            );
+            row
+        }
+    };
     let job = LabelsJob {
         set,
         plan,

@@ -177,6 +177,28 @@ async fn train_from_labels_writes_a_version_citing_its_snapshot_and_compared_wit
     );
     assert!(!again.status.success());
     assert!(text(&again.stderr).contains("already exists"));
+
+    // The same labels again: the card cites the snapshot already taken.
+    let v3 = verdict(
+        &app,
+        models.path(),
+        &[
+            "train",
+            "--task",
+            TASK,
+            "--from-labels",
+            "--version",
+            "v3",
+            "--max-epochs",
+            "3",
+        ],
+    );
+    assert!(v3.status.success(), "{}", text(&v3.stderr));
+    let card = ModelCard::read(&models.path().join(TASK).join("v3/card.json")).unwrap();
+    assert_eq!(card.training.snapshot.as_deref(), Some("v2-labels"));
+    assert!(card.training.from_labels.unwrap().original.is_none());
+    assert!(text(&v3.stdout).contains("pass --original FILE"));
+    assert_eq!(app.count("dataset_snapshots"), 1);
 }
 
 /// Labels up to `n` queued items `label` (which may be one the model does
