@@ -150,38 +150,51 @@ pub fn list(settings: &Settings, task: Option<&str>) -> anyhow::Result<Vec<Snaps
 /// file that is a snapshot (by content hash) is recorded as one too. A
 /// snapshot file that changed since it was taken is refused.
 pub fn resolve_training_data(settings: &Settings, opts: &mut TrainOptions) -> anyhow::Result<()> {
+    let Some(data) = opts.data.clone() else {
+        bail!("--data names the training data");
+    };
     let mut conn = match connect(settings) {
         Ok(conn) => conn,
-        Err(e) if opts.data.exists() => {
+        Err(e) if data.exists() => {
             tracing::warn!(error = %e, "no database: the model card will not name a snapshot");
             return Ok(());
         }
         Err(e) => return Err(e),
     };
-    let name = opts.data.to_string_lossy().into_owned();
-    let found = if opts.data.exists() {
-        let sha = snapshot::sha256_file(&opts.data)
-            .with_context(|| format!("cannot read {}", opts.data.display()))?;
-        snapshots::by_sha256(&mut conn, &sha)?.filter(|s| s.task == opts.task)
-    } else {
-        let row = snapshots::find(&mut conn, &opts.task, &name)?.with_context(|| {
-            format!(
-                "{name:?} is neither a file nor a dataset snapshot of task {:?}",
-                opts.task
-            )
-        })?;
-        let sha = snapshot::sha256_file(Path::new(&row.path))
-            .with_context(|| format!("cannot read snapshot file {}", row.path))?;
-        if sha != row.sha256 {
-            bail!(
-                "snapshot {name:?} ({}) has changed since it was taken: its SHA-256 is {sha}, recorded {}",
-                row.path,
-                row.sha256
-            );
-        }
-        opts.data = row.path.clone().into();
-        Some(row)
-    };
+    let found = find_snapshot(&mut conn, &opts.task, &data)?;
+    if let Some(row) = &found {
+        opts.data = Some(row.path.clone().into());
+    }
     opts.snapshot = found.map(|s| s.name);
     Ok(())
+}
+
+/// The snapshot `data` names or is: a snapshot's name stands for its file
+/// (refused if the file changed since it was taken); a file that is a
+/// snapshot of `task` by content hash is that snapshot; any other file is
+/// none.
+pub fn find_snapshot(
+    conn: &mut DbConnection,
+    task: &str,
+    data: &Path,
+) -> anyhow::Result<Option<SnapshotRow>> {
+    let name = data.to_string_lossy().into_owned();
+    if data.exists() {
+        let sha = snapshot::sha256_file(data)
+            .with_context(|| format!("cannot read {}", data.display()))?;
+        return Ok(snapshots::by_sha256(conn, &sha)?.filter(|s| s.task == task));
+    }
+    let row = snapshots::find(conn, task, &name)?.with_context(|| {
+        format!("{name:?} is neither a file nor a dataset snapshot of task {task:?}")
+    })?;
+    let sha = snapshot::sha256_file(Path::new(&row.path))
+        .with_context(|| format!("cannot read snapshot file {}", row.path))?;
+    if sha != row.sha256 {
+        bail!(
+            "snapshot {name:?} ({}) has changed since it was taken: its SHA-256 is {sha}, recorded {}",
+            row.path,
+            row.sha256
+        );
+    }
+    Ok(Some(row))
 }

@@ -25,7 +25,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Run the database migrations and exit.
     Migrate,
-    /// Train a model version from a CSV file.
+    /// Train a model version from a CSV file, a dataset snapshot or the
+    /// reviewers' labels in the database (--from-labels).
     Train(train::TrainArgs),
     /// Make a model version live (the old one becomes `previous`).
     Deploy(deploy::DeployArgs),

@@ -26,6 +26,54 @@ pub struct ModelCard {
     /// against the histograms (and says so).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference_sample: Option<ReferenceSample>,
+    /// The live version and this one on the same held-out rows (`verdict
+    /// train --from-labels`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<Comparison>,
+}
+
+/// Two versions measured on the same held-out rows, which neither trained
+/// on (the new one) or may have (the live one, when they are its own
+/// training rows: never, for reviewers' labels given after it went live).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Comparison {
+    /// How many rows, and whether they are all blind (an unbiased sample:
+    /// audits and blind samples) or drawn from every labelled row (biased
+    /// towards the model's hard cases).
+    pub rows: usize,
+    pub blind: bool,
+    /// The task's threshold the automation rates are measured at (per-label
+    /// thresholds override it), if it has one.
+    pub threshold: Option<f64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub label_thresholds: BTreeMap<String, f64>,
+    /// The live version, if the task had one.
+    pub live: Option<Evaluation>,
+    pub new: Evaluation,
+}
+
+/// One version on the held-out rows.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Evaluation {
+    pub version: String,
+    pub accuracy: f64,
+    /// 95 % Wilson interval of the accuracy.
+    pub accuracy_low: f64,
+    pub accuracy_high: f64,
+    pub per_label: BTreeMap<String, PrecisionRecall>,
+    /// Expected calibration error over 10 equal-width confidence bins.
+    pub expected_calibration_error: f64,
+    pub log_loss: f64,
+    /// Share of the rows whose confidence reaches the threshold of their
+    /// predicted label (none without a threshold).
+    pub automation_rate: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PrecisionRecall {
+    pub precision: f64,
+    pub recall: f64,
+    pub support: u64,
 }
 
 /// Most training rows a card keeps (a deterministic sample beyond it).
@@ -140,6 +188,60 @@ pub struct TrainingInfo {
     pub epochs_run: usize,
     pub best_epoch: usize,
     pub class_weights: BTreeMap<String, f64>,
+    /// What a version trained on reviewers' labels was trained on and how
+    /// its rows were weighed (`verdict train --from-labels`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_labels: Option<FromLabels>,
+}
+
+/// The rows of a version trained on reviewers' labels, by group.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FromLabels {
+    /// Only labels given at or after this time (RFC 3339), if limited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// Per-row sample weight of each group (times the class weight).
+    pub sample_weights: SampleWeights,
+    /// Rows of each group in the data (training, validation and held out).
+    pub rows: GroupRows,
+    /// Kish's effective sample size of the training rows under the weights:
+    /// (Σw)² / Σw².
+    pub effective_train_rows: f64,
+    /// The original training data mixed in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<DataRef>,
+    /// Held-out rows: blind ones only (true), or from every labelled row.
+    pub held_out_blind: bool,
+}
+
+/// Per-row sample weights of the three kinds of training row; see
+/// `ml::train::labelled` for what they are and why the defaults are 1.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct SampleWeights {
+    /// Blind audits of automated items and blind samples of queued items.
+    pub blind: f64,
+    /// Every other human-labelled item: the model was unsure, the input out
+    /// of range, the item reopened or corrected.
+    pub uncertain: f64,
+    /// The original training data (`--original`).
+    pub original: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct GroupRows {
+    pub blind: usize,
+    pub uncertain: usize,
+    pub original: usize,
+}
+
+/// A data file by name and content.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DataRef {
+    pub file: String,
+    pub sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    pub rows: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -21,7 +21,7 @@ crate::on_both_backends!(
 );
 
 /// The demo data: inputs and their true labels.
-fn labelled_rows() -> Vec<(Value, String)> {
+pub(crate) fn labelled_rows() -> Vec<(Value, String)> {
     let data = verdict::ml::train::read_dataset(
         &repo().join("data/breast_cancer.csv"),
         Some(&repo().join("data/breast_cancer.features.txt")),
@@ -49,7 +49,7 @@ fn open(app: &TestApp) -> Db {
 }
 
 /// Submits rows `range` of the demo data as items `e00000…`.
-async fn submit(app: &TestApp, range: std::ops::Range<usize>) {
+pub(crate) async fn submit(app: &TestApp, range: std::ops::Range<usize>) {
     let data = labelled_rows();
     let items: Vec<Value> = range
         .map(|i| json!({"id": format!("e{i:05}"), "input": data[i].0}))
@@ -62,7 +62,7 @@ async fn submit(app: &TestApp, range: std::ops::Range<usize>) {
 
 /// Claims and labels (with the true label) up to `n` queued items as
 /// `reviewer`; returns the ids labelled.
-async fn label_queued(db: &Db, reviewer: &str, n: usize) -> Vec<String> {
+pub(crate) async fn label_queued(db: &Db, reviewer: &str, n: usize) -> Vec<String> {
     let truth = labelled_rows();
     let mut done = Vec::new();
     while done.len() < n {

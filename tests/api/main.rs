@@ -23,5 +23,6 @@ mod review_ux;
 mod scoring;
 mod servers;
 mod simulate;
+mod train;
 mod validation;
 pub mod web;

@@ -1,5 +1,5 @@
-//! The training loop: normalisation, class weights, seeded initialisation,
-//! AdamW with early stopping on the validation loss.
+//! The training loop: normalisation, class and sample weights, seeded
+//! initialisation, AdamW with early stopping on the validation loss.
 
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{Module, Optimizer, VarBuilder, VarMap};
@@ -8,7 +8,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 
 use super::evaluate::accuracy;
-use super::{Dataset, TrainOptions, REFERENCE_BINS};
+use super::{Dataset, Progress, TrainOptions, REFERENCE_BINS};
 use crate::ml::card::{Architecture, FeatureSpec, Histogram};
 use crate::ml::Mlp;
 
@@ -36,16 +36,28 @@ pub(super) fn tensors(
     Ok((xs, ys))
 }
 
-/// Class-weighted mean negative log-likelihood.
+/// The sample weights of rows `idx`, as a tensor.
+fn row_weights(sample_weights: &[f32], idx: &[usize]) -> candle_core::Result<Tensor> {
+    Tensor::from_vec(
+        idx.iter().map(|&i| sample_weights[i]).collect::<Vec<_>>(),
+        idx.len(),
+        &Device::Cpu,
+    )
+}
+
+/// Weighted mean negative log-likelihood: each row weighs its class weight
+/// times its sample weight.
 fn weighted_loss(
     logits: &Tensor,
     ys: &Tensor,
     class_weights: &Tensor,
+    row_weights: &Tensor,
 ) -> candle_core::Result<Tensor> {
     let log_p = candle_nn::ops::log_softmax(logits, D::Minus1)?;
     let picked = log_p.gather(&ys.unsqueeze(1)?, 1)?.squeeze(1)?;
-    let w = class_weights.index_select(ys, 0)?;
-    (picked * &w)?.sum_all()?.neg()? / w.sum_all()?.to_scalar::<f32>()? as f64
+    let w = (class_weights.index_select(ys, 0)? * row_weights)?;
+    let total = w.sum_all()?.to_scalar::<f32>()?.max(f32::MIN_POSITIVE);
+    (picked * &w)?.sum_all()?.neg()? / total as f64
 }
 
 /// Seeded initialisation (uniform in ±1/√fan_in, as PyTorch's Linear):
@@ -119,31 +131,38 @@ pub(super) fn feature_specs(
         .collect()
 }
 
-/// Each class weighted by the inverse of its share of the training split.
+/// Each class weighted by the inverse of its share of the training split,
+/// the rows counted at their sample weight (all 1: the plain shares), so
+/// that every class carries the same total weight in the loss.
 pub(super) fn class_weights(
     y: &[usize],
     train_idx: &[usize],
     classes: usize,
+    sample_weights: &[f32],
 ) -> anyhow::Result<Vec<f32>> {
-    let mut counts = vec![0usize; classes];
-    train_idx.iter().for_each(|&i| counts[y[i]] += 1);
-    if counts.contains(&0) {
-        anyhow::bail!("a label has no training rows; more data is needed");
+    let mut counts = vec![0f32; classes];
+    train_idx
+        .iter()
+        .for_each(|&i| counts[y[i]] += sample_weights[i]);
+    if counts.iter().any(|&c| c <= 0.0) {
+        anyhow::bail!("a label has no training rows (of weight above 0); more data is needed");
     }
+    let total: f32 = counts.iter().sum();
     Ok(counts
         .iter()
-        .map(|&c| train_idx.len() as f32 / (classes as f32 * c as f32))
+        .map(|&c| total / (classes as f32 * c))
         .collect())
 }
 
 /// What the loop is fitted to: the data, its normalisation, the training
-/// and validation rows and the class weights.
+/// and validation rows, the class weights and each row's sample weight.
 pub(super) struct Problem<'a> {
     pub data: &'a Dataset,
     pub specs: &'a [FeatureSpec],
     pub train_idx: &'a [usize],
     pub val_idx: &'a [usize],
     pub weights: &'a [f32],
+    pub sample_weights: &'a [f32],
 }
 
 /// A fitted model, restored to its best epoch.
@@ -161,7 +180,7 @@ pub(super) fn fit(
     arch: &Architecture,
     problem: &Problem,
     rng: &mut StdRng,
-    progress: &mut dyn FnMut(&str),
+    progress: &mut dyn FnMut(Progress<'_>),
 ) -> anyhow::Result<Fitted> {
     let Problem {
         data,
@@ -169,6 +188,7 @@ pub(super) fn fit(
         train_idx,
         val_idx,
         weights,
+        sample_weights,
     } = *problem;
     let class_weights = Tensor::new(weights, &Device::Cpu)?;
     let mut varmap = VarMap::new();
@@ -185,6 +205,7 @@ pub(super) fn fit(
     )?;
 
     let (val_x, val_y) = tensors(data, val_idx, specs)?;
+    let val_w = row_weights(sample_weights, val_idx)?;
     let mut best = (f32::INFINITY, 0usize, snapshot(&varmap)?);
     let mut order = train_idx.to_vec();
     let mut epochs_run = 0;
@@ -194,30 +215,38 @@ pub(super) fn fit(
         let mut train_loss = 0.0f32;
         for chunk in order.chunks(opts.batch_size.max(1)) {
             let (xs, ys) = tensors(data, chunk, specs)?;
-            let loss = weighted_loss(&model.forward(&xs)?, &ys, &class_weights)?;
+            let w = row_weights(sample_weights, chunk)?;
+            let loss = weighted_loss(&model.forward(&xs)?, &ys, &class_weights, &w)?;
             optimizer.backward_step(&loss)?;
             train_loss += loss.to_scalar::<f32>()? * chunk.len() as f32;
         }
         train_loss /= order.len() as f32;
         let val_logits = model.forward(&val_x)?;
-        let val_loss = weighted_loss(&val_logits, &val_y, &class_weights)?.to_scalar::<f32>()?;
+        let val_loss =
+            weighted_loss(&val_logits, &val_y, &class_weights, &val_w)?.to_scalar::<f32>()?;
         if val_loss < best.0 - 1e-5 {
             best = (val_loss, epoch, snapshot(&varmap)?);
         }
+        progress(Progress::Epoch {
+            epoch,
+            max_epochs: opts.max_epochs,
+            validation_loss: val_loss,
+        });
         if epoch % 10 == 0 || epoch == 1 {
             let acc = accuracy(&val_logits, &val_y)?;
-            progress(&format!(
+            progress(Progress::Line(&format!(
                 "epoch {epoch:>4}  train loss {train_loss:.4}  validation loss {val_loss:.4}  validation accuracy {acc:.3}"
-            ));
+            )));
         }
         if epoch - best.1 >= opts.patience {
-            progress(&format!(
+            progress(Progress::Line(&format!(
                 "early stop at epoch {epoch}: no improvement since epoch {}",
                 best.1
-            ));
+            )));
             break;
         }
     }
+    progress(Progress::Fitted);
     restore(&mut varmap, &best.2)?;
     Ok(Fitted {
         varmap,
