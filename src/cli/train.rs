@@ -106,24 +106,25 @@ pub fn run(settings: &Settings, args: TrainArgs) -> anyhow::Result<()> {
             "trained and deployed from the command line",
         )
     } else {
-        println!("make it live with: verdict deploy --task {task} --version {version}");
+        if labels.from_labels {
+            let mut conn = super::open_store(settings)?;
+            super::deploy::ensure_imported(settings, &mut conn, &task, &version)?;
+        }
+        println!(
+            "try it beside the live version: verdict deploy candidate --task {task} --version {version} --mode shadow --why \"…\"\n\
+             or make it live at once: verdict deploy --task {task} --version {version}"
+        );
         Ok(())
     }
 }
 
-/// The task's live version, loaded. The one place that says where the live
-/// version is found (today: the deployment's live version, from the models
-/// directory).
-fn live_model(
-    settings: &Settings,
-    conn: &mut DbConnection,
-    task: &str,
-) -> anyhow::Result<Option<LoadedModel>> {
+/// The task's live version, loaded from the registry (the bytes every
+/// instance serves).
+fn live_model(conn: &mut DbConnection, task: &str) -> anyhow::Result<Option<LoadedModel>> {
     let Some(version) = verdict::tasks::current_live(conn, task)? else {
         return Ok(None);
     };
-    let dir = settings.models.dir.join(task).join(&version);
-    let model = LoadedModel::load(&dir)
+    let model = verdict::tasks::load_version(conn, task, &version)
         .with_context(|| format!("cannot load the live version {version:?} of {task:?}"))?;
     Ok(Some(model))
 }
@@ -153,7 +154,7 @@ fn from_labels(
         );
     }
     let mut conn = open_store(settings)?;
-    let live = live_model(settings, &mut conn, task)?.with_context(|| {
+    let live = live_model(&mut conn, task)?.with_context(|| {
         format!(
             "task {task:?} has no live version: --from-labels takes its features and labels \
              from it (deploy one with verdict deploy, or start the service once)"
