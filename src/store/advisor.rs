@@ -1,9 +1,11 @@
 //! What the threshold advisor reads: a version's predictions beside the
-//! blind labels humans gave the same items, and the confidences it scored.
+//! blind labels humans gave the same items, and the confidences it scored
+//! — where it acted (`predictions`) and where it scored beside the acting
+//! version as a candidate (`shadow_predictions`).
 
 use diesel::prelude::*;
 
-use crate::db::schema::{predictions, reviews};
+use crate::db::schema::{predictions, reviews, shadow_predictions};
 use crate::db::DbConnection;
 
 /// One blind label on an item the version scored: item id, the version's
@@ -34,10 +36,31 @@ pub fn blind_labels(
             reviews::label,
         ))
         .load(conn)?;
-    Ok(rows
+    let beside: Vec<(String, Option<String>, Option<f64>, String)> = shadow_predictions::table
+        .inner_join(
+            reviews::table.on(reviews::task
+                .eq(shadow_predictions::task)
+                .and(reviews::item_id.eq(shadow_predictions::item_id))),
+        )
+        .filter(shadow_predictions::task.eq(task))
+        .filter(shadow_predictions::model_version.eq(version))
+        .filter(reviews::blind.eq(true))
+        .filter(shadow_predictions::label.is_not_null())
+        .filter(shadow_predictions::confidence.is_not_null())
+        .select((
+            shadow_predictions::item_id,
+            shadow_predictions::label,
+            shadow_predictions::confidence,
+            reviews::label,
+        ))
+        .load(conn)?;
+    let mut all: Vec<BlindLabel> = rows
         .into_iter()
+        .chain(beside)
         .filter_map(|(id, label, confidence, human)| Some((id, label?, confidence?, human)))
-        .collect())
+        .collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(all)
 }
 
 /// The confidences of up to `limit` items the version scored.
@@ -54,5 +77,17 @@ pub fn confidences(
         .select(predictions::confidence)
         .limit(limit)
         .load(conn)?;
-    Ok(rows.into_iter().flatten().collect())
+    let room = limit - rows.len() as i64;
+    let beside: Vec<Option<f64>> = if room > 0 {
+        shadow_predictions::table
+            .filter(shadow_predictions::task.eq(task))
+            .filter(shadow_predictions::model_version.eq(version))
+            .filter(shadow_predictions::confidence.is_not_null())
+            .select(shadow_predictions::confidence)
+            .limit(room)
+            .load(conn)?
+    } else {
+        Vec::new()
+    };
+    Ok(rows.into_iter().chain(beside).flatten().collect())
 }

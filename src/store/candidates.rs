@@ -30,8 +30,14 @@ pub struct Pair {
     pub blind: bool,
 }
 
+/// Items per IN list.
+const CHUNK: usize = 500;
+
 /// The newest `limit` items of `task` both `a` and `b` scored since
-/// `since`, newest first.
+/// `since`, newest first. Two steps, so that the cost never depends on a
+/// planner's guess: the newest rows of `shadow_predictions` (an index
+/// range), then their acting predictions, items and human verdicts by
+/// primary key, in chunks.
 pub fn pairs(
     conn: &mut DbConnection,
     task: &str,
@@ -40,39 +46,16 @@ pub fn pairs(
     since: Timestamp,
     limit: i64,
 ) -> QueryResult<Vec<Pair>> {
+    use std::collections::HashMap;
     let versions = [a, b];
-    shadow_predictions::table
-        .inner_join(
-            predictions::table.on(predictions::task
-                .eq(shadow_predictions::task)
-                .and(predictions::item_id.eq(shadow_predictions::item_id))),
-        )
-        .inner_join(
-            items::table.on(items::task
-                .eq(shadow_predictions::task)
-                .and(items::id.eq(shadow_predictions::item_id))),
-        )
-        .left_join(
-            verdicts::table.on(verdicts::task
-                .eq(shadow_predictions::task)
-                .and(verdicts::item_id.eq(shadow_predictions::item_id))
-                .and(verdicts::source.eq(VerdictSource::Human))),
-        )
+    let recent: Vec<(String, Side)> = shadow_predictions::table
         .filter(shadow_predictions::task.eq(task))
         .filter(shadow_predictions::created_at.ge(since))
         .filter(shadow_predictions::model_version.eq_any(versions))
-        .filter(predictions::model_version.eq_any(versions))
         .order(shadow_predictions::created_at.desc())
         .limit(limit)
         .select((
             shadow_predictions::item_id,
-            (
-                predictions::model_version,
-                predictions::label,
-                predictions::confidence,
-                predictions::error,
-                predictions::forward_us,
-            ),
             (
                 shadow_predictions::model_version,
                 shadow_predictions::label,
@@ -80,8 +63,56 @@ pub fn pairs(
                 shadow_predictions::error,
                 shadow_predictions::forward_us,
             ),
-            verdicts::label.nullable(),
-            items::blind,
         ))
-        .load(conn)
+        .load(conn)?;
+    let mut acting: HashMap<String, Side> = HashMap::with_capacity(recent.len());
+    let mut blind: HashMap<String, bool> = HashMap::with_capacity(recent.len());
+    let mut human: HashMap<String, String> = HashMap::new();
+    for chunk in recent.chunks(CHUNK) {
+        let ids: Vec<&str> = chunk.iter().map(|(id, _)| id.as_str()).collect();
+        let rows: Vec<(String, Side)> = predictions::table
+            .filter(predictions::task.eq(task))
+            .filter(predictions::item_id.eq_any(&ids))
+            .filter(predictions::model_version.eq_any(versions))
+            .select((
+                predictions::item_id,
+                (
+                    predictions::model_version,
+                    predictions::label,
+                    predictions::confidence,
+                    predictions::error,
+                    predictions::forward_us,
+                ),
+            ))
+            .load(conn)?;
+        acting.extend(rows);
+        blind.extend(
+            items::table
+                .filter(items::task.eq(task))
+                .filter(items::id.eq_any(&ids))
+                .select((items::id, items::blind))
+                .load::<(String, bool)>(conn)?,
+        );
+        human.extend(
+            verdicts::table
+                .filter(verdicts::task.eq(task))
+                .filter(verdicts::item_id.eq_any(&ids))
+                .filter(verdicts::source.eq(VerdictSource::Human))
+                .select((verdicts::item_id, verdicts::label))
+                .load::<(String, String)>(conn)?,
+        );
+    }
+    Ok(recent
+        .into_iter()
+        .filter_map(|(item_id, beside)| {
+            let acting = acting.remove(&item_id)?;
+            Some(Pair {
+                blind: blind.get(&item_id).copied().unwrap_or(false),
+                human: human.remove(&item_id),
+                item_id,
+                acting,
+                beside,
+            })
+        })
+        .collect())
 }

@@ -291,6 +291,50 @@ async fn shadow_and_promotion(backend: Backend) {
     assert!(rate(&c["live"]["human"]) > 0.8, "{c}");
     assert!(rate(&c["candidate"]["human"]) < 0.2, "{c}");
 
+    // The advisor answers for the candidate too, from the blind labels on
+    // the items it scored beside live.
+    {
+        use verdict::db::schema::reviews;
+        let truth = truth();
+        app.store
+            .write(move |conn| {
+                for (i, label) in truth.iter().enumerate().take(40) {
+                    diesel::insert_into(reviews::table)
+                        .values((
+                            reviews::task.eq(TASK),
+                            reviews::item_id.eq(format!("shadow-{i}")),
+                            reviews::reviewer.eq("rita"),
+                            reviews::label.eq(label),
+                            reviews::seconds_spent.eq(3.0),
+                            reviews::blind.eq(true),
+                            reviews::created_at.eq(verdict::domain::now()),
+                        ))
+                        .execute(conn)?;
+                }
+                Ok::<_, verdict::db::DbError>(())
+            })
+            .await
+            .unwrap();
+    }
+    for (version, wrong) in [("v1", false), ("v2-flipped", true)] {
+        let (status, advice) = app
+            .get(&format!(
+                "/api/v1/tasks/{TASK}/advisor?target_error=0.1&version={version}"
+            ))
+            .await;
+        assert_eq!(status, 200, "{advice}");
+        assert_eq!(advice["labelled"], 40, "{version}: {advice}");
+        assert!(
+            advice["scored"].as_u64().unwrap() >= 300,
+            "{version}: {advice}"
+        );
+        assert_eq!(
+            advice["recommended"].is_null(),
+            wrong,
+            "{version}: {advice}"
+        );
+    }
+
     // Promotion: refused on too little evidence, then forced with a why.
     let (status, body) = post(&app, "promote", json!({"why": "looks fine"})).await;
     assert_eq!(
@@ -503,4 +547,128 @@ async fn bad_canary_rolled_back(backend: Backend) {
     assert_eq!(candidate_acts, 0, "the live version alone serves again");
 }
 
-crate::on_both_backends!(shadow_and_promotion, canary_share, bad_canary_rolled_back);
+/// Promotions and rollbacks while four clients keep scoring: every item
+/// acknowledged is stored once, with one acting prediction that names the
+/// version that made it, the same version as its verdict, and the other
+/// version's beside it only while a candidate ran.
+async fn switching_under_load(backend: Backend) {
+    let models = tempfile::tempdir().unwrap();
+    let Some(app) = spawn_with(backend, task(AutomationLevel::Full), None).await else {
+        return;
+    };
+    import(&app, &variant(models.path(), "v2", false)).await;
+    let app = std::sync::Arc::new(app);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for c in 0..4 {
+        let (app, stop) = (app.clone(), stop.clone());
+        clients.push(actix_web::rt::spawn(async move {
+            let rows = rows();
+            let mut acknowledged = Vec::new();
+            let mut n = 0;
+            // Bounded, so that a stalled switch cannot grow the tables
+            // without end.
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 4000 {
+                let batch: Vec<Value> = (0..20)
+                    .map(|i| json!({"id": format!("load-{c}-{}", n + i), "input": rows[(n + i) % rows.len()]}))
+                    .collect();
+                let (status, body) = app.post(&json!({ "items": batch })).await;
+                assert!(status == 200 || status == 201, "{status}: {body}");
+                acknowledged.extend((0..20).map(|i| format!("load-{c}-{}", n + i)));
+                n += 20;
+            }
+            acknowledged
+        }));
+    }
+    let pause = || actix_web::rt::time::sleep(std::time::Duration::from_millis(150));
+    for round in 0..3 {
+        let (status, d) = put(&app, json!({"candidate": if round % 2 == 0 { "v2" } else { "v1" }, "mode": "canary", "percent": 50, "why": "load"})).await;
+        assert_eq!(status, 200, "{d}");
+        follow(&app).await;
+        pause().await;
+        let (status, d) = post(&app, "promote", json!({"why": "under load", "force": true})).await;
+        assert_eq!(status, 200, "{d}");
+        follow(&app).await;
+        pause().await;
+        let (status, d) = post(&app, "rollback", json!({"why": "and back"})).await;
+        assert_eq!(status, 200, "{d}");
+        follow(&app).await;
+        pause().await;
+        let (status, d) = post(&app, "rollback", json!({"why": "and forward again"})).await;
+        assert_eq!(status, 200, "{d}");
+        follow(&app).await;
+        pause().await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut acknowledged = Vec::new();
+    for client in clients {
+        acknowledged.extend(client.await.unwrap());
+    }
+    assert!(
+        acknowledged.len() > 200,
+        "the clients scored {}",
+        acknowledged.len()
+    );
+
+    let mut conn = app.db.connect();
+    let stored: std::collections::HashMap<String, Option<String>> = items::table
+        .filter(items::id.like("load-%"))
+        .select((items::id, items::model_version))
+        .load::<(String, Option<String>)>(&mut conn)
+        .unwrap()
+        .into_iter()
+        .collect();
+    for id in &acknowledged {
+        assert!(stored.contains_key(id), "{id} was acknowledged and lost");
+    }
+    assert_eq!(stored.len(), acknowledged.len());
+    let acting: Vec<(String, String)> = predictions::table
+        .filter(predictions::item_id.like("load-%"))
+        .select((predictions::item_id, predictions::model_version))
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(acting.len(), stored.len(), "one acting prediction per item");
+    let mut seen = std::collections::HashSet::new();
+    for (id, version) in &acting {
+        assert_eq!(stored[id].as_deref(), Some(version.as_str()), "{id}");
+        seen.insert(version.clone());
+    }
+    assert_eq!(seen.len(), 2, "both versions acted: {seen:?}");
+    let mismatched: i64 = verdicts::table
+        .inner_join(
+            items::table.on(items::task
+                .eq(verdicts::task)
+                .and(items::id.eq(verdicts::item_id))),
+        )
+        .filter(items::id.like("load-%"))
+        .filter(verdicts::model_version.ne(items::model_version))
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(
+        mismatched, 0,
+        "every verdict names the version that made it"
+    );
+    let beside: Vec<(String, String)> = shadow_predictions::table
+        .filter(shadow_predictions::item_id.like("load-%"))
+        .select((
+            shadow_predictions::item_id,
+            shadow_predictions::model_version,
+        ))
+        .load(&mut conn)
+        .unwrap();
+    for (id, version) in &beside {
+        assert_ne!(
+            stored[id].as_deref(),
+            Some(version.as_str()),
+            "{id}: beside itself"
+        );
+    }
+}
+
+crate::on_both_backends!(
+    shadow_and_promotion,
+    canary_share,
+    bad_canary_rolled_back,
+    switching_under_load
+);

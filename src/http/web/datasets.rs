@@ -73,8 +73,8 @@ pub struct TaskModels {
     pub task: String,
     pub versions: Vec<VersionRow>,
     pub snapshots: Vec<SnapshotView>,
-    /// The threshold advisor on the live version.
-    pub advice: Option<AdviceView>,
+    /// The threshold advisor on the live version and on the candidate.
+    pub advice: Vec<AdviceView>,
     /// Live, candidate and previous, and the candidate beside live.
     pub deployment: Option<super::deployment::DeploymentView>,
 }
@@ -82,6 +82,8 @@ pub struct TaskModels {
 /// The threshold advisor's answer for the live version, as the page shows
 /// it: the defaults of the API (1 % target, δ 5 %) and the task's costs.
 pub struct AdviceView {
+    /// `live` or `candidate`.
+    pub role: &'static str,
     pub version: String,
     pub target: String,
     pub delta: String,
@@ -97,7 +99,12 @@ pub struct AdviceView {
 }
 
 impl AdviceView {
-    fn new(version: String, current: Option<f64>, a: &crate::advisor::Advice) -> AdviceView {
+    fn new(
+        role: &'static str,
+        version: String,
+        current: Option<f64>,
+        a: &crate::advisor::Advice,
+    ) -> AdviceView {
         // Thresholds with enough labels to be tested at all (above, the
         // bound says only that there are few), down to the one that takes
         // in every label, low to high
@@ -162,6 +169,7 @@ impl AdviceView {
             (automation_chart, error_chart)
         });
         AdviceView {
+            role,
             version,
             target: format::pct(a.target_error),
             delta: format::pct(a.delta),
@@ -349,13 +357,20 @@ pub(super) async fn models_page(
                     })
                     .collect();
                 versions.reverse();
-                let advice = match (&deployment, asks.get(&task)) {
-                    (Some(live), Some((params, current))) => {
-                        crate::advisor::for_version(conn, &task, live, *params)?
-                            .map(|a| AdviceView::new(live.clone(), *current, &a))
+                // The live version's advice, and the candidate's beside it.
+                let mut advice = Vec::new();
+                if let Some((params, threshold)) = asks.get(&task) {
+                    let candidate = current.as_ref().and_then(|d| d.candidate_version.clone());
+                    for (role, version) in [("live", deployment.clone()), ("candidate", candidate)]
+                    {
+                        let Some(version) = version else { continue };
+                        if let Some(a) =
+                            crate::advisor::for_version(conn, &task, &version, *params)?
+                        {
+                            advice.push(AdviceView::new(role, version, *threshold, &a));
+                        }
                     }
-                    _ => None,
-                };
+                }
                 tasks.push(TaskModels {
                     advice,
                     deployment: deployment_view,
