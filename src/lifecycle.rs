@@ -338,7 +338,13 @@ fn stats(config: &TaskConfig, version: &str, rows: &[Pair]) -> VersionStats {
         if threshold.is_some_and(|t| confidence >= t) {
             automated += 1;
         }
-        if let Some(human) = &pair.human {
+        // What people said: the verdict they reached, or for an audit
+        // (whose verdict stays the model's) its blind reviewers' majority.
+        let human = pair
+            .human
+            .clone()
+            .or_else(|| crate::review::majority(&pair.reviews));
+        if let Some(human) = &human {
             s.human.add(human == label);
             if pair.blind {
                 s.blind.add(human == label);

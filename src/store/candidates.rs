@@ -4,7 +4,7 @@
 
 use diesel::prelude::*;
 
-use crate::db::schema::{items, predictions, shadow_predictions, verdicts};
+use crate::db::schema::{items, predictions, reviews, shadow_predictions, verdicts};
 use crate::db::DbConnection;
 use crate::domain::{Timestamp, VerdictSource};
 
@@ -27,6 +27,9 @@ pub struct Pair {
     pub acting: Side,
     pub beside: Side,
     pub human: Option<String>,
+    /// The labels of blind reviews (an audit of an automated item keeps
+    /// the model's verdict; its reviewers' labels are here).
+    pub reviews: Vec<String>,
     pub blind: bool,
 }
 
@@ -68,6 +71,7 @@ pub fn pairs(
     let mut acting: HashMap<String, Side> = HashMap::with_capacity(recent.len());
     let mut blind: HashMap<String, bool> = HashMap::with_capacity(recent.len());
     let mut human: HashMap<String, String> = HashMap::new();
+    let mut blind_reviews: HashMap<String, Vec<String>> = HashMap::new();
     for chunk in recent.chunks(CHUNK) {
         let ids: Vec<&str> = chunk.iter().map(|(id, _)| id.as_str()).collect();
         let rows: Vec<(String, Side)> = predictions::table
@@ -101,6 +105,15 @@ pub fn pairs(
                 .select((verdicts::item_id, verdicts::label))
                 .load::<(String, String)>(conn)?,
         );
+        for (id, label) in reviews::table
+            .filter(reviews::task.eq(task))
+            .filter(reviews::item_id.eq_any(&ids))
+            .filter(reviews::blind.eq(true))
+            .select((reviews::item_id, reviews::label))
+            .load::<(String, String)>(conn)?
+        {
+            blind_reviews.entry(id).or_default().push(label);
+        }
     }
     Ok(recent
         .into_iter()
@@ -109,6 +122,7 @@ pub fn pairs(
             Some(Pair {
                 blind: blind.get(&item_id).copied().unwrap_or(false),
                 human: human.remove(&item_id),
+                reviews: blind_reviews.remove(&item_id).unwrap_or_default(),
                 item_id,
                 acting,
                 beside,

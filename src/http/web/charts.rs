@@ -771,6 +771,8 @@ pub struct HistogramPair<'a> {
     pub reference: &'a [f64],
     pub current: &'a [f64],
     pub size: Size,
+    /// What the legend calls the grey bars and the blue outline.
+    pub names: (&'a str, &'a str),
 }
 
 pub fn histogram_pair(chart: &HistogramPair<'_>) -> String {
@@ -943,9 +945,9 @@ pub fn histogram_pair(chart: &HistogramPair<'_>) -> String {
                 &mut out,
                 &frame,
                 &[
-                    ("reference", Swatch::Fill(REFERENCE)),
+                    (chart.names.0, Swatch::Fill(REFERENCE)),
                     (
-                        "current",
+                        chart.names.1,
                         Swatch::Line {
                             color: BLUE,
                             dashed: false,
@@ -1190,6 +1192,7 @@ mod tests {
                 reference: Some(("target", 10.0)),
             }),
             histogram_pair(&HistogramPair {
+                names: ("reference", "current"),
                 title: "confidence",
                 edges: &[0.0, 0.5, 1.0],
                 reference: &[0.3, 0.7],
@@ -1197,6 +1200,7 @@ mod tests {
                 size: Size::Full,
             }),
             histogram_pair(&HistogramPair {
+                names: ("reference", "current"),
                 title: "mean_radius",
                 edges: &[0.0, 0.5, 1.0],
                 reference: &[0.3, 0.7],
@@ -1259,6 +1263,7 @@ mod tests {
                 reference: Some((evil, 1.5)),
             }),
             histogram_pair(&HistogramPair {
+                names: ("reference", "current"),
                 title: evil,
                 edges: &[0.0, 1.0],
                 reference: &[1.0],
@@ -1320,6 +1325,7 @@ mod tests {
                 reference: None,
             }),
             histogram_pair(&HistogramPair {
+                names: ("reference", "current"),
                 title: "x",
                 edges: &[],
                 reference: &[],
@@ -1403,6 +1409,7 @@ mod tests {
         });
         well_formed(&svg);
         let svg = histogram_pair(&HistogramPair {
+            names: ("reference", "current"),
             title: "t",
             edges: &[0.0],
             reference: &[0.5, 0.5],

@@ -126,6 +126,7 @@ impl ComparisonView {
         ];
         let edges: Vec<f64> = (0..=10).map(|i| i as f64 / 10.0).collect();
         let chart = charts::histogram_pair(&HistogramPair {
+            names: ("live", "candidate"),
             title: "Confidence: live (grey bars) and candidate (blue outline)",
             edges: &edges,
             reference: &c.live.confidence,

@@ -435,6 +435,7 @@ pub fn task(span: Span, config: &TaskConfig, r: &TaskReport) -> TaskDash {
         reference: &reference_shares,
     });
     let confidence_chart = charts::histogram_pair(&charts::HistogramPair {
+        names: ("reference", "current"),
         title: "Confidence: current against the model card",
         edges: &o.confidence.edges,
         reference: &o.confidence.reference,
@@ -550,6 +551,7 @@ pub fn task(span: Span, config: &TaskConfig, r: &TaskReport) -> TaskDash {
                 out_of_range_any: f.out_of_range_share > 0.0,
                 drifted: f.test.drifted,
                 chart: charts::histogram_pair(&charts::HistogramPair {
+                    names: ("reference", "current"),
                     title: &format!("{}: reference against current", f.feature),
                     edges: &f.distribution.edges,
                     reference: &f.distribution.reference,
