@@ -582,3 +582,134 @@ async fn a_whole_review_session_in_chromium() {
     expect(&fourth, "malignant", "adjudication");
     assert_eq!(decided.len(), 2, "{decided:?}");
 }
+
+/// An admin runs a candidate from the Models page: sets it as a canary,
+/// sees it beside live on the same items, is refused a promotion on too
+/// little evidence, forces it with a reason; at phone width the page does
+/// not overflow.
+#[actix_web::test]
+async fn an_admin_runs_a_candidate_from_the_models_page_in_chromium() {
+    let Some(driver) = chromedriver() else { return };
+    let app = spawn_with(Backend::Sqlite, task(AutomationLevel::Full), None)
+        .await
+        .unwrap();
+    add_user(&app, "boss", Role::Admin, &[]);
+    let models = tempfile::tempdir().unwrap();
+    crate::lifecycle::import(&app, &crate::lifecycle::variant(models.path(), "v2", false)).await;
+    let client = chromium(&driver, 1200).await;
+    client
+        .goto(&format!("{}/admin/models", app.base))
+        .await
+        .unwrap();
+    wait_for_path(&client, "/sign-in").await;
+    sign_in_form(&client, "boss").await;
+    wait_for_path(&client, "/admin/models").await;
+
+    // A canary at 20 %.
+    let form = client.find(Locator::Css("form.candidate")).await.unwrap();
+    form.find(Locator::Css("select[name=mode] option[value=canary]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let percent = form
+        .find(Locator::Css("input[name=percent]"))
+        .await
+        .unwrap();
+    percent.clear().await.unwrap();
+    percent.send_keys("20").await.unwrap();
+    form.find(Locator::Css("input[name=why]"))
+        .await
+        .unwrap()
+        .send_keys("try the retrained one")
+        .await
+        .unwrap();
+    form.find(Locator::Css("button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for("the candidate", || {
+        let client = client.clone();
+        async move { status_text(&client).await.contains("canary, 20 % of items") }
+    })
+    .await;
+
+    // Items scored by both show up side by side.
+    crate::lifecycle::follow(&app).await;
+    for i in 0..50 {
+        app.submit(&format!("m-{i}"), row(i)).await;
+    }
+    client.refresh().await.unwrap();
+    let table = client
+        .wait()
+        .for_element(Locator::Css("table.comparison"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(table.contains("Items scored 50 50"), "{table}");
+    assert!(
+        table.contains("Agreement between the two 100.0 % (50 of 50"),
+        "{table}"
+    );
+
+    // Promotion: refused without evidence, then forced with a reason.
+    let promote = |force: bool| {
+        let client = client.clone();
+        async move {
+            let form = client.find(Locator::Css("form.promote")).await.unwrap();
+            form.find(Locator::Css("input[name=why]"))
+                .await
+                .unwrap()
+                .send_keys("it matches live")
+                .await
+                .unwrap();
+            if force {
+                form.find(Locator::Css("input[name=force]"))
+                    .await
+                    .unwrap()
+                    .click()
+                    .await
+                    .unwrap();
+            }
+            form.find(Locator::Css("button"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+        }
+    };
+    promote(false).await;
+    wait_for("the refusal", || {
+        let client = client.clone();
+        async move { status_text(&client).await.contains("promotion refused") }
+    })
+    .await;
+    promote(true).await;
+    wait_for("v2 live", || {
+        let client = client.clone();
+        async move {
+            let roles = match client.find(Locator::Css("dl.roles")).await {
+                Ok(dl) => dl.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            roles.contains("LIVE\nv2") || roles.contains("Live\nv2")
+        }
+    })
+    .await;
+    screenshot(&client, "models-promoted.png").await;
+    client.set_window_size(400, 1100).await.unwrap();
+    client.refresh().await.unwrap();
+    client
+        .wait()
+        .for_element(Locator::Css("dl.roles"))
+        .await
+        .unwrap();
+    assert!(!overflows(&client).await, "the Models page fits a phone");
+    client.close().await.unwrap();
+}

@@ -43,7 +43,7 @@ pub fn variant(dir: &Path, version: &str, flipped: bool) -> std::path::PathBuf {
 }
 
 /// Imports a version directory through the app's own writer.
-async fn import(app: &TestApp, dir: &Path) {
+pub async fn import(app: &TestApp, dir: &Path) {
     let files = verdict::ml::VersionFiles::read(dir).unwrap();
     let config = app.state.settings.task(TASK).unwrap().clone();
     app.store
@@ -57,7 +57,7 @@ async fn import(app: &TestApp, dir: &Path) {
 
 /// The running app follows the deployment now (as its follower does
 /// within a second).
-async fn follow(app: &TestApp) {
+pub async fn follow(app: &TestApp) {
     verdict::tasks::DeploymentFollower::new(
         app.store.clone(),
         app.state.tasks.clone(),
