@@ -350,6 +350,26 @@ mod tests {
     use crate::config::Settings;
 
     #[test]
+    fn candidate_rules_default_and_a_bad_limit_is_named() {
+        let base = "[[tasks]]\nname = \"t\"\nautomation = \"partial\"\nthreshold = 0.9\n";
+        let settings = Settings::from_toml(base).unwrap();
+        assert_eq!(settings.tasks[0].candidate.min_items, 1000);
+        let settings =
+            Settings::from_toml(&format!("{base}[tasks.candidate]\nmin_audits = 5\n")).unwrap();
+        assert_eq!(settings.tasks[0].candidate.min_audits, 5);
+        assert_eq!(settings.tasks[0].candidate.max_p99_ms, 50.0);
+        let e = Settings::from_toml(&format!("{base}[tasks.candidate]\nmax_disagreement = 2\n"))
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(
+            e.0.starts_with("tasks[0].candidate.max_disagreement:"),
+            "{e}"
+        );
+        assert!(Settings::from_toml(&format!("{base}[tasks.candidate]\nmin_itmes = 5\n")).is_err());
+    }
+
+    #[test]
     fn out_of_range_threshold_is_named() {
         let e = Settings::from_toml(
             "[[tasks]]\nname = \"t\"\nautomation = \"partial\"\nthreshold = 1.5\n",

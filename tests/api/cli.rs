@@ -233,3 +233,93 @@ fn a_reviewer_added_without_a_task_is_told_they_can_review_nothing() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).is_empty());
 }
+
+/// `verdict model import` takes a fitting version once and refuses, with
+/// what does not fit, a corrupt or mismatched directory; the registry and
+/// the live version stay as they were.
+#[test]
+fn model_import_refuses_what_does_not_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("verdict.db").display());
+    let run = |args: &[&str]| {
+        let out = verdict()
+            .args(args)
+            .env("VERDICT_DATABASE_URL", &url)
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .expect("run verdict");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, out) = run(&["deploy", "--task", "tumor-triage", "--version", "v1"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("imported v1"), "{out}");
+
+    let versions = dir.path().join("versions");
+    let good = crate::lifecycle::variant(&versions, "v2", false);
+    let (ok, out) = run(&["model", "import", good.to_str().unwrap()]);
+    assert!(ok && out.contains("imported v2 (sha256 "), "{out}");
+    let (ok, out) = run(&["model", "import", good.to_str().unwrap()]);
+    assert!(ok && out.contains("v2 was already imported"), "{out}");
+
+    let edit_card = |name: &str, edit: &dyn Fn(&mut serde_json::Value)| {
+        let target = crate::lifecycle::variant(&versions, name, false);
+        let path = target.join("card.json");
+        let mut card: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        edit(&mut card);
+        std::fs::write(&path, card.to_string()).unwrap();
+        target
+    };
+    let truncated = crate::lifecycle::variant(&versions, "v3", false);
+    let weights = std::fs::read(truncated.join("model.safetensors")).unwrap();
+    std::fs::write(
+        truncated.join("model.safetensors"),
+        &weights[..weights.len() / 2],
+    )
+    .unwrap();
+    let cases = [
+        (truncated, "not a safetensors file"),
+        (
+            edit_card("v4", &|c| {
+                c["architecture"]["hidden"] = serde_json::json!([32, 64])
+            }),
+            "the weights do not fit the card",
+        ),
+        (
+            edit_card("v5", &|c| {
+                c["features"][0]["name"] = serde_json::json!("radius")
+            }),
+            "the feature list differs from the live version v1's",
+        ),
+        (
+            edit_card("v6", &|c| c["task"] = serde_json::json!("other-task")),
+            "no task named \"other-task\"",
+        ),
+        (
+            crate::lifecycle::variant(&dir.path().join("flipped"), "v2", true),
+            "already registered with other content",
+        ),
+        (dir.path().join("nowhere"), "cannot read"),
+    ];
+    for (path, expected) in cases {
+        let (ok, out) = run(&["model", "import", path.to_str().unwrap()]);
+        assert!(!ok, "{} was imported: {out}", path.display());
+        assert!(out.contains(expected), "{}: {out}", path.display());
+    }
+    let (ok, out) = run(&["model", "list", "--task", "tumor-triage"]);
+    assert!(ok, "{out}");
+    let listed: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(listed, ["v1", "v2"], "{out}");
+    assert!(out.lines().nth(1).unwrap().contains("live"), "{out}");
+}
