@@ -75,7 +75,7 @@ fn list(settings: &Settings, task: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<24} {:<10} {:<14} {:<20} {:<22} imported by",
+        "{:<24} {:<20} {:<14} {:<20} {:<26} imported by",
         "version", "role", "sha256", "registered (UTC)", "held-out accuracy"
     );
     for v in versions {
@@ -97,7 +97,7 @@ fn list(settings: &Settings, task: &str) -> anyhow::Result<()> {
             })
             .unwrap_or_default();
         let accuracy = serde_json::from_str::<ModelCard>(&v.card)
-            .map(|c| format!("{:.3} on {}", c.metrics.accuracy, c.training.test_rows))
+            .map(|c| verdict::ml::card::accuracy_text(c.metrics.accuracy, c.training.test_rows))
             .unwrap_or_else(|_| "unreadable card".into());
         let hash = v
             .content_sha256
@@ -105,7 +105,7 @@ fn list(settings: &Settings, task: &str) -> anyhow::Result<()> {
             .map(|h| h[..12.min(h.len())].to_string())
             .unwrap_or_else(|| "(no weights)".into());
         println!(
-            "{:<24} {:<10} {:<14} {:<20} {:<22} {}",
+            "{:<24} {:<20} {:<14} {:<20} {:<26} {}",
             v.version,
             role,
             hash,

@@ -214,25 +214,6 @@ impl SnapshotView {
     }
 }
 
-/// Held-out accuracy with its 95 % Wilson interval, so that a perfect score
-/// on a small test set says what it is worth: 1.000 on 113 rows reads
-/// "≥ 0.967". Bounds are rounded outwards.
-fn accuracy_text(accuracy: f64, n: usize) -> String {
-    let hits = (accuracy * n as f64).round() as u64;
-    match crate::monitoring::stats::wilson(hits, n as u64, 0.95) {
-        Some((lo, hi)) => {
-            let lo = (lo * 1000.0).floor() / 1000.0;
-            let hi = (hi * 1000.0).ceil() / 1000.0;
-            if hi >= 1.0 {
-                format!("≥ {lo:.3} ({accuracy:.3} on {n})")
-            } else {
-                format!("{accuracy:.3} ({lo:.3}–{hi:.3}, n {n})")
-            }
-        }
-        None => format!("{accuracy:.3}"),
-    }
-}
-
 /// `{"source":"human","kind":"all",…}` as `source=human` (defaults left out).
 fn describe_filters(json: &str) -> String {
     let Ok(serde_json::Value::Object(map)) = serde_json::from_str(json) else {
@@ -256,7 +237,7 @@ fn describe_filters(json: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::accuracy_text;
+    use crate::ml::card::accuracy_text;
 
     #[test]
     fn a_perfect_score_on_a_small_test_set_says_what_it_is_worth() {
@@ -351,7 +332,10 @@ pub(super) async fn models_page(
                         version: card.version,
                         created_at: when_rfc3339(&card.created_at, &now),
                         rows: card.training.rows,
-                        accuracy: accuracy_text(card.metrics.accuracy, card.training.test_rows),
+                        accuracy: crate::ml::card::accuracy_text(
+                            card.metrics.accuracy,
+                            card.training.test_rows,
+                        ),
                         roc_auc: format!("{:.3}", card.metrics.roc_auc),
                         data_sha256: card.training.data_sha256,
                     })
