@@ -25,7 +25,7 @@ crate::on_both_backends!(
 );
 
 /// Mail through `smtp`; only the SLA rule on, one alert per item.
-fn mail_settings(smtp: &SmtpServer) -> impl FnOnce(&mut Settings) {
+pub fn mail_settings(smtp: &SmtpServer) -> impl FnOnce(&mut Settings) {
     let port = smtp.port;
     move |s: &mut Settings| {
         s.smtp = Some(SmtpSettings {

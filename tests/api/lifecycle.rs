@@ -481,7 +481,18 @@ async fn canary_share(backend: Backend) {
 
 async fn bad_canary_rolled_back(backend: Backend) {
     let models = tempfile::tempdir().unwrap();
-    let Some(app) = spawn_with(backend, task(AutomationLevel::Shadow), None).await else {
+    let Some(mut smtp) = crate::servers::SmtpServer::new() else {
+        return;
+    };
+    smtp.start().await;
+    let Some(app) = crate::helpers::spawn_without_jobs(
+        backend,
+        task(AutomationLevel::Shadow),
+        None,
+        crate::alerts::mail_settings(&smtp),
+    )
+    .await
+    else {
         return;
     };
     import(&app, &variant(models.path(), "v2-flipped", true)).await;
@@ -533,6 +544,20 @@ async fn bad_canary_rolled_back(backend: Backend) {
     assert!(
         alert["summary"].as_str().unwrap().contains("v2-flipped"),
         "{alert}"
+    );
+    // Its email reaches the on-call address.
+    app.outbox_worker().run_once().await.unwrap();
+    let emails = smtp.wait_for(1).await;
+    assert_eq!(emails.len(), 1, "{emails:?}");
+    assert!(
+        emails[0].subject.contains("candidate"),
+        "{}",
+        emails[0].subject
+    );
+    assert!(
+        emails[0].text.contains("v2-flipped") && emails[0].text.contains("withdrawn automatically"),
+        "{}",
+        emails[0].text
     );
     // The next pass withdraws nothing more.
     assert!(guard.run_once().await.unwrap().is_empty());
