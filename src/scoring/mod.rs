@@ -449,6 +449,19 @@ fn score_candidate(
     (raw, scored)
 }
 
+/// The index of the label `summarise` names for `p`, when every output is
+/// finite (else `summarise` gives no confidence): the shadow row's label
+/// without the map of every label's probability it does not keep.
+fn top_finite(p: &[f32]) -> Option<usize> {
+    if !p.iter().all(|v| v.is_finite()) {
+        return None;
+    }
+    (0..p.len()).fold(None, |best, i| match best {
+        Some(b) if p[i].total_cmp(&p[b]).is_le() => Some(b),
+        _ => Some(i),
+    })
+}
+
 /// The prediction of the version that did not act on an item.
 fn shadow_row(
     task: &str,
@@ -460,14 +473,7 @@ fn shadow_row(
 ) -> ShadowRow {
     let (label, confidence, error) = match scored {
         Scored::Probabilities(p) => {
-            // The label and confidence `summarise` gives, without the
-            // probabilities map a shadow row does not keep.
-            let top = (0..p.len()).fold(None, |best: Option<usize>, i| match best {
-                Some(b) if p[i].total_cmp(&p[b]).is_le() => Some(b),
-                _ => Some(i),
-            });
-            let finite = p.iter().all(|v| v.is_finite());
-            if let (Some(top), true) = (top, finite) {
+            if let Some(top) = top_finite(&p) {
                 (
                     Some(model.card.labels.get(top).cloned().unwrap_or_default()),
                     Some(f64::from(p[top])),
@@ -600,4 +606,35 @@ fn persist(
             },
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{summarise, top_finite};
+
+    #[test]
+    fn the_shadow_rows_label_is_the_one_summarise_names() {
+        let labels: Vec<String> = ["a", "b", "c"].iter().map(|l| l.to_string()).collect();
+        let cases: [&[f32]; 8] = [
+            &[0.3, 0.7],
+            &[0.7, 0.3],
+            &[0.5, 0.5],
+            &[0.1, 0.6, 0.3],
+            &[0.4, 0.2, 0.4],
+            &[f32::NAN, 0.2],
+            &[0.2, f32::INFINITY],
+            &[0.9],
+        ];
+        for p in cases {
+            let s = summarise(p, &labels[..p.len()]);
+            match top_finite(p) {
+                Some(i) => {
+                    assert!(s.confidence.is_finite(), "{p:?}");
+                    assert_eq!(labels[i], s.label, "{p:?}");
+                    assert_eq!(f64::from(p[i]), s.confidence, "{p:?}");
+                }
+                None => assert!(!s.confidence.is_finite(), "{p:?}"),
+            }
+        }
+    }
 }
