@@ -114,7 +114,7 @@ pub async fn submit(
     let started = Instant::now();
     let (candidate_raw, candidate_scored) = match (&candidate, &model) {
         (Some(c), Some(live)) => score_candidate(&c.model, live, &features),
-        _ => (Vec::new(), Vec::new()),
+        _ => (None, Vec::new()),
     };
     let candidate_forward_us = micros(started.elapsed(), n);
     let mut candidate_scored = candidate_scored.into_iter();
@@ -141,7 +141,7 @@ pub async fn submit(
                 (Some(c), Some(beside)) if decides => (
                     Some(&c.model),
                     beside,
-                    &candidate_raw[i],
+                    candidate_raw.as_ref().map_or(&features.values, |r| &r[i]),
                     model.as_ref(),
                     Some(scored),
                     candidate_forward_us,
@@ -389,33 +389,54 @@ fn summarise(p: &[f32], labels: &[String]) -> Summary {
 
 /// The candidate's raw rows (its feature order) and its predictions for
 /// `features` (the live version's order): both read the same features
-/// (checked at import), so its rows are the live rows reordered.
+/// (checked at import), so its rows are the live rows reordered. `None`
+/// for the rows when the candidate reads them in the live order (a
+/// retrained version usually does): the live rows serve as they are.
 fn score_candidate(
     candidate: &LoadedModel,
     live: &LoadedModel,
     features: &[Features],
-) -> (Vec<Vec<f64>>, Vec<Scored>) {
-    let order: Option<Vec<usize>> = candidate
-        .card
-        .features
-        .iter()
-        .map(|f| live.feature_index.get(&f.name).copied())
-        .collect();
-    let Some(order) = order else {
-        let failed = "the candidate reads a feature the live version does not";
-        return (
-            features.iter().map(|f| f.values.clone()).collect(),
+) -> (Option<Vec<Vec<f64>>>, Vec<Scored>) {
+    let same_order = candidate.card.features.len() == live.card.features.len()
+        && candidate
+            .card
+            .features
+            .iter()
+            .zip(&live.card.features)
+            .all(|(c, l)| c.name == l.name);
+    let raw = if same_order {
+        None
+    } else {
+        let order: Option<Vec<usize>> = candidate
+            .card
+            .features
+            .iter()
+            .map(|f| live.feature_index.get(&f.name).copied())
+            .collect();
+        let Some(order) = order else {
+            let failed = "the candidate reads a feature the live version does not";
+            return (
+                None,
+                features
+                    .iter()
+                    .map(|_| Scored::Failed(failed.into()))
+                    .collect(),
+            );
+        };
+        Some(
             features
                 .iter()
-                .map(|_| Scored::Failed(failed.into()))
-                .collect(),
-        );
+                .map(|f| order.iter().map(|&i| f.values[i]).collect::<Vec<f64>>())
+                .collect::<Vec<_>>(),
+        )
     };
-    let raw: Vec<Vec<f64>> = features
-        .iter()
-        .map(|f| order.iter().map(|&i| f.values[i]).collect())
-        .collect();
-    let rows: Vec<Vec<f32>> = raw.iter().map(|r| candidate.normalise(r)).collect();
+    let rows: Vec<Vec<f32>> = match &raw {
+        Some(raw) => raw.iter().map(|r| candidate.normalise(r)).collect(),
+        None => features
+            .iter()
+            .map(|f| candidate.normalise(&f.values))
+            .collect(),
+    };
     let scored = match candidate.predict(&rows) {
         Ok(probs) => probs.into_iter().map(Scored::Probabilities).collect(),
         Err(e) => {
@@ -426,6 +447,19 @@ fn score_candidate(
         }
     };
     (raw, scored)
+}
+
+/// The index of the label `summarise` names for `p`, when every output is
+/// finite (else `summarise` gives no confidence): the shadow row's label
+/// without the map of every label's probability it does not keep.
+fn top_finite(p: &[f32]) -> Option<usize> {
+    if !p.iter().all(|v| v.is_finite()) {
+        return None;
+    }
+    (0..p.len()).fold(None, |best, i| match best {
+        Some(b) if p[i].total_cmp(&p[b]).is_le() => Some(b),
+        _ => Some(i),
+    })
 }
 
 /// The prediction of the version that did not act on an item.
@@ -439,9 +473,12 @@ fn shadow_row(
 ) -> ShadowRow {
     let (label, confidence, error) = match scored {
         Scored::Probabilities(p) => {
-            let s = summarise(&p, &model.card.labels);
-            if s.confidence.is_finite() {
-                (Some(s.label), Some(s.confidence), None)
+            if let Some(top) = top_finite(&p) {
+                (
+                    Some(model.card.labels.get(top).cloned().unwrap_or_default()),
+                    Some(f64::from(p[top])),
+                    None,
+                )
             } else {
                 (
                     None,
@@ -478,7 +515,7 @@ type Rows = Vec<(
 fn persist(
     conn: &mut crate::db::DbConnection,
     task: &str,
-    rows: Rows,
+    mut rows: Rows,
     batch: bool,
 ) -> Result<Vec<Outcome>, ScoringError> {
     let ids: Vec<&str> = rows
@@ -530,7 +567,7 @@ fn persist(
     let prediction_rows: Vec<PredictionRow> =
         new.iter().filter_map(|&i| rows[i].1.clone()).collect();
     let verdict_rows: Vec<VerdictRow> = new.iter().filter_map(|&i| rows[i].2.clone()).collect();
-    let shadow_rows: Vec<ShadowRow> = new.iter().filter_map(|&i| rows[i].3.clone()).collect();
+    let shadow_rows: Vec<ShadowRow> = new.iter().filter_map(|&i| rows[i].3.take()).collect();
     store::insert_all(conn, &item_rows, &prediction_rows, &verdict_rows)?;
     store::insert_shadow(conn, &shadow_rows)?;
 
@@ -569,4 +606,35 @@ fn persist(
             },
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{summarise, top_finite};
+
+    #[test]
+    fn the_shadow_rows_label_is_the_one_summarise_names() {
+        let labels: Vec<String> = ["a", "b", "c"].iter().map(|l| l.to_string()).collect();
+        let cases: [&[f32]; 8] = [
+            &[0.3, 0.7],
+            &[0.7, 0.3],
+            &[0.5, 0.5],
+            &[0.1, 0.6, 0.3],
+            &[0.4, 0.2, 0.4],
+            &[f32::NAN, 0.2],
+            &[0.2, f32::INFINITY],
+            &[0.9],
+        ];
+        for p in cases {
+            let s = summarise(p, &labels[..p.len()]);
+            match top_finite(p) {
+                Some(i) => {
+                    assert!(s.confidence.is_finite(), "{p:?}");
+                    assert_eq!(labels[i], s.label, "{p:?}");
+                    assert_eq!(f64::from(p[i]), s.confidence, "{p:?}");
+                }
+                None => assert!(!s.confidence.is_finite(), "{p:?}"),
+            }
+        }
+    }
 }

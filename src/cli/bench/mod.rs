@@ -8,14 +8,16 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use diesel::prelude::*;
 
-use verdict::config::{DatabaseSettings, Synchronous};
+use verdict::config::Synchronous;
 
+mod candidate;
 mod client;
 mod dashboard;
 mod export;
 mod queue;
 mod scenario;
 mod server;
+mod switch;
 
 use queue::run_queue;
 use scenario::{scenario, Load};
@@ -84,6 +86,22 @@ pub struct BenchOptions {
     /// drift evaluations), serve it, and time the dashboard pages over HTTP.
     #[arg(long)]
     pub dashboard: Option<usize>,
+    /// Score with a candidate beside the live version: `shadow` (both score
+    /// every item) or `canary:N` (the candidate decides N % of items). The
+    /// bench imports a copy of the live version under another name and sets
+    /// it as the candidate before the scenarios, as `verdict model import`
+    /// and `verdict deploy candidate` would.
+    #[arg(long)]
+    pub candidate: Option<String>,
+    /// Measure how long a promotion and a rollback take to reach every
+    /// instance instead: two servers on one database, this many
+    /// promote-then-rollback cycles while both score items.
+    #[arg(long)]
+    pub switch: Option<usize>,
+    /// Items per second in all (single-item requests, both instances)
+    /// while `--switch` changes the deployment.
+    #[arg(long, default_value_t = 1000)]
+    pub switch_rate: u32,
 }
 
 /// The rows of the benchmark's data file as API inputs (JSON objects).
@@ -111,6 +129,9 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<()> {
     if let Some(n) = opts.dashboard {
         return dashboard::run(&opts, n);
     }
+    if let Some(cycles) = opts.switch {
+        return switch::run(&opts, cycles);
+    }
     if let Some(queued) = opts.queue {
         let dir = tempfile::tempdir()?;
         let url = opts
@@ -135,6 +156,12 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<()> {
         "full" => Synchronous::Full,
         other => bail!("--synchronous is normal or full, not {other:?}"),
     };
+    let setup = opts
+        .candidate
+        .as_deref()
+        .map(candidate::Setup::parse)
+        .transpose()?;
+    let settings = candidate::settings(&url, synchronous)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -145,11 +172,25 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<()> {
             .clone()
             .context("the server printed no API token: use an empty database")?;
         println!(
-            "verdict bench: {} cores, database {url} (synchronous = {}), {} s per scenario, client and server on this machine\n",
+            "verdict bench: {} cores, database {url} (synchronous = {}), {} s per scenario, client and server on this machine",
             std::thread::available_parallelism().map_or(0, |n| n.get()),
             opts.synchronous,
             opts.seconds
         );
+        match setup {
+            Some(setup) => {
+                let (live, version) = candidate::set_up(&settings, setup)?;
+                let waited =
+                    candidate::wait_until_running(&settings, &server.base, &token, &rows[0])
+                        .await?;
+                println!(
+                    "candidate {version} beside live {live}, {} (running after {} ms)\n",
+                    setup.describe(),
+                    waited.as_millis()
+                );
+            }
+            None => println!("the live version alone (no candidate)\n"),
+        }
         let mut acked = Vec::new();
         for &c in &opts.concurrency {
             let (mut report, ids) =
@@ -200,12 +241,7 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<()> {
         // kill -9, then count what survived.
         server.child.kill()?;
         server.child.wait()?;
-        let settings = DatabaseSettings {
-            url: url.clone(),
-            synchronous,
-            ..DatabaseSettings::default()
-        };
-        let mut conn = verdict::db::establish(&settings).map_err(anyhow::Error::msg)?;
+        let mut conn = verdict::db::establish(&settings.database).map_err(anyhow::Error::msg)?;
         use verdict::db::schema::items;
         let stored: std::collections::HashSet<String> = items::table
             .filter(items::id.like("bench-%"))
@@ -221,6 +257,18 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<()> {
         );
         if lost > 0 {
             bail!("{lost} acknowledged items were lost");
+        }
+        if setup.is_some() {
+            // Every item a candidate ran beside has its second prediction,
+            // committed with it.
+            let shadow = candidate::shadow_count(&mut conn, "bench-%")?;
+            println!(
+                "shadow predictions: {shadow} for {} stored items",
+                stored.len()
+            );
+            if shadow as usize != stored.len() {
+                bail!("{} stored items lack their shadow prediction", stored.len() as i64 - shadow);
+            }
         }
         Ok(())
     })
