@@ -28,7 +28,8 @@ pub enum Command {
     /// Train a model version from a CSV file, a dataset snapshot or the
     /// reviewers' labels in the database (--from-labels).
     Train(train::TrainArgs),
-    /// Make a model version live (the old one becomes `previous`).
+    /// Which model version serves a task: make one live at once, or run a
+    /// candidate beside it (shadow, canary), promote it, roll back.
     Deploy(deploy::DeployArgs),
     /// The model registry: import a version, list a task's versions.
     Model {
