@@ -607,35 +607,16 @@ async fn an_admin_runs_a_candidate_from_the_models_page_in_chromium() {
 
     // A canary at 20 %.
     let form = client.find(Locator::Css("form.candidate")).await.unwrap();
-    form.find(Locator::Css("select[name=mode] option[value=canary]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_in(&form, "select[name=mode] option[value=canary]").await;
     let percent = form
         .find(Locator::Css("input[name=percent]"))
         .await
         .unwrap();
     percent.clear().await.unwrap();
     percent.send_keys("20").await.unwrap();
-    form.find(Locator::Css("input[name=why]"))
-        .await
-        .unwrap()
-        .send_keys("try the retrained one")
-        .await
-        .unwrap();
-    form.find(Locator::Css("button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_for("the candidate", || {
-        let client = client.clone();
-        async move { status_text(&client).await.contains("canary, 20 % of items") }
-    })
-    .await;
+    type_in(&form, "input[name=why]", "try the retrained one").await;
+    click_in(&form, "button").await;
+    wait_for_text(&client, "canary, 20 % of items").await;
 
     // Items scored by both show up side by side.
     crate::lifecycle::follow(&app).await;
@@ -662,34 +643,15 @@ async fn an_admin_runs_a_candidate_from_the_models_page_in_chromium() {
         let client = client.clone();
         async move {
             let form = client.find(Locator::Css("form.promote")).await.unwrap();
-            form.find(Locator::Css("input[name=why]"))
-                .await
-                .unwrap()
-                .send_keys("it matches live")
-                .await
-                .unwrap();
+            type_in(&form, "input[name=why]", "it matches live").await;
             if force {
-                form.find(Locator::Css("input[name=force]"))
-                    .await
-                    .unwrap()
-                    .click()
-                    .await
-                    .unwrap();
+                click_in(&form, "input[name=force]").await;
             }
-            form.find(Locator::Css("button"))
-                .await
-                .unwrap()
-                .click()
-                .await
-                .unwrap();
+            click_in(&form, "button").await;
         }
     };
     promote(false).await;
-    wait_for("the refusal", || {
-        let client = client.clone();
-        async move { status_text(&client).await.contains("promotion refused") }
-    })
-    .await;
+    wait_for_text(&client, "promotion refused").await;
     promote(true).await;
     wait_for("v2 live", || {
         let client = client.clone();
@@ -712,4 +674,36 @@ async fn an_admin_runs_a_candidate_from_the_models_page_in_chromium() {
         .unwrap();
     assert!(!overflows(&client).await, "the Models page fits a phone");
     client.close().await.unwrap();
+}
+
+/// Clicks the element `css` finds within `within`.
+async fn click_in(within: &fantoccini::elements::Element, css: &str) {
+    within
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Types `text` into the element `css` finds within `within`.
+async fn type_in(within: &fantoccini::elements::Element, css: &str, text: &str) {
+    within
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .send_keys(text)
+        .await
+        .unwrap();
+}
+
+/// Waits until the page's main part says `text`.
+async fn wait_for_text(client: &fantoccini::Client, text: &str) {
+    wait_for(text, || {
+        let client = client.clone();
+        let text = text.to_string();
+        async move { status_text(&client).await.contains(&text) }
+    })
+    .await;
 }
