@@ -38,6 +38,8 @@ pub enum LifecycleError {
     NoCandidate(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("the deployment of {0} changed while the promotion was judged; look again and retry")]
+    Changed(String),
     #[error("promotion refused: {0}; send force with a why to promote anyway")]
     NotEnoughEvidence(String),
     #[error("database error: {0}")]
@@ -58,6 +60,7 @@ impl LifecycleError {
             LifecycleError::CandidateIsLive { .. } => "candidate_is_live",
             LifecycleError::NoCandidate(_) => "no_candidate",
             LifecycleError::Invalid(_) => "invalid_model",
+            LifecycleError::Changed(_) => "deployment_changed",
             LifecycleError::NotEnoughEvidence(_) => "not_enough_evidence",
             LifecycleError::Db(_) => "database",
         }
@@ -171,6 +174,14 @@ pub fn promote(
     force: bool,
 ) -> Result<String, LifecycleError> {
     let task = config.name.as_str();
+    // The evidence is read before the write lock is taken (a comparison
+    // reads up to WINDOW pairs; scoring must not wait for it), then the
+    // switch checks that the deployment is still the one judged.
+    let judged = store::deployment(conn, task)?;
+    let Some(judged) = judged.filter(|d| d.candidate_version.is_some()) else {
+        return Err(LifecycleError::NoCandidate(task.to_string()));
+    };
+    let comparison = compare(conn, config, &judged)?.expect("a deployment with a candidate");
     crate::db::write_transaction(conn, |conn| {
         let Some(d) = store::deployment(conn, task)? else {
             return Err(LifecycleError::NoCandidate(task.to_string()));
@@ -179,7 +190,12 @@ pub fn promote(
         else {
             return Err(LifecycleError::NoCandidate(task.to_string()));
         };
-        let comparison = compare(conn, config, &d)?.expect("a deployment with a candidate");
+        if d.candidate_version != judged.candidate_version
+            || d.live_version != judged.live_version
+            || d.candidate_since != judged.candidate_since
+        {
+            return Err(LifecycleError::Changed(task.to_string()));
+        }
         let rules = &config.candidate;
         let evidence = &comparison.candidate;
         let short = evidence.scored < rules.min_items || evidence.human.compared < rules.min_audits;

@@ -39,7 +39,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    shadow_predictions (task, model_version, item_id) {
+    shadow_predictions (task, created_at, model_version, item_id) {
         task -> Text,
         item_id -> Text,
         model_version -> Text,

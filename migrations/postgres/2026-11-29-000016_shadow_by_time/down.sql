@@ -1,0 +1,1 @@
+ALTER TABLE shadow_predictions ADD PRIMARY KEY (task, model_version, item_id);
