@@ -1,11 +1,12 @@
-//! Email: the SMTP transport (lettre; STARTTLS, implicit TLS or plain for
-//! a local relay) and the askama templates of the messages. Messages are
+//! Email: the SMTP transport (lettre over rustls; STARTTLS, implicit TLS
+//! or plain for a local relay; Mozilla's roots and `smtp.ca_file`) and the askama templates of the messages. Messages are
 //! rendered when their event happens and stored in the outbox; the outbox
 //! worker sends them through [`Mailer`].
 
 use askama::Template;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message as Email, Tokio1Executor};
 
 use crate::config::{SmtpSecurity, SmtpSettings};
@@ -25,6 +26,9 @@ pub enum MailError {
         to: String,
         source: lettre::address::AddressError,
     },
+    /// `smtp.ca_file` cannot be read or holds no certificate.
+    #[error("smtp.ca_file: {0}")]
+    Ca(String),
     #[error("cannot build the email: {0}")]
     Build(#[source] lettre::error::Error),
     #[error("template: {0}")]
@@ -41,6 +45,7 @@ impl MailError {
             MailError::Server(_) => "mail_server",
             MailError::From(_) => "mail_from",
             MailError::To { .. } => "mail_to",
+            MailError::Ca(_) => "mail_ca",
             MailError::Build(_) => "mail_build",
             MailError::Template(_) => "mail_template",
             MailError::Smtp(_) => "smtp",
@@ -56,16 +61,23 @@ pub struct Mailer {
 
 impl Mailer {
     pub fn new(smtp: &SmtpSettings, from: &str) -> Result<Mailer, MailError> {
+        // The server's name is checked against its certificate, which
+        // must chain to Mozilla's roots or to `smtp.ca_file`.
+        let tls = || -> Result<TlsParameters, MailError> {
+            let mut params = TlsParameters::builder(smtp.host.clone());
+            if let Some(path) = &smtp.ca_file {
+                let pem = crate::crypto::read_ca_file(path).map_err(MailError::Ca)?;
+                let certificate = Certificate::from_pem(&pem)
+                    .map_err(|e| MailError::Ca(format!("{}: {e}", path.display())))?;
+                params = params.add_root_certificate(certificate);
+            }
+            params.build().map_err(MailError::Server)
+        };
+        let plain = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host);
         let mut builder = match smtp.security {
-            SmtpSecurity::Starttls => {
-                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)
-                    .map_err(MailError::Server)?
-            }
-            SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)
-                .map_err(MailError::Server)?,
-            SmtpSecurity::Plain => {
-                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
-            }
+            SmtpSecurity::Starttls => plain.tls(Tls::Required(tls()?)),
+            SmtpSecurity::Tls => plain.tls(Tls::Wrapper(tls()?)),
+            SmtpSecurity::Plain => plain,
         }
         .port(smtp.port)
         .timeout(Some(std::time::Duration::from_secs(smtp.timeout_secs)));
@@ -285,6 +297,7 @@ mod tests {
             username: Some("u".into()),
             password: Some("p".into()),
             timeout_secs: 5,
+            ca_file: None,
         }
     }
 

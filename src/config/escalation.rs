@@ -106,6 +106,10 @@ pub struct SmtpSettings {
     pub password: Option<String>,
     #[serde(default = "default_smtp_timeout")]
     pub timeout_secs: u64,
+    /// Root certificates (PEM) trusted besides the built-in ones (Mozilla's
+    /// list): a private CA that signed the mail server's certificate.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 fn default_smtp_timeout() -> u64 {
@@ -143,6 +147,9 @@ pub struct OutboxSettings {
     pub lease_secs: u64,
     /// Timeout of one webhook request.
     pub webhook_timeout_secs: u64,
+    /// Root certificates (PEM) trusted for `https://` webhooks besides the
+    /// built-in ones (Mozilla's list): a private CA of the receivers.
+    pub webhook_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for OutboxSettings {
@@ -154,6 +161,7 @@ impl Default for OutboxSettings {
             backoff_max_ms: 15 * 60 * 1000,
             lease_secs: 120,
             webhook_timeout_secs: 10,
+            webhook_ca_file: None,
         }
     }
 }

@@ -298,12 +298,6 @@ impl TaskConfig {
                     "must be an http:// or https:// URL",
                 ));
             }
-            if url.starts_with("https://") {
-                return Err(ConfigError::at(
-                    key("callback_url"),
-                    "https is not supported yet: use http (e.g. through a TLS proxy)",
-                ));
-            }
         }
         for address in &self.alert_recipients {
             check_address(&key("alert_recipients"), address)?;

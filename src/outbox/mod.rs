@@ -22,7 +22,7 @@ use crate::store::outbox::{self as store, Failure};
 
 pub use crate::store::outbox::{enqueue, Message, NewMessage};
 pub use deliver::DeliveryError;
-pub use worker::OutboxWorker;
+pub use worker::{ClientError, OutboxWorker};
 
 /// Why a pass of the outbox worker failed (a failed delivery is not an
 /// error of the pass: it is recorded and retried).

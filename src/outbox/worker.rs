@@ -17,6 +17,16 @@ use crate::store::outbox as store;
 /// Messages one pass claims at most.
 const CLAIM_BATCH: usize = 100;
 
+/// Why the webhooks' HTTP client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// `outbox.webhook_ca_file` cannot be read or holds no certificate.
+    #[error("outbox.webhook_ca_file: {0}")]
+    Ca(String),
+    #[error("the HTTP client for webhooks: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
 /// The worker job: the database, the mail server (when configured), an
 /// HTTP client for webhooks, and what it reads of the settings.
 pub struct OutboxWorker {
@@ -35,12 +45,17 @@ impl OutboxWorker {
         db: Db,
         mailer: Option<Arc<Mailer>>,
         config: OutboxConfig,
-    ) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(
-                config.outbox.webhook_timeout_secs,
-            ))
-            .build()?;
+    ) -> Result<Self, ClientError> {
+        let mut http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(
+            config.outbox.webhook_timeout_secs,
+        ));
+        if let Some(path) = &config.outbox.webhook_ca_file {
+            let pem = crate::crypto::read_ca_file(path).map_err(ClientError::Ca)?;
+            for certificate in reqwest::Certificate::from_pem_bundle(&pem)? {
+                http = http.add_root_certificate(certificate);
+            }
+        }
+        let http = http.build()?;
         Ok(OutboxWorker {
             db,
             mailer,

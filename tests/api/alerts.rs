@@ -35,6 +35,7 @@ pub fn mail_settings(smtp: &SmtpServer) -> impl FnOnce(&mut Settings) {
             username: None,
             password: None,
             timeout_secs: 5,
+            ca_file: None,
         });
         s.mail.base_url = "http://verdict.example:8080".into();
         s.mail.recipients = vec!["oncall@example.com".into()];

@@ -23,6 +23,7 @@ mod review_ux;
 mod scoring;
 mod servers;
 mod simulate;
+mod tls;
 mod train;
 mod validation;
 pub mod web;

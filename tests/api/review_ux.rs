@@ -630,6 +630,7 @@ async fn the_alerts_page_warns_when_nobody_is_emailed() {
                 username: None,
                 password: None,
                 timeout_secs: 5,
+                ca_file: None,
             });
             s.mail.recipients = vec!["oncall@example.org".into()];
         },

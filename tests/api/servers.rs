@@ -88,10 +88,17 @@ impl SmtpServer {
 
     /// Starts the server and waits until it accepts connections.
     pub async fn start(&mut self) {
+        self.start_with(&[]).await
+    }
+
+    /// Starts the server with more of aiosmtpd's options (e.g. its TLS
+    /// certificate and key).
+    pub async fn start_with(&mut self, options: &[&std::ffi::OsStr]) {
         assert!(self.child.is_none(), "already started");
         let child = Command::new(&self.python)
             .args(["-m", "aiosmtpd", "-n", "-l"])
             .arg(format!("127.0.0.1:{}", self.port))
+            .args(options)
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(self.maildir())
             .stdout(Stdio::null())
