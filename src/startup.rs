@@ -4,7 +4,7 @@
 use std::net::TcpListener;
 
 use actix_web::dev::Server;
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
@@ -189,17 +189,15 @@ impl Application {
             .run_until_stopped(),
         );
         let app_state = state.clone();
-        let server = HttpServer::new(move || {
+        let server = crate::http::front::serve(listener, workers, move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(
+                    crate::http::middleware::respond,
+                ))
                 .wrap(TracingLogger::default())
                 .app_data(app_state.clone())
-                .configure(crate::http::api::routes)
-                .configure(crate::http::web::routes)
-                .default_service(web::to(crate::http::api::not_found))
-        })
-        .workers(workers)
-        .listen(listener)?
-        .run();
+                .configure(crate::http::configure)
+        })?;
         Ok(Application {
             port,
             server,

@@ -1,7 +1,9 @@
 //! API tokens: `vdt_<id>_<secret>`. Only the SHA-256 of the secret is
 //! stored (the secret is 256 random bits, so a fast hash is enough; argon2
-//! is for passwords people choose). Verified tokens are cached briefly so the
-//! scoring path does not read the database on every request.
+//! is for passwords people choose). Verified tokens are cached for one
+//! second so the scoring path does not read the database on every request:
+//! one indexed read per token per second per instance, and a revocation
+//! refuses the token on every instance within [`CACHE_TTL`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,8 +19,10 @@ use crate::store::tokens as store;
 
 const PREFIX: &str = "vdt_";
 /// How long a verified (or revoked) token is believed without asking the
-/// database again; a revocation takes effect within this time.
-const CACHE_TTL: Duration = Duration::from_secs(30);
+/// database again; a revocation takes effect on every instance within this
+/// time. It is counted from before the read, so an answer read just before
+/// a revocation is not believed for longer.
+pub const CACHE_TTL: Duration = Duration::from_secs(1);
 
 fn hash(secret: &str) -> String {
     crate::crypto::sha256_hex(secret)
@@ -162,12 +166,13 @@ impl TokenCache {
         let Some((id, secret)) = parse(token) else {
             return Ok(None);
         };
+        let asked = Instant::now();
         let known = lookup(conn, id)?;
         let mut entries = self.entries.lock().expect("token cache lock");
         if entries.len() > 10_000 {
             entries.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
         }
-        entries.insert(id.to_string(), (known.clone(), Instant::now()));
+        entries.insert(id.to_string(), (known.clone(), asked));
         Ok(known.filter(|k| matches_secret(k, secret)).map(|k| k.name))
     }
 }

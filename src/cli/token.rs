@@ -28,7 +28,7 @@ pub fn run(settings: &Settings, command: TokenCommand) -> anyhow::Result<()> {
         }
         TokenCommand::Revoke { name } => {
             verdict::tokens::revoke(&mut conn, &name, "cli")?;
-            println!("token {name:?} revoked (running servers stop accepting it within 30 s)");
+            println!("token {name:?} revoked (running servers stop accepting it within 1 s)");
         }
     }
     Ok(())

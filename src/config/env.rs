@@ -90,6 +90,17 @@ impl Settings {
                 }
             };
         }
+        if let Some(on) = var("VERDICT_TRUST_FORWARDED_PROTO") {
+            self.server.trust_forwarded_proto = match on.as_str() {
+                "on" | "true" | "1" => true,
+                "off" | "false" | "0" => false,
+                _ => {
+                    return Err(ConfigError(format!(
+                        "VERDICT_TRUST_FORWARDED_PROTO (server.trust_forwarded_proto): expected true or false, got {on:?}"
+                    )))
+                }
+            };
+        }
         if let Some(ms) = var("VERDICT_DEPLOYMENT_POLL_MS") {
             self.server.deployment_poll_ms = ms.parse().map_err(|_| {
                 ConfigError(format!(

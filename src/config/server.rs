@@ -20,6 +20,11 @@ pub struct ServerSettings {
     pub log_format: LogFormat,
     /// How often each instance looks for deployment changes, in ms.
     pub deployment_poll_ms: u64,
+    /// Believe a proxy's `X-Forwarded-Proto: https` (or `Forwarded:
+    /// proto=https`) and answer with HSTS. Only when every request comes
+    /// through a proxy that sets (or strips) that header: otherwise any
+    /// client could claim https.
+    pub trust_forwarded_proto: bool,
 }
 
 /// The range `server.deployment_poll_ms` must fall in: 100 ms to 10 minutes.
@@ -35,6 +40,7 @@ impl Default for ServerSettings {
             workers: None,
             log_format: LogFormat::Text,
             deployment_poll_ms: 1000,
+            trust_forwarded_proto: false,
         }
     }
 }

@@ -13,11 +13,27 @@ use crate::export::{self, Format, Request};
 use crate::http::error::AppError;
 use crate::tasks::TaskRuntime;
 
-/// The query string as key/value pairs (unknown keys are refused later).
+/// The query string as key/value pairs (unknown keys are refused later);
+/// a key given twice is a 400 `repeated_parameter` naming it (no reader of
+/// a query here takes a list, and which of two would win is a guess).
 pub fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, AppError> {
-    web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
         .map(web::Query::into_inner)
-        .map_err(|e| AppError::invalid("invalid_query", "query", e.to_string()))
+        .map_err(|e| AppError::invalid("invalid_query", "query", e.to_string()))?;
+    let mut seen = std::collections::HashSet::with_capacity(pairs.len());
+    for (key, _) in &pairs {
+        if !seen.insert(key.as_str()) {
+            let shown: String = key.chars().take(100).collect();
+            return Err(AppError::invalid(
+                "repeated_parameter",
+                shown.clone(),
+                format!(
+                    "the parameter {shown:?} is given more than once: give each parameter once"
+                ),
+            ));
+        }
+    }
+    Ok(pairs)
 }
 
 /// Hands bytes written on a blocking thread to a response body, in chunks;

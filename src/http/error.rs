@@ -31,7 +31,7 @@ pub enum AppError {
     /// A named thing that must not be overwritten exists already.
     #[error("{message}")]
     AlreadyExists { field: String, message: String },
-    #[error("not found")]
+    #[error("there is nothing at this address")]
     NotFound,
     /// A rollback with no previous version to go back to.
     #[error("task {0:?} has no previous version to roll back to")]
@@ -42,6 +42,21 @@ pub enum AppError {
     Refused { code: &'static str, message: String },
     #[error("the service is unavailable: {0}")]
     Unavailable(String),
+    /// A JSON endpoint was sent a body of another type.
+    #[error("send the body as JSON with Content-Type: application/json{}", .got.as_deref().map(|t| format!(" (this request said {t:?})")).unwrap_or_else(|| " (this request named no type)".into()))]
+    UnsupportedMediaType { got: Option<String> },
+    /// A known path asked with a method it does not take; `allow` lists
+    /// the ones it does (also sent as the `Allow` header).
+    #[error("{method} is not allowed here; this path takes {allow}")]
+    MethodNotAllowed { method: String, allow: String },
+    /// Anything refused before a handler ran (actix's own 4xx), with the
+    /// status it had.
+    #[error("{message}")]
+    Refused4xx {
+        status: u16,
+        code: &'static str,
+        message: String,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -74,6 +89,9 @@ impl AppError {
             AppError::NoPreviousVersion(_) => "no_previous_version",
             AppError::Refused { code, .. } => code,
             AppError::Unavailable(_) => "unavailable",
+            AppError::UnsupportedMediaType { .. } => "unsupported_media_type",
+            AppError::MethodNotAllowed { .. } => "method_not_allowed",
+            AppError::Refused4xx { code, .. } => code,
             AppError::Internal(_) => "internal",
         }
     }
@@ -127,6 +145,11 @@ impl ResponseError for AppError {
             | AppError::NoPreviousVersion(_)
             | AppError::Refused { .. } => StatusCode::CONFLICT,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::Refused4xx { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
+            }
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -154,6 +177,9 @@ impl ResponseError for AppError {
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
+        if let AppError::MethodNotAllowed { allow, .. } = self {
+            response.insert_header((header::ALLOW, allow.as_str()));
+        }
         response.json(ErrorBody {
             error: ErrorDetail {
                 code: self.code(),
@@ -161,6 +187,41 @@ impl ResponseError for AppError {
                 field,
             },
         })
+    }
+}
+
+impl AppError {
+    /// The JSON error for a response actix (or a resource's default) made
+    /// with an empty or non-JSON body under `/api`: the same status, a
+    /// stable code for it, a sentence saying what to change.
+    pub fn for_status(status: StatusCode, method: &str, allow: Option<&str>) -> AppError {
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            return AppError::MethodNotAllowed {
+                method: method.to_string(),
+                allow: allow.unwrap_or("no method").to_string(),
+            };
+        }
+        let (code, message) = match status.as_u16() {
+            400 => ("bad_request", "the request could not be read as sent"),
+            401 => return AppError::Unauthorized,
+            404 => return AppError::NotFound,
+            408 => ("request_timeout", "the request took too long to arrive"),
+            411 => ("length_required", "send a Content-Length"),
+            413 => ("payload_too_large", "the body is too large"),
+            414 => ("uri_too_long", "the address is too long"),
+            415 => (
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+            ),
+            431 => ("header_too_large", "the request's headers are too large"),
+            s if s < 500 => ("bad_request", "the request was refused"),
+            _ => return AppError::Internal(format!("an error response without a body: {status}")),
+        };
+        AppError::Refused4xx {
+            status: status.as_u16(),
+            code,
+            message: message.to_string(),
+        }
     }
 }
 

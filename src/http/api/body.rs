@@ -1,17 +1,58 @@
-//! Reading and parsing request bodies: a size limit that answers 413, JSON
-//! errors that say where, and bare NaN / Infinity (which Python's `json`
-//! writes) turned into strings so that validation can name the field.
+//! Reading and parsing request bodies: `Content-Type: application/json` or
+//! 415, a size limit that answers 413, JSON errors that say where, a key
+//! given twice in any object refused (`duplicate_field`, naming where)
+//! rather than the last one winning, and bare NaN / Infinity (which
+//! Python's `json` writes) turned into strings so that validation can name
+//! the field.
+
+use std::cell::RefCell;
+use std::fmt;
 
 use actix_web::{http::header, web, HttpRequest};
 use futures_util::StreamExt;
-use serde_json::Value;
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
 
 use crate::domain::ItemId;
 use crate::http::error::AppError;
 use crate::scoring::Submission;
 
+/// A JSON request's body: its type checked, read within `limit` bytes and
+/// parsed with [`parse_json`].
+pub async fn read_json(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<Value, AppError> {
+    require_json(req)?;
+    let bytes = read(req, payload, limit).await?;
+    parse_json(&bytes)
+}
+
+/// `Content-Type: application/json` (any parameters, or a `+json` type);
+/// anything else, or none, is a 415. `curl -d` sends form encoding unless
+/// told otherwise, and a body read as JSON whatever it says it is hides
+/// that mistake, so the answer names the type to send.
+pub fn require_json(req: &HttpRequest) -> Result<(), AppError> {
+    let got = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let essence = got
+        .as_deref()
+        .and_then(|t| t.split(';').next())
+        .map(|t| t.trim().to_ascii_lowercase());
+    match essence.as_deref() {
+        Some("application/json") => Ok(()),
+        Some(t) if t.starts_with("application/") && t.ends_with("+json") => Ok(()),
+        _ => Err(AppError::UnsupportedMediaType {
+            got: got.map(|t| t.chars().take(100).collect()),
+        }),
+    }
+}
+
 /// Reads the whole body, refusing more than `limit` bytes.
-pub async fn read(
+async fn read(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
@@ -36,18 +77,180 @@ pub async fn read(
     Ok(body)
 }
 
-/// Parses JSON; bare `NaN`, `Infinity` and `-Infinity` become strings.
+/// Parses JSON; bare `NaN`, `Infinity` and `-Infinity` become strings; a
+/// key twice in one object is a `duplicate_field` naming where it is.
 pub fn parse_json(bytes: &[u8]) -> Result<Value, AppError> {
-    match serde_json::from_slice(bytes) {
-        Ok(value) => Ok(value),
-        Err(e) => {
-            if let Some(quoted) = quote_non_finite(bytes) {
-                if let Ok(value) = serde_json::from_slice(&quoted) {
-                    return Ok(value);
+    let e = match strict(bytes) {
+        Ok(value) => return Ok(value),
+        Err(Refusal::Duplicate(e)) => return Err(e),
+        Err(Refusal::Malformed(e)) => e,
+    };
+    if let Some(quoted) = quote_non_finite(bytes) {
+        match strict(&quoted) {
+            Ok(value) => return Ok(value),
+            Err(Refusal::Duplicate(e)) => return Err(e),
+            Err(Refusal::Malformed(_)) => {}
+        }
+    }
+    Err(AppError::MalformedJson(e.to_string()))
+}
+
+enum Refusal {
+    Malformed(serde_json::Error),
+    Duplicate(AppError),
+}
+
+/// serde_json's own `Value`, except that a repeated key is an error.
+fn strict(bytes: &[u8]) -> Result<Value, Refusal> {
+    let duplicate = RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parsed = ValueSeed(&duplicate)
+        .deserialize(&mut de)
+        .and_then(|value| de.end().map(|()| value));
+    match (parsed, duplicate.into_inner()) {
+        (Ok(value), _) => Ok(value),
+        (Err(_), Some(mut path)) => {
+            path.reverse();
+            Err(Refusal::Duplicate(duplicate_field(&path)))
+        }
+        (Err(e), None) => Err(Refusal::Malformed(e)),
+    }
+}
+
+/// A step from an outer JSON value to an inner one.
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+fn duplicate_field(path: &[Step]) -> AppError {
+    let mut field = String::new();
+    for step in path {
+        match step {
+            Step::Key(k) if field.is_empty() => field.push_str(k),
+            Step::Key(k) => {
+                field.push('.');
+                field.push_str(k);
+            }
+            Step::Index(i) => field.push_str(&format!("[{i}]")),
+        }
+    }
+    let key = match path.last() {
+        Some(Step::Key(k)) => k.as_str(),
+        _ => "",
+    };
+    let within = field
+        .strip_suffix(key)
+        .map(|p| p.trim_end_matches('.'))
+        .filter(|p| !p.is_empty())
+        .map(|p| format!(" in {p}"))
+        .unwrap_or_default();
+    AppError::invalid(
+        "duplicate_field",
+        field.clone(),
+        format!("the key {key:?} is given more than once{within}: give each key once"),
+    )
+}
+
+/// Where a repeated key was found: set by the innermost object, and each
+/// enclosing array or object adds its step while the error unwinds (so the
+/// success path keeps no path at all).
+type Found<'a> = &'a RefCell<Option<Vec<Step>>>;
+
+struct ValueSeed<'a>(Found<'a>);
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
+    type Value = Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl ValueSeed<'_> {
+    fn unwinding(&self, step: impl FnOnce() -> Step) {
+        if let Some(path) = self.0.borrow_mut().as_mut() {
+            path.push(step());
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        loop {
+            match seq.next_element_seed(ValueSeed(self.0)) {
+                Ok(Some(value)) => values.push(value),
+                Ok(None) => return Ok(Value::Array(values)),
+                Err(e) => {
+                    let i = values.len();
+                    self.unwinding(|| Step::Index(i));
+                    return Err(e);
                 }
             }
-            Err(AppError::MalformedJson(e.to_string()))
         }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut fields = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if fields.contains_key(&key) {
+                *self.0.borrow_mut() = Some(vec![Step::Key(key)]);
+                return Err(de::Error::custom("duplicate key"));
+            }
+            match map.next_value_seed(ValueSeed(self.0)) {
+                Ok(value) => {
+                    fields.insert(key, value);
+                }
+                Err(e) => {
+                    self.unwinding(|| Step::Key(key));
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Value::Object(fields))
     }
 }
 
@@ -185,6 +388,66 @@ mod tests {
         assert_eq!(v["c"][0], "-Infinity");
         assert!(parse_json(b"{\"a\": 1,}").is_err());
         assert!(parse_json(br#"{"a": "\"NaN"}"#).is_ok());
+    }
+
+    #[test]
+    fn only_json_content_types_are_read() {
+        use actix_web::test::TestRequest;
+        for (t, ok) in [
+            (Some("application/json"), true),
+            (Some("Application/JSON; charset=utf-8"), true),
+            (Some("application/merge-patch+json"), true),
+            (Some("text/plain"), false),
+            (Some("application/x-www-form-urlencoded"), false),
+            (Some("application/jsonx"), false),
+            (None, false),
+        ] {
+            let mut req = TestRequest::default();
+            if let Some(t) = t {
+                req = req.insert_header(("content-type", t));
+            }
+            let got = require_json(&req.to_http_request());
+            assert_eq!(got.is_ok(), ok, "{t:?}");
+            if let Err(e) = got {
+                assert_eq!(e.code(), "unsupported_media_type");
+                assert!(e.to_string().contains("application/json"), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_at_any_depth_naming_where() {
+        for (body, field) in [
+            (r#"{"a": 1, "a": 2}"#, "a"),
+            (
+                r#"{"id": "x", "input": {"mean_radius": -5, "mean_radius": 17.99}}"#,
+                "input.mean_radius",
+            ),
+            (
+                r#"{"items": [{"id": "a", "input": {}}, {"id": "b", "input": {"z": 1, "y": [{"q": 1, "q": 1}]}}]}"#,
+                "items[1].input.y[0].q",
+            ),
+            (r#"{"x": NaN, "input": {"k": NaN, "k": 1}}"#, "input.k"),
+        ] {
+            let e = parse_json(body.as_bytes()).unwrap_err();
+            assert_eq!(e.code(), "duplicate_field", "{body}");
+            assert!(
+                matches!(&e, AppError::InvalidInput { field: f, .. } if f == field),
+                "{body}: {e:?}"
+            );
+        }
+        // The same key in two different objects is fine, and values are
+        // what serde_json's own parser makes of them.
+        let body =
+            br#"{"a": {"k": 1}, "b": {"k": [1.5, -2, 18446744073709551615, "s", null, true]}}"#;
+        assert_eq!(
+            parse_json(body).unwrap(),
+            serde_json::from_slice::<Value>(body).unwrap()
+        );
+        assert_eq!(
+            parse_json(b"{\"a\": 1} x").unwrap_err().code(),
+            "malformed_json"
+        );
     }
 
     #[test]

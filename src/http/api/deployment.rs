@@ -96,9 +96,9 @@ async fn why_of(
     action: &str,
     force_allowed: bool,
 ) -> Result<(String, bool), AppError> {
-    let bytes = super::body::read(req, payload, 16 * 1024).await?;
-    let body: WhyBody = serde_json::from_value(super::body::parse_json(&bytes)?)
-        .map_err(|e| AppError::invalid("invalid_body", "why", e.to_string()))?;
+    let body: WhyBody =
+        serde_json::from_value(super::body::read_json(req, payload, 16 * 1024).await?)
+            .map_err(|e| AppError::invalid("invalid_body", "why", e.to_string()))?;
     let why = body.why.trim().to_string();
     if why.is_empty() {
         return Err(AppError::invalid(
@@ -181,9 +181,9 @@ pub async fn put(
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
     let task = task(&state, &path)?;
-    let bytes = super::body::read(&req, payload, 16 * 1024).await?;
-    let body: CandidateBody = serde_json::from_value(super::body::parse_json(&bytes)?)
-        .map_err(|e| AppError::invalid("invalid_body", "", e.to_string()))?;
+    let body: CandidateBody =
+        serde_json::from_value(super::body::read_json(&req, payload, 16 * 1024).await?)
+            .map_err(|e| AppError::invalid("invalid_body", "", e.to_string()))?;
     let mode = CandidateMode::parse(&body.mode).ok_or_else(|| {
         AppError::invalid(
             "invalid_value",

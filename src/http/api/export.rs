@@ -76,8 +76,7 @@ pub async fn snapshot_create(
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
     let task = task(&state, &path)?;
-    let bytes = super::body::read(&req, payload, 64 * 1024).await?;
-    let value = super::body::parse_json(&bytes)?;
+    let value = super::body::read_json(&req, payload, 64 * 1024).await?;
     let body: SnapshotBody = serde_json::from_value(value)
         .map_err(|e| AppError::invalid("invalid_body", "body", e.to_string()))?;
     let params = Params {

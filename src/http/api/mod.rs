@@ -19,51 +19,53 @@ use crate::items;
 use crate::tasks::TaskRuntime;
 pub use auth::ApiClient;
 
+/// One resource per path, holding every method it takes: another method
+/// is a 405 with `Allow` (made JSON by [`crate::http::headers`]), not a 404.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics::metrics))
+    use web::{delete, get, post, put, resource};
+    cfg.service(resource("/healthz").route(get().to(healthz)))
+        .service(resource("/readyz").route(get().to(readyz)))
+        .service(resource("/metrics").route(get().to(metrics::metrics)))
         .service(
             web::scope("/api/v1")
-                .route("/tasks", web::get().to(list_tasks))
-                .route("/alerts", web::get().to(monitoring::alerts))
-                .route(
-                    "/tasks/{task}/monitoring",
-                    web::get().to(monitoring::task_monitoring),
+                .service(resource("/tasks").route(get().to(list_tasks)))
+                .service(resource("/alerts").route(get().to(monitoring::alerts)))
+                .service(
+                    resource("/tasks/{task}/monitoring")
+                        .route(get().to(monitoring::task_monitoring)),
                 )
-                .route("/tasks/{task}/advisor", web::get().to(advisor::advisor))
-                .route("/tasks/{task}/deployment", web::get().to(deployment::get))
-                .route("/tasks/{task}/deployment", web::put().to(deployment::put))
-                .route(
-                    "/tasks/{task}/deployment/rollback",
-                    web::post().to(deployment::rollback),
+                .service(resource("/tasks/{task}/advisor").route(get().to(advisor::advisor)))
+                .service(
+                    resource("/tasks/{task}/deployment")
+                        .route(get().to(deployment::get))
+                        .route(put().to(deployment::put)),
                 )
-                .route(
-                    "/tasks/{task}/deployment/promote",
-                    web::post().to(deployment::promote),
+                .service(
+                    resource("/tasks/{task}/deployment/rollback")
+                        .route(post().to(deployment::rollback)),
                 )
-                .route(
-                    "/tasks/{task}/deployment/candidate",
-                    web::delete().to(deployment::withdraw),
+                .service(
+                    resource("/tasks/{task}/deployment/promote")
+                        .route(post().to(deployment::promote)),
                 )
-                .route("/tasks/{task}/items", web::post().to(submit_items))
-                .route("/tasks/{task}/items/{id}", web::get().to(get_item))
-                .route("/tasks/{task}/labels", web::get().to(export::labels))
-                .route(
-                    "/tasks/{task}/datasets",
-                    web::post().to(export::snapshot_create),
+                .service(
+                    resource("/tasks/{task}/deployment/candidate")
+                        .route(delete().to(deployment::withdraw)),
                 )
-                .route(
-                    "/tasks/{task}/datasets",
-                    web::get().to(export::snapshot_list),
+                .service(resource("/tasks/{task}/items").route(post().to(submit_items)))
+                .service(resource("/tasks/{task}/items/{id}").route(get().to(get_item)))
+                .service(resource("/tasks/{task}/labels").route(get().to(export::labels)))
+                .service(
+                    resource("/tasks/{task}/datasets")
+                        .route(post().to(export::snapshot_create))
+                        .route(get().to(export::snapshot_list)),
                 )
-                .route(
-                    "/tasks/{task}/datasets/{name}",
-                    web::get().to(export::snapshot_get),
+                .service(
+                    resource("/tasks/{task}/datasets/{name}").route(get().to(export::snapshot_get)),
                 )
-                .route(
-                    "/tasks/{task}/datasets/{name}/file",
-                    web::get().to(export::snapshot_file),
+                .service(
+                    resource("/tasks/{task}/datasets/{name}/file")
+                        .route(get().to(export::snapshot_file)),
                 ),
         );
 }
@@ -203,8 +205,7 @@ async fn submit_items(
     let task = task(&state, &path)?;
     let name = task.name().to_string();
     let scored = async {
-        let bytes = body::read(&req, payload, state.settings.server.max_body_bytes).await?;
-        let value = body::parse_json(&bytes)?;
+        let value = body::read_json(&req, payload, state.settings.server.max_body_bytes).await?;
         let (submissions, batch) = body::submissions(value, state.settings.server.max_batch_items)?;
         let outcomes =
             crate::scoring::submit(&state.db, &state.recorder, task, submissions, batch).await?;
@@ -234,6 +235,9 @@ async fn get_item(
 ) -> Result<HttpResponse, AppError> {
     let (task_name, id) = path.into_inner();
     let task = task(&state, &task_name)?;
+    let id = crate::domain::ItemId::parse(&id)
+        .map_err(|e| AppError::invalid("invalid_id", "id", e))?
+        .to_string();
     let name = task.name().to_string();
     let doc = state
         .db

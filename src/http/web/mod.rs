@@ -23,29 +23,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse, ResponseError};
 use askama::Template;
 
-/// Malformed forms, queries and paths get the styled error page with a
-/// plain sentence, never the framework's parser text. (The API parses its
-/// own requests, into JSON errors; these extractors are the web UI's.)
-fn extractor_errors(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::FormConfig::default().error_handler(|e, _| {
-        tracing::info!(error = %e, "malformed form refused");
-        WebError::BadRequest(
-            "This form was incomplete or not as the page sends it. Go back, reload the page and try again.",
-        )
-        .into()
-    }))
-    .app_data(web::QueryConfig::default().error_handler(|e, _| {
-        tracing::info!(error = %e, "malformed query refused");
-        WebError::BadRequest("This address has a filter the page does not understand.").into()
-    }))
-    .app_data(web::PathConfig::default().error_handler(|e, _| {
-        tracing::info!(error = %e, "malformed path refused");
-        WebError::NotFound("There is no page at this address.").into()
-    }));
-}
-
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    extractor_errors(cfg);
     cfg.route("/", web::get().to(home::page))
         .route("/sign-in", web::get().to(signin::form))
         .route("/sign-in", web::post().to(signin::submit))
@@ -136,17 +114,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/static/{file}", web::get().to(asset));
 }
 
-/// Renders a template into a response with `status`.
+/// Renders a template into a response with `status` (the CSP and frame
+/// options every HTML response carries are added by
+/// [`crate::http::middleware`]).
 pub fn render<T: Template>(status: StatusCode, template: &T) -> HttpResponse {
     match template.render() {
         Ok(html) => HttpResponse::build(status)
             .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
             .insert_header((header::CACHE_CONTROL, "no-store"))
-            .insert_header(("x-frame-options", "DENY"))
-            .insert_header((
-                "content-security-policy",
-                "default-src 'self'; frame-ancestors 'none'",
-            ))
             .body(html),
         Err(e) => {
             tracing::error!(error = %e, "template failed");
