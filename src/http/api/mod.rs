@@ -5,6 +5,7 @@ mod auth;
 pub mod body;
 mod deployment;
 pub mod export;
+mod jobs;
 mod metrics;
 mod monitoring;
 
@@ -48,6 +49,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 )
                 .route("/tasks/{task}/items", web::post().to(submit_items))
                 .route("/tasks/{task}/items/{id}", web::get().to(get_item))
+                .route("/tasks/{task}/jobs", web::post().to(jobs::create))
+                .route("/tasks/{task}/jobs/{id}", web::get().to(jobs::get))
+                .route(
+                    "/tasks/{task}/jobs/{id}/results",
+                    web::get().to(jobs::results),
+                )
                 .route("/tasks/{task}/labels", web::get().to(export::labels))
                 .route(
                     "/tasks/{task}/datasets",
