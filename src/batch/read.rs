@@ -361,12 +361,7 @@ fn map_header(
         ));
     };
     if let Some(m) = model {
-        if let Some(missing) = m
-            .card
-            .features
-            .iter()
-            .find(|f| !header.iter().any(|h| *h == f.name))
-        {
+        if let Some(missing) = m.card.features.iter().find(|f| !header.contains(&f.name)) {
             let name = &missing.name;
             return Err(RowError::new(
                 1,
