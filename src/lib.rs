@@ -19,6 +19,7 @@ pub mod store;
 pub mod accounts;
 pub mod advisor;
 pub mod alerts;
+pub mod batch;
 pub mod export;
 pub mod items;
 pub mod lifecycle;

@@ -169,6 +169,13 @@ impl Application {
                 every: std::time::Duration::from_millis(state.settings.alerts.interval_ms),
             };
             actix_web::rt::spawn(guard.run_until_stopped());
+            let runner = crate::batch::jobs::JobRunner::new(
+                state.db.clone(),
+                state.recorder.clone(),
+                state.tasks.clone(),
+                state.settings.jobs.clone(),
+            );
+            actix_web::rt::spawn(runner.run_until_stopped());
         }
         // Every instance adds its own counts to the metrics store.
         actix_web::rt::spawn(

@@ -8,6 +8,7 @@ mod deploy;
 mod export;
 mod labels;
 mod model;
+mod score;
 mod serve;
 mod simulate;
 mod token;
@@ -46,6 +47,9 @@ pub enum Command {
         #[command(subcommand)]
         command: user::UserCommand,
     },
+    /// Score a CSV or JSONL file of items through the task's policy and
+    /// store, as the API would (a re-run resumes); one result per line.
+    Score(score::ScoreArgs),
     /// Write a task's labelled items as JSONL or CSV (see README: export).
     Export(export::ExportArgs),
     /// Dataset snapshots: named, immutable exports that model cards cite.
@@ -77,7 +81,7 @@ impl Command {
     pub fn log_level(&self) -> Option<&'static str> {
         match self {
             Command::Demo(_) => Some("error"),
-            Command::Simulate(_) => Some("warn"),
+            Command::Simulate(_) | Command::Score(_) => Some("warn"),
             _ => None,
         }
     }
@@ -93,6 +97,7 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Model { command } => model::run(&settings, command),
         Command::Token { command } => token::run(&settings, command),
         Command::User { command } => user::run(&settings, command),
+        Command::Score(args) => score::run(&settings, args),
         Command::Export(args) => export::run(&settings, args),
         Command::Dataset { command } => dataset::run(&settings, command),
         Command::Bench(options) => bench::run(options),

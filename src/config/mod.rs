@@ -10,6 +10,7 @@
 mod database;
 mod env;
 mod escalation;
+mod jobs;
 mod monitoring;
 mod server;
 mod tasks;
@@ -23,6 +24,7 @@ pub use database::{DatabaseSettings, DatasetSettings, ModelSettings, Synchronous
 pub use escalation::{
     AlertSettings, MailSettings, OutboxSettings, Rule, SlaAlerts, SmtpSecurity, SmtpSettings,
 };
+pub use jobs::JobSettings;
 pub use monitoring::MonitoringSettings;
 pub use server::{LogFormat, ServerSettings, DEPLOYMENT_POLL_MS};
 pub use tasks::{callback_secret_var, CandidateRules, TaskConfig};
@@ -54,6 +56,9 @@ pub struct Settings {
     /// The metrics store, `/metrics` and the drift monitor.
     #[serde(default)]
     pub monitoring: MonitoringSettings,
+    /// Batch scoring jobs uploaded through the API.
+    #[serde(default)]
+    pub jobs: JobSettings,
 }
 
 impl Default for Settings {
@@ -69,6 +74,7 @@ impl Default for Settings {
             outbox: OutboxSettings::default(),
             alerts: AlertSettings::default(),
             monitoring: MonitoringSettings::default(),
+            jobs: JobSettings::default(),
         }
     }
 }
@@ -128,6 +134,7 @@ impl Settings {
         self.outbox.validate()?;
         self.alerts.validate()?;
         self.monitoring.validate()?;
+        self.jobs.validate()?;
         if let Some(smtp) = &self.smtp {
             smtp.validate(&self.outbox)?;
         }

@@ -346,3 +346,44 @@ diesel::table! {
         summary -> Text,
     }
 }
+
+diesel::table! {
+    score_jobs (id) {
+        id -> Text,
+        task -> Text,
+        format -> Text,
+        state -> Text,
+        input -> Binary,
+        input_bytes -> BigInt,
+        chunk_rows -> BigInt,
+        chunks_done -> BigInt,
+        rows_read -> BigInt,
+        scored -> BigInt,
+        created -> BigInt,
+        automated -> BigInt,
+        queued -> BigInt,
+        refused -> BigInt,
+        error_line -> Nullable<BigInt>,
+        error_code -> Nullable<Text>,
+        error_field -> Nullable<Text>,
+        error_message -> Nullable<Text>,
+        created_by -> Text,
+        attempts -> Integer,
+        lease_owner -> Nullable<Text>,
+        lease_expires_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        started_at -> Nullable<Timestamp>,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    score_job_results (job_id, chunk) {
+        job_id -> Text,
+        chunk -> BigInt,
+        body -> Binary,
+    }
+}
+
+diesel::joinable!(score_job_results -> score_jobs (job_id));
+diesel::allow_tables_to_appear_in_same_query!(score_jobs, score_job_results);

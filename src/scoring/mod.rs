@@ -23,7 +23,7 @@ mod error;
 mod featurise;
 
 pub use error::{InputProblem, ScoringError};
-pub use featurise::{featurise, is_non_finite_word, Features};
+pub use featurise::{featurise, from_values, is_non_finite_word, Features};
 
 /// One item as the client sent it.
 #[derive(Debug, Clone)]
@@ -61,11 +61,7 @@ pub async fn submit(
     submissions: Vec<Submission>,
     batch: bool,
 ) -> Result<Vec<Outcome>, ScoringError> {
-    let n = submissions.len();
     let serving = task.serving();
-    let model = serving.live;
-    let runs_model = task.config.automation.runs_model();
-    let candidate = serving.candidate.filter(|_| model.is_some() && runs_model);
     let at = |i: usize| {
         if batch {
             format!("items[{i}].")
@@ -73,15 +69,56 @@ pub async fn submit(
             String::new()
         }
     };
-
     // Featurise: validate everything before anything runs.
     let submitted = Instant::now();
-    let started = Instant::now();
-    let mut features = Vec::with_capacity(n);
-    for (i, s) in submissions.iter().enumerate() {
-        features.push(featurise(model.as_deref(), &s.input).map_err(|e| e.within(&at(i)))?);
+    let mut ids = Vec::with_capacity(submissions.len());
+    let mut features = Vec::with_capacity(submissions.len());
+    for (i, s) in submissions.into_iter().enumerate() {
+        features.push(featurise(serving.live.as_deref(), &s.input).map_err(|e| e.within(&at(i)))?);
+        ids.push(s.id);
     }
-    let featurise = started.elapsed();
+    let items = Featurised {
+        ids,
+        features,
+        featurise: submitted.elapsed(),
+        submitted,
+    };
+    score(db, recorder, &task, serving, items, batch).await
+}
+
+/// Items whose inputs were checked against the features of `serving`'s
+/// live version (by [`featurise`] or [`from_values`]).
+pub struct Featurised {
+    pub ids: Vec<ItemId>,
+    pub features: Vec<Features>,
+    /// How long featurising took, for the stage timings.
+    pub featurise: std::time::Duration,
+    /// When the items arrived.
+    pub submitted: Instant,
+}
+
+/// Scores featurised items with `serving` (the deployment they were
+/// featurised for) and stores them in one transaction: forward, policy,
+/// persist. With `batch`, a conflict's field names the item
+/// (`items[3].id`, see [`ScoringError::item_index`]).
+pub async fn score(
+    db: &Db,
+    recorder: &Recorder,
+    task: &TaskRuntime,
+    serving: crate::tasks::Serving,
+    items: Featurised,
+    batch: bool,
+) -> Result<Vec<Outcome>, ScoringError> {
+    let Featurised {
+        ids,
+        features,
+        featurise,
+        submitted,
+    } = items;
+    let n = ids.len();
+    let model = serving.live;
+    let runs_model = task.config.automation.runs_model();
+    let candidate = serving.candidate.filter(|_| model.is_some() && runs_model);
     let featurise_us = micros(featurise, n);
 
     // Forward: one pass for the whole batch.
@@ -126,16 +163,12 @@ pub async fn submit(
     let mut rows = Vec::with_capacity(n);
     let mut seen = Vec::with_capacity(n);
     let mut policy_total = std::time::Duration::ZERO;
-    for (i, ((submission, features), scored)) in
-        submissions.iter().zip(features).zip(scored).enumerate()
-    {
+    for (i, ((id, features), scored)) in ids.iter().zip(features).zip(scored).enumerate() {
         let started = Instant::now();
         // Which version acts on the item: the candidate for its canary
         // share, else the live one; the other's prediction is kept aside.
         let beside = candidate_scored.next();
-        let decides = candidate
-            .as_ref()
-            .is_some_and(|c| c.decides(submission.id.as_str()));
+        let decides = candidate.as_ref().is_some_and(|c| c.decides(id.as_str()));
         let (acting, scored, raw, other, other_scored, acting_us, other_us) =
             match (&candidate, beside) {
                 (Some(c), Some(beside)) if decides => (
@@ -202,7 +235,7 @@ pub async fn submit(
         let shadow = match (other, other_scored) {
             (Some(other), Some(other_scored)) => Some(shadow_row(
                 task.name(),
-                submission.id.as_str(),
+                id.as_str(),
                 other,
                 other_scored,
                 other_us,
@@ -214,7 +247,7 @@ pub async fn submit(
             (Scored::NotRun, _) | (_, None) => None,
             (Scored::Failed(error), Some(version)) => Some(PredictionRow {
                 task: task.name().to_string(),
-                item_id: submission.id.as_str().to_string(),
+                item_id: id.as_str().to_string(),
                 model_version: version.clone(),
                 label: None,
                 confidence: None,
@@ -230,7 +263,7 @@ pub async fn submit(
                 let finite = s.confidence.is_finite();
                 Some(PredictionRow {
                     task: task.name().to_string(),
-                    item_id: submission.id.as_str().to_string(),
+                    item_id: id.as_str().to_string(),
                     model_version: version.clone(),
                     label: finite.then(|| s.label.clone()),
                     confidence: finite.then_some(s.confidence),
@@ -267,7 +300,7 @@ pub async fn submit(
         let verdict = match (decision, &summary) {
             (Decision::Automate { .. }, Some(s)) => Some(VerdictRow {
                 task: task.name().to_string(),
-                item_id: submission.id.as_str().to_string(),
+                item_id: id.as_str().to_string(),
                 label: s.label.clone(),
                 source: VerdictSource::Model,
                 confidence: Some(s.confidence),
@@ -280,7 +313,7 @@ pub async fn submit(
         };
         let item = ItemRow {
             task: task.name().to_string(),
-            id: submission.id.as_str().to_string(),
+            id: id.as_str().to_string(),
             input: features.canonical,
             input_sha256: features.sha256,
             status,

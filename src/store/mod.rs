@@ -11,6 +11,7 @@ pub mod browse;
 pub mod candidates;
 pub mod corrections;
 pub mod items;
+pub mod jobs;
 pub mod labels;
 pub mod metrics;
 pub mod monitoring;

@@ -5,6 +5,7 @@ mod accounts;
 mod advisor;
 mod alerts;
 mod architecture;
+mod batch;
 mod browser;
 mod cli;
 mod corrections;

@@ -52,7 +52,7 @@ pub fn require_json(req: &HttpRequest) -> Result<(), AppError> {
 }
 
 /// Reads the whole body, refusing more than `limit` bytes.
-async fn read(
+pub async fn read(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,

@@ -5,6 +5,7 @@ mod auth;
 pub mod body;
 mod deployment;
 pub mod export;
+mod jobs;
 mod metrics;
 mod monitoring;
 
@@ -54,6 +55,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 )
                 .service(resource("/tasks/{task}/items").route(post().to(submit_items)))
                 .service(resource("/tasks/{task}/items/{id}").route(get().to(get_item)))
+                .service(resource("/tasks/{task}/jobs").route(post().to(jobs::create)))
+                .service(resource("/tasks/{task}/jobs/{id}").route(get().to(jobs::get)))
+                .service(resource("/tasks/{task}/jobs/{id}/results").route(get().to(jobs::results)))
                 .service(resource("/tasks/{task}/labels").route(get().to(export::labels)))
                 .service(
                     resource("/tasks/{task}/datasets")

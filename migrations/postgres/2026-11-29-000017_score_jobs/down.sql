@@ -1,0 +1,2 @@
+DROP TABLE score_job_results;
+DROP TABLE score_jobs;
