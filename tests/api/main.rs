@@ -13,6 +13,7 @@ mod dashboard;
 mod drift;
 mod durability;
 mod export;
+mod fuzz;
 mod headers;
 mod helpers;
 mod hostile;
