@@ -121,8 +121,17 @@ impl Application {
             None => None,
         };
         warn_about_escalations(&settings);
+        let scoring = crate::scoring::ScoreStore::grouped(
+            &db,
+            crate::db::GroupSettings {
+                threads: settings.database.group_writers,
+                max_jobs: settings.database.max_batch_jobs,
+            },
+        )
+        .map_err(|e| anyhow::anyhow!(e))?;
         let state = web::Data::new(AppState {
             db,
+            scoring,
             tasks: std::sync::Arc::new(tasks),
             recorder: std::sync::Arc::new(crate::monitoring::Recorder::new(
                 settings.monitoring.enabled,

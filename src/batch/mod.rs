@@ -173,7 +173,11 @@ impl<R: Read + Send + 'static> Run<R> {
             featurise,
             submitted: Instant::now(),
         };
-        let (db, recorder, task) = (self.db.clone(), self.recorder.clone(), self.task.clone());
+        let (db, recorder, task) = (
+            scoring::ScoreStore::direct(&self.db),
+            self.recorder.clone(),
+            self.task.clone(),
+        );
         let scoring = scoring::score(&db, &recorder, &task, serving, items, true);
         let (scored, ahead) = futures_util::future::join(scoring, self.read()).await;
         match ahead {

@@ -19,6 +19,10 @@ pub struct DatabaseSettings {
     pub busy_timeout_ms: u32,
     /// Most units of work the writer commits in one transaction.
     pub max_batch_jobs: usize,
+    /// PostgreSQL: threads writing scored items, taking turns to commit
+    /// concurrent requests together (each holds a pooled connection while
+    /// it writes).
+    pub group_writers: usize,
     /// SQLite: the WAL is rewound once it holds this many MiB (checkpoints
     /// run in the background; a rewind pauses the writer for a few ms, so a
     /// larger WAL means fewer pauses under heavy writes).
@@ -33,6 +37,7 @@ impl Default for DatabaseSettings {
             pool_size: 8,
             busy_timeout_ms: 5000,
             max_batch_jobs: 256,
+            group_writers: 2,
             wal_limit_mb: 256,
         }
     }
@@ -45,6 +50,12 @@ impl DatabaseSettings {
             return Err(ConfigError::at(
                 "database.wal_limit_mb",
                 "must be at least 1",
+            ));
+        }
+        if self.group_writers == 0 || self.group_writers as u64 >= u64::from(self.pool_size) {
+            return Err(ConfigError::at(
+                "database.group_writers",
+                "must be at least 1 and less than database.pool_size",
             ));
         }
         if self.pool_size == 0 {

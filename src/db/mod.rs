@@ -6,8 +6,10 @@
 //!   writing connection, commits the work of concurrent requests together
 //!   (group commit), each request's work in its own savepoint so one failure
 //!   never spoils another's.
-//! - PostgreSQL takes concurrent writers and groups their commits itself:
-//!   each write is its own transaction on a pooled connection.
+//! - PostgreSQL takes concurrent writers: each write is its own
+//!   transaction on a pooled connection; the scoring path, where a request
+//!   is a few inserts, groups concurrent requests into one transaction of
+//!   multi-row inserts with a [`Grouper`].
 //!
 //! Lookups by a unique key end in `.get_result()`, not `.first()`: `first`
 //! binds `LIMIT` as a parameter, SQLite plans with the bound value, and a
@@ -17,6 +19,7 @@
 mod checkpointer;
 mod error;
 pub mod fast_time;
+mod group;
 pub mod schema;
 mod writer;
 
@@ -32,6 +35,7 @@ use crate::config::{DatabaseSettings, Synchronous};
 pub use crate::domain::Backend;
 pub use checkpointer::{Checkpointer, Pass as CheckpointPass};
 pub use error::DbError;
+pub use group::{GroupSettings, Grouper};
 pub use writer::Writer;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -256,6 +260,17 @@ impl Db {
                 .await
             }
         }
+    }
+
+    /// Starts a group writer on this database's pool (see [`Grouper`]);
+    /// for PostgreSQL, where writers do not share a connection.
+    pub fn grouper<J: Send + 'static, R: Send + 'static>(
+        &self,
+        name: &str,
+        settings: GroupSettings,
+        run: impl Fn(&mut DbConnection, Vec<J>) -> Vec<R> + Send + Sync + 'static,
+    ) -> Result<Grouper<J, R>, String> {
+        Grouper::start(self.pool.clone(), name, settings, run)
     }
 
     /// Whether the database answers (`SELECT 1` on a pooled connection).

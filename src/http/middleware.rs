@@ -31,8 +31,11 @@ pub fn is_api(path: &str) -> bool {
     path == "/api" || path.starts_with("/api/")
 }
 
-/// Whether the client reached us over https, as far as we may believe.
-fn over_https(req: &ServiceRequest) -> bool {
+/// Whether the client reached us over https, as far as we may believe:
+/// our own TLS, or a proxy's `X-Forwarded-Proto` / `Forwarded` when
+/// `server.trust_forwarded_proto` says the proxy sets it (else any client
+/// could claim https). Decides HSTS and the cookies' `Secure` flag.
+pub fn over_https(req: &HttpRequest) -> bool {
     if req.app_config().secure() {
         return true;
     }
@@ -67,7 +70,7 @@ pub async fn respond(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let https = over_https(&req);
+    let https = over_https(req.request());
     let api = is_api(req.path());
     // (The request is not cloned before routing: the router needs it
     // unshared. Handlers' and extractors' errors arrive as responses.)

@@ -13,6 +13,8 @@ pub struct AppState {
     pub tasks: Arc<Registry>,
     /// What the scoring path counts, for the metrics store and `/metrics`.
     pub recorder: Arc<crate::monitoring::Recorder>,
+    /// Where scored items are written (grouped on PostgreSQL).
+    pub scoring: crate::scoring::ScoreStore,
     pub tokens: TokenCache,
     /// The mail server, when `[smtp]` is configured.
     pub mailer: Option<std::sync::Arc<crate::mail::Mailer>>,

@@ -2,28 +2,30 @@
 //! timed. A batch is validated whole before anything runs, scored in one
 //! forward pass and written in one transaction: one bad item rejects it all.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use rand::Rng;
 use serde_json::Value;
 
-use crate::db::Db;
 use crate::domain::{now, ItemId};
 use crate::domain::{ItemStatus, OutOfRange, ReviewState, VerdictBasis, VerdictSource};
-use crate::items::{self, ItemDoc};
+use crate::items::ItemDoc;
 use crate::ml::LoadedModel;
 use crate::monitoring::{ItemSeen, Outcome as Seen, Recorder};
 use crate::policy::{decide, Decision, ModelOutcome};
-use crate::store::items::{self as store, ItemRow, PredictionRow, ShadowRow, VerdictRow};
+use crate::store::items::{ItemRow, PredictionRow, ShadowRow, VerdictRow};
 use crate::tasks::TaskRuntime;
 
 mod error;
 mod featurise;
+mod persist;
 
 pub use error::{InputProblem, ScoringError};
 pub use featurise::{featurise, from_values, is_non_finite_word, Features};
+use persist::Job;
+pub use persist::ScoreStore;
 
 /// One item as the client sent it.
 #[derive(Debug, Clone)]
@@ -55,7 +57,7 @@ fn micros(d: std::time::Duration, n: usize) -> i64 {
 /// `recorder` counts what happened once it is committed.
 #[tracing::instrument(skip_all, fields(task = task.name(), items = submissions.len()))]
 pub async fn submit(
-    db: &Db,
+    db: &ScoreStore,
     recorder: &Recorder,
     task: Arc<TaskRuntime>,
     submissions: Vec<Submission>,
@@ -102,7 +104,7 @@ pub struct Featurised {
 /// persist. With `batch`, a conflict's field names the item
 /// (`items[3].id`, see [`ScoringError::item_index`]).
 pub async fn score(
-    db: &Db,
+    db: &ScoreStore,
     recorder: &Recorder,
     task: &TaskRuntime,
     serving: crate::tasks::Serving,
@@ -345,7 +347,11 @@ pub async fn score(
         .collect();
     let version = model.as_ref().map(|m| m.version().to_string());
     let result = db
-        .write(move |conn| persist(conn, &task_name, rows, batch))
+        .persist(Job {
+            task: task_name,
+            rows,
+            batch,
+        })
         .await;
     let persist = started.elapsed();
     tracing::debug!(
@@ -533,112 +539,6 @@ fn shadow_row(
         forward_us,
         created_at,
     }
-}
-
-type Rows = Vec<(
-    ItemRow,
-    Option<PredictionRow>,
-    Option<VerdictRow>,
-    Option<ShadowRow>,
-)>;
-
-/// Inside the writer's transaction: new ids are inserted; a known id with
-/// the same input returns the stored result; with another input it is a
-/// conflict and nothing of the batch is written.
-fn persist(
-    conn: &mut crate::db::DbConnection,
-    task: &str,
-    mut rows: Rows,
-    batch: bool,
-) -> Result<Vec<Outcome>, ScoringError> {
-    let ids: Vec<&str> = rows
-        .iter()
-        .map(|(item, _, _, _)| item.id.as_str())
-        .collect();
-    let stored = store::find_items(conn, task, &ids)?;
-    let conflict = |i: usize, id: &str| ScoringError::Conflict {
-        field: if batch {
-            format!("items[{i}].id")
-        } else {
-            "id".into()
-        },
-        message: format!("item {id:?} was submitted before with a different input"),
-    };
-
-    enum Slot {
-        New(usize),
-        Stored(String),
-        SameAsNew(usize),
-    }
-    let mut first_in_batch: HashMap<&str, usize> = HashMap::new();
-    let mut slots = Vec::with_capacity(rows.len());
-    for (i, (item, _, _, _)) in rows.iter().enumerate() {
-        if let Some(prev) = stored.get(&item.id) {
-            if prev.input_sha256 != item.input_sha256 {
-                return Err(conflict(i, &item.id));
-            }
-            slots.push(Slot::Stored(item.id.clone()));
-        } else if let Some(&j) = first_in_batch.get(item.id.as_str()) {
-            if rows[j].0.input_sha256 != item.input_sha256 {
-                return Err(conflict(i, &item.id));
-            }
-            slots.push(Slot::SameAsNew(j));
-        } else {
-            first_in_batch.insert(item.id.as_str(), i);
-            slots.push(Slot::New(i));
-        }
-    }
-
-    let new: Vec<usize> = slots
-        .iter()
-        .filter_map(|s| match s {
-            Slot::New(i) => Some(*i),
-            _ => None,
-        })
-        .collect();
-    let item_rows: Vec<ItemRow> = new.iter().map(|&i| rows[i].0.clone()).collect();
-    let prediction_rows: Vec<PredictionRow> =
-        new.iter().filter_map(|&i| rows[i].1.clone()).collect();
-    let verdict_rows: Vec<VerdictRow> = new.iter().filter_map(|&i| rows[i].2.clone()).collect();
-    let shadow_rows: Vec<ShadowRow> = new.iter().filter_map(|&i| rows[i].3.take()).collect();
-    store::insert_all(conn, &item_rows, &prediction_rows, &verdict_rows)?;
-    store::insert_shadow(conn, &shadow_rows)?;
-
-    let stored_rows: Vec<ItemRow> = slots
-        .iter()
-        .filter_map(|s| match s {
-            Slot::Stored(id) => stored.get(id).cloned(),
-            _ => None,
-        })
-        .collect();
-    let stored_docs: HashMap<String, ItemDoc> = items::docs_for(conn, &stored_rows)?
-        .into_iter()
-        .map(|d| (d.id.clone(), d))
-        .collect();
-    let new_doc = |i: usize| {
-        let (item, prediction, verdict, _) = &rows[i];
-        ItemDoc::build(item, prediction.as_ref(), verdict.as_ref())
-    };
-    Ok(slots
-        .into_iter()
-        .map(|slot| match slot {
-            Slot::New(i) => Outcome {
-                doc: new_doc(i),
-                created: true,
-            },
-            Slot::SameAsNew(i) => Outcome {
-                doc: new_doc(i),
-                created: false,
-            },
-            Slot::Stored(id) => Outcome {
-                doc: stored_docs
-                    .get(&id)
-                    .cloned()
-                    .expect("stored item has a document"),
-                created: false,
-            },
-        })
-        .collect())
 }
 
 #[cfg(test)]

@@ -204,3 +204,38 @@ async fn a_revoked_token_is_refused_by_another_instance_within_a_second() {
         .unwrap();
     assert_eq!(on_a.status().as_u16(), 401);
 }
+
+/// The cookies' `Secure` flag follows the same rule as HSTS: a client's
+/// own `X-Forwarded-Proto: https` is believed only behind a trusted proxy.
+#[actix_web::test]
+async fn cookies_are_secure_only_over_https_as_far_as_we_may_believe() {
+    for trusted in [false, true] {
+        let Some(app) =
+            spawn_configured(Backend::Sqlite, task(AutomationLevel::Partial), None, |s| {
+                s.server.trust_forwarded_proto = trusted
+            })
+            .await
+        else {
+            return;
+        };
+        let cookie = |proto: &'static str| {
+            let request = app
+                .client
+                .get(format!("{}/sign-in", app.base))
+                .header("x-forwarded-proto", proto);
+            async move {
+                let r = request.send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                r.headers()["set-cookie"].to_str().unwrap().to_string()
+            }
+        };
+        let https = cookie("https").await;
+        assert_eq!(
+            https.contains("Secure"),
+            trusted,
+            "trusted {trusted}: {https}"
+        );
+        let http = cookie("http").await;
+        assert!(!http.contains("Secure"), "{http}");
+    }
+}

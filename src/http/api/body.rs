@@ -63,18 +63,48 @@ pub async fn read(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > limit) {
-        return Err(AppError::PayloadTooLarge { limit });
+        return Err(refuse_too_large(&mut payload, 0, declared, limit).await);
     }
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
     while let Some(chunk) = payload.next().await {
         let chunk =
             chunk.map_err(|e| AppError::MalformedJson(format!("cannot read the body: {e}")))?;
         if body.len() + chunk.len() > limit {
-            return Err(AppError::PayloadTooLarge { limit });
+            let read = body.len() + chunk.len();
+            return Err(refuse_too_large(&mut payload, read, declared, limit).await);
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// How much more than the limit of a refused body is still read (and
+/// dropped), and for how long: a client still sending when the 413 comes
+/// would otherwise meet a closed connection (a broken pipe) instead of the
+/// answer — nginx's "lingering close". Bodies beyond it are cut off.
+const DRAIN_BYTES: usize = 16 << 20;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads and drops the rest of a body over `limit` (within [`DRAIN_BYTES`]
+/// and [`DRAIN_TIME`]), then gives the 413.
+async fn refuse_too_large(
+    payload: &mut web::Payload,
+    mut read: usize,
+    declared: Option<usize>,
+    limit: usize,
+) -> AppError {
+    if declared.is_none_or(|len| len <= limit + DRAIN_BYTES) {
+        let drain = async {
+            while let Some(Ok(chunk)) = payload.next().await {
+                read += chunk.len();
+                if read > limit + DRAIN_BYTES {
+                    break;
+                }
+            }
+        };
+        let _ = actix_web::rt::time::timeout(DRAIN_TIME, drain).await;
+    }
+    AppError::PayloadTooLarge { limit }
 }
 
 /// Parses JSON; bare `NaN`, `Infinity` and `-Infinity` become strings; a

@@ -212,7 +212,8 @@ async fn submit_items(
         let value = body::read_json(&req, payload, state.settings.server.max_body_bytes).await?;
         let (submissions, batch) = body::submissions(value, state.settings.server.max_batch_items)?;
         let outcomes =
-            crate::scoring::submit(&state.db, &state.recorder, task, submissions, batch).await?;
+            crate::scoring::submit(&state.scoring, &state.recorder, task, submissions, batch)
+                .await?;
         Ok::<_, AppError>((outcomes, batch))
     }
     .await;

@@ -15,13 +15,13 @@ use crate::http::state::AppState;
 pub const SESSION_COOKIE: &str = "verdict_session";
 
 /// The session cookie: HttpOnly, SameSite=Lax, Secure when the request came
-/// over TLS (directly or through a proxy that says so).
+/// over TLS (directly, or through a trusted proxy that says so).
 pub fn cookie(req: &HttpRequest, value: String, max_age_hours: i64) -> Cookie<'static> {
     let mut cookie = Cookie::build(SESSION_COOKIE, value)
         .path("/")
         .http_only(true)
         .same_site(SameSite::Lax)
-        .secure(req.connection_info().scheme() == "https")
+        .secure(crate::http::middleware::over_https(req))
         .finish();
     cookie.set_max_age(actix_web::cookie::time::Duration::hours(max_age_hours));
     cookie

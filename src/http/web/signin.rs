@@ -68,7 +68,7 @@ fn sign_in_cookie(req: &HttpRequest, token: String) -> Cookie<'static> {
         .path("/sign-in")
         .http_only(true)
         .same_site(SameSite::Strict)
-        .secure(req.connection_info().scheme() == "https")
+        .secure(crate::http::middleware::over_https(req))
         .finish();
     cookie.set_max_age(actix_web::cookie::time::Duration::hours(1));
     cookie
