@@ -6,9 +6,9 @@
 use std::io::{BufRead, BufReader, Read};
 use std::time::{Duration, Instant};
 
-use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
+use crate::domain::json::{self, JsonRefusal};
 use crate::domain::ItemId;
 use crate::ml::LoadedModel;
 use crate::scoring::{self, Features, ScoringError};
@@ -452,121 +452,31 @@ fn csv_row(
     Ok((id, features.map_err(|e| RowError::scoring(line, e))?))
 }
 
-/// One JSONL line: `{"id": "…", "input": {…}}`, no key twice.
-#[derive(Default)]
-struct ItemLine {
-    id: Option<Value>,
-    input: Option<Map<String, Value>>,
-    unknown: Option<String>,
-    /// The first key given twice (`id`, or `input.<name>`).
-    duplicate: Option<String>,
-}
-
-impl<'de> de::Deserialize<'de> for ItemLine {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(ItemVisitor)
-    }
-}
-
-struct ItemVisitor;
-
-impl<'de> Visitor<'de> for ItemVisitor {
-    type Value = ItemLine;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("an object with id and input")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ItemLine, A::Error> {
-        let mut item = ItemLine::default();
-        while let Some(key) = map.next_key::<String>()? {
-            match key.as_str() {
-                "id" if item.id.is_some() => {
-                    item.duplicate.get_or_insert_with(|| "id".into());
-                    map.next_value::<IgnoredAny>()?;
-                }
-                "id" => item.id = Some(map.next_value()?),
-                "input" if item.input.is_some() => {
-                    item.duplicate.get_or_insert_with(|| "input".into());
-                    map.next_value::<IgnoredAny>()?;
-                }
-                "input" => {
-                    let UniqueMap {
-                        map: input,
-                        duplicate,
-                    } = map.next_value()?;
-                    if let Some(d) = duplicate {
-                        item.duplicate.get_or_insert(format!("input.{d}"));
-                    }
-                    item.input = Some(input);
-                }
-                _ => {
-                    item.unknown.get_or_insert(key);
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(item)
-    }
-}
-
-/// A JSON object kept with the first key it repeats (serde_json's own
-/// map keeps the last value silently).
-struct UniqueMap {
-    map: Map<String, Value>,
-    duplicate: Option<String>,
-}
-
-impl<'de> de::Deserialize<'de> for UniqueMap {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = UniqueMap;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an object of feature names to values")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<UniqueMap, A::Error> {
-                let mut out = UniqueMap {
-                    map: Map::new(),
-                    duplicate: None,
-                };
-                while let Some(key) = access.next_key::<String>()? {
-                    let value: Value = access.next_value()?;
-                    if out.map.contains_key(&key) {
-                        out.duplicate.get_or_insert(key);
-                    } else {
-                        out.map.insert(key, value);
-                    }
-                }
-                Ok(out)
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
+/// One JSONL line: `{"id": "…", "input": {…}}`, read with the API's
+/// strict parser (a key twice refused, bare NaN named by featurise).
 fn json_row(
     bytes: &[u8],
     model: Option<&LoadedModel>,
     line: u64,
 ) -> Result<(ItemId, Features), RowError> {
-    let item: ItemLine = serde_json::from_slice(bytes).map_err(|e| {
-        let code = if e.is_data() {
-            "wrong_type"
-        } else {
-            "malformed_json"
-        };
-        RowError::new(line, code, "", format!("not an item body: {e}"))
+    let value = json::parse_strict(bytes).map_err(|refusal| match refusal {
+        JsonRefusal::Malformed(e) => {
+            RowError::new(line, "malformed_json", "", format!("not an item body: {e}"))
+        }
+        JsonRefusal::Duplicate(d) => {
+            RowError::new(line, "duplicate_field", d.field.clone(), d.message())
+        }
     })?;
-    if let Some(field) = item.duplicate {
+    let Value::Object(mut fields) = value else {
         return Err(RowError::new(
             line,
-            "duplicate_field",
-            field.clone(),
-            format!("{field} is given twice"),
+            "wrong_type",
+            "",
+            "not an item body: expected an object with id and input",
         ));
-    }
-    if let Some(other) = item.unknown {
+    };
+    let (id, input) = (fields.remove("id"), fields.remove("input"));
+    if let Some(other) = fields.keys().next() {
         return Err(RowError::new(
             line,
             "unknown_field",
@@ -574,7 +484,7 @@ fn json_row(
             format!("unexpected field {other:?}"),
         ));
     }
-    let id = match item.id {
+    let id = match id {
         None => {
             return Err(RowError::new(
                 line,
@@ -595,11 +505,26 @@ fn json_row(
             ))
         }
     };
-    let input = item
-        .input
-        .ok_or_else(|| RowError::new(line, "missing_field", "input", "the item has no input"))?;
-    let features =
-        scoring::featurise(model, &Value::Object(input)).map_err(|e| RowError::scoring(line, e))?;
+    let input = match input {
+        None => {
+            return Err(RowError::new(
+                line,
+                "missing_field",
+                "input",
+                "the item has no input",
+            ))
+        }
+        Some(input @ Value::Object(_)) => input,
+        Some(_) => {
+            return Err(RowError::new(
+                line,
+                "wrong_type",
+                "input",
+                "input must be an object of feature values",
+            ))
+        }
+    };
+    let features = scoring::featurise(model, &input).map_err(|e| RowError::scoring(line, e))?;
     Ok((id, features))
 }
 
@@ -705,7 +630,19 @@ mod tests {
         let e = reader.next_chunk(Some(&model), 10).err().unwrap();
         assert_eq!((e.line, e.code), (3, "duplicate_field"), "{e}");
         assert_eq!(e.field, format!("input.{first}"));
-        let text = format!("{good}\n{{\"id\": \"b\", \"input\": {{\"x\": NaN}}}}\n");
+        // A bare NaN, as Python writes it, is named as the API names it.
+        let nan = good.replacen(&format!("\"{first}\":2.5"), &format!("\"{first}\":NaN"), 1);
+        let text = format!("{good}\n{nan}\n");
+        let e = FileReader::jsonl(text.as_bytes())
+            .next_chunk(Some(&model), 10)
+            .err()
+            .unwrap();
+        assert_eq!(
+            (e.line, e.code, e.field.as_str()),
+            (2, "not_finite", format!("input.{first}").as_str()),
+            "{e}"
+        );
+        let text = format!("{good}\n{{\"id\": \"b\", \"input\": {{\"x\": 1}}\n");
         let e = FileReader::jsonl(text.as_bytes())
             .next_chunk(Some(&model), 10)
             .err()

@@ -5,6 +5,7 @@
 mod backend;
 mod enums;
 mod ids;
+pub mod json;
 mod text_enum;
 mod time;
 
