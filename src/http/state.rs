@@ -14,6 +14,8 @@ pub struct AppState {
     /// What the scoring path counts, for the metrics store and `/metrics`.
     pub recorder: Arc<crate::monitoring::Recorder>,
     pub tokens: TokenCache,
+    /// Request rates and failed-authentication lock-outs (`[rate_limits]`).
+    pub limits: Arc<crate::rate_limits::Limiter>,
     /// The mail server, when `[smtp]` is configured.
     pub mailer: Option<std::sync::Arc<crate::mail::Mailer>>,
     pub settings: Settings,

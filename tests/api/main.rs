@@ -23,6 +23,7 @@ mod monitoring;
 mod outbox;
 mod outbox_instances;
 mod queue;
+mod rate_limits;
 mod review_ux;
 mod scoring;
 mod servers;
