@@ -18,6 +18,7 @@ crate::on_both_backends!(
     a_token_rate_refuses_after_the_burst_and_recovers_in_the_next_window,
     instances_on_one_database_share_a_token_rate,
     forwarded_for_is_ignored_unless_the_peer_is_trusted,
+    an_address_rate_limits_one_address_and_no_other,
     the_sign_in_form_limits_failures_per_address,
 );
 
@@ -251,6 +252,32 @@ async fn forwarded_for_is_ignored_unless_the_peer_is_trusted(backend: Backend) {
     assert_eq!(status, 429);
     let (status, _, _) = tasks_from(&app.client, &app.base, &app.token, Some("198.51.100.9")).await;
     assert_eq!(status, 200);
+}
+
+async fn an_address_rate_limits_one_address_and_no_other(backend: Backend) {
+    let Some(app) = spawn_behind_proxy(backend, |s| {
+        s.rate_limits.per_address = Some("3/2s".parse().unwrap())
+    })
+    .await
+    else {
+        return;
+    };
+    at_window_start(2, 1500).await;
+    let busy = Some("198.51.100.1");
+    for _ in 0..3 {
+        assert_eq!(
+            tasks_from(&app.client, &app.base, &app.token, busy).await.0,
+            200
+        );
+    }
+    // Refused before the token is looked at: no token at all gets 429 too.
+    let (status, retry, body) = tasks_from(&app.client, &app.base, "", busy).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert!((1..=2).contains(&retry.unwrap()));
+    let (status, _, body) =
+        tasks_from(&app.client, &app.base, &app.token, Some("198.51.100.2")).await;
+    assert_eq!(status, 200, "{body}");
 }
 
 /// A browser whose requests come through the proxy for `from`.
