@@ -198,8 +198,9 @@ impl ResponseError for WebError {
             WebError::NotFound(what) => ("Not found", what.to_string()),
             WebError::TooManyAttempts { retry_after } => {
                 let wait = match *retry_after {
-                    s if s < 60 => format!("{s} seconds"),
-                    s if s <= 60 => "1 minute".to_string(),
+                    0 | 1 => "1 second".to_string(),
+                    s @ 2..=59 => format!("{s} seconds"),
+                    60 => "1 minute".to_string(),
                     s => format!("{} minutes", s.div_ceil(60)),
                 };
                 let mut response = render(
