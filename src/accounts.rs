@@ -37,36 +37,30 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// Sign-in attempts are limited in this window, per account and per client
-/// address.
-pub const SIGN_IN_WINDOW: chrono::Duration = chrono::Duration::minutes(15);
-/// Attempts one account may make in the window (a success gives its
-/// attempts back).
-pub const PER_ACCOUNT: i64 = 5;
-/// Failed attempts one client address may make in the window, over all
-/// accounts.
-pub const PER_ADDRESS: i64 = 20;
-
 /// Counts a sign-in attempt for `account` from `address` before its
 /// password is checked (so concurrent attempts cannot slip past the limit,
 /// and every instance shares it): `Err(wait)` when either is over its
-/// limit, with how long until its window ends. Run it in a write.
+/// limit (`[rate_limits] sign_in_per_account`, `sign_in_per_address` in
+/// `sign_in_window_secs`; a key's window starts with its first attempt),
+/// with how long until its window ends. Run it in a write.
 pub fn admit_sign_in(
     conn: &mut DbConnection,
     account: &str,
     address: &str,
+    limits: &crate::config::RateLimitSettings,
 ) -> Result<Result<(), chrono::Duration>, DbError> {
+    let window = chrono::Duration::seconds(i64::from(limits.sign_in_window_secs));
     let at = crate::domain::now();
-    let cutoff = at - SIGN_IN_WINDOW;
+    let cutoff = at - window;
     store::prune_attempts(conn, cutoff)?;
     let mut wait = None;
     for (key, limit) in [
-        (format!("account:{account}"), PER_ACCOUNT),
-        (format!("address:{address}"), PER_ADDRESS),
+        (format!("account:{account}"), limits.sign_in_per_account),
+        (format!("address:{address}"), limits.sign_in_per_address),
     ] {
         let (attempts, started) = store::count_attempt(conn, &key, at, cutoff)?;
-        if attempts > limit {
-            let left = started + SIGN_IN_WINDOW - at;
+        if attempts > i64::from(limit) {
+            let left = started + window - at;
             wait = Some(wait.map_or(left, |w: chrono::Duration| w.max(left)));
         }
     }

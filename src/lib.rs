@@ -28,6 +28,7 @@ pub mod ml;
 pub mod monitoring;
 pub mod outbox;
 pub mod policy;
+pub mod rate_limits;
 pub mod review;
 pub mod review_stats;
 pub mod scoring;

@@ -137,6 +137,7 @@ impl Application {
                 settings.monitoring.enabled,
             )),
             tokens: TokenCache::default(),
+            limits: std::sync::Arc::new(crate::rate_limits::Limiter::new(&settings.rate_limits)),
             mailer,
             settings,
         });
@@ -186,6 +187,16 @@ impl Application {
             );
             actix_web::rt::spawn(runner.run_until_stopped());
         }
+        // Every instance adds its request counts to the shared rate limits
+        // and reads back every instance's totals.
+        actix_web::rt::spawn(
+            crate::rate_limits::RateSync::new(
+                state.db.clone(),
+                state.limits.clone(),
+                std::time::Duration::from_millis(state.settings.rate_limits.sync_ms),
+            )
+            .run_until_stopped(),
+        );
         // Every instance adds its own counts to the metrics store.
         actix_web::rt::spawn(
             crate::monitoring::MetricsFlusher::new(

@@ -4,6 +4,10 @@
 //! second so the scoring path does not read the database on every request:
 //! one indexed read per token per second per instance, and a revocation
 //! refuses the token on every instance within [`CACHE_TTL`].
+//!
+//! A token may have a rate of its own (`verdict token create --rate
+//! 100/s`), read with it and cached alike: a change of rate reaches every
+//! instance within the same second.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -14,6 +18,7 @@ use rand::RngCore;
 use subtle::ConstantTimeEq;
 
 use crate::db::{DbConnection, DbError};
+use crate::domain::Rate;
 use crate::store::audit;
 use crate::store::tokens as store;
 
@@ -68,6 +73,35 @@ impl TokenError {
 
 /// Creates a token named `name`; returns the token, which is shown once.
 pub fn create(conn: &mut DbConnection, name: &str, actor: &str) -> Result<String, TokenError> {
+    create_with_rate(conn, name, None, actor)
+}
+
+fn stored(rate: Option<Rate>) -> store::StoredRate {
+    match rate {
+        Some(r) => (Some(i64::from(r.limit())), Some(i64::from(r.window_secs()))),
+        None => (None, None),
+    }
+}
+
+/// A stored rate, if it is one (a row edited by hand into nonsense is no
+/// rate, rather than a token that cannot be used).
+fn rate_of(stored: store::StoredRate) -> Option<Rate> {
+    match stored {
+        (Some(limit), Some(secs)) => {
+            Rate::new(u32::try_from(limit).ok()?, u32::try_from(secs).ok()?).ok()
+        }
+        _ => None,
+    }
+}
+
+/// [`create`] with a rate of the token's own (`None`: the configured
+/// default, if any).
+pub fn create_with_rate(
+    conn: &mut DbConnection,
+    name: &str,
+    rate: Option<Rate>,
+    actor: &str,
+) -> Result<String, TokenError> {
     let name = name.trim();
     if name.is_empty() || name.len() > 64 {
         return Err(TokenError::InvalidName);
@@ -80,14 +114,14 @@ pub fn create(conn: &mut DbConnection, name: &str, actor: &str) -> Result<String
         if store::name_taken(conn, name)? {
             return Err(TokenError::NameTaken(name.to_string()));
         }
-        store::insert(conn, &id, name, &hash(&secret))?;
+        store::insert(conn, &id, name, &hash(&secret), stored(rate))?;
         audit::record(
             conn,
             actor,
             "token.create",
             None,
             Some(name),
-            serde_json::json!({"id": id}),
+            serde_json::json!({"id": id, "rate": rate.map(|r| r.to_string())}),
         )?;
         Ok(())
     })?;
@@ -112,23 +146,59 @@ pub fn revoke(conn: &mut DbConnection, name: &str, actor: &str) -> Result<(), To
     })
 }
 
+/// Sets (or with `None` removes) the rate of the token named `name`;
+/// every instance applies it within [`CACHE_TTL`].
+pub fn set_rate(
+    conn: &mut DbConnection,
+    name: &str,
+    rate: Option<Rate>,
+    actor: &str,
+) -> Result<(), TokenError> {
+    crate::db::write_transaction::<_, TokenError, _>(conn, |conn| {
+        if !store::set_rate(conn, name, stored(rate))? {
+            return Err(TokenError::UnknownName(name.to_string()));
+        }
+        audit::record(
+            conn,
+            actor,
+            "token.rate",
+            None,
+            Some(name),
+            serde_json::json!({"rate": rate.map(|r| r.to_string())}),
+        )?;
+        Ok(())
+    })
+}
+
 pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {
     store::count(conn)
 }
 
-/// What the database says of a token id: its name and secret hash, if it
-/// exists and is not revoked.
+/// What the database says of a token id: its name, secret hash and rate,
+/// if it exists and is not revoked.
 #[derive(Clone)]
 struct Known {
-    name: String,
+    client: TokenClient,
     secret_sha256: String,
 }
 
+/// The client a valid token belongs to, and the token's own rate.
+#[derive(Debug, Clone)]
+pub struct TokenClient {
+    pub name: String,
+    pub rate: Option<Rate>,
+}
+
 fn lookup(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Known>> {
-    Ok(store::active(conn, id)?.map(|(name, secret_sha256)| Known {
-        name,
-        secret_sha256,
-    }))
+    Ok(
+        store::active(conn, id)?.map(|(name, secret_sha256, rate)| Known {
+            client: TokenClient {
+                name,
+                rate: rate_of(rate),
+            },
+            secret_sha256,
+        }),
+    )
 }
 
 /// Verified token ids, for a short time.
@@ -139,8 +209,8 @@ pub struct TokenCache {
 
 /// The outcome of a cache look-up.
 pub enum Cached {
-    /// The token's client name.
-    Valid(String),
+    /// The token's client.
+    Valid(TokenClient),
     Invalid,
     /// Ask the database.
     Unknown,
@@ -154,7 +224,7 @@ impl TokenCache {
         let entries = self.entries.lock().expect("token cache lock");
         match entries.get(id) {
             Some((known, at)) if at.elapsed() < CACHE_TTL => match known {
-                Some(k) if matches_secret(k, secret) => Cached::Valid(k.name.clone()),
+                Some(k) if matches_secret(k, secret) => Cached::Valid(k.client.clone()),
                 _ => Cached::Invalid,
             },
             _ => Cached::Unknown,
@@ -162,7 +232,7 @@ impl TokenCache {
     }
 
     /// Reads the token from the database and remembers the answer.
-    pub fn verify(&self, conn: &mut DbConnection, token: &str) -> QueryResult<Option<String>> {
+    pub fn verify(&self, conn: &mut DbConnection, token: &str) -> QueryResult<Option<TokenClient>> {
         let Some((id, secret)) = parse(token) else {
             return Ok(None);
         };
@@ -173,7 +243,9 @@ impl TokenCache {
             entries.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
         }
         entries.insert(id.to_string(), (known.clone(), asked));
-        Ok(known.filter(|k| matches_secret(k, secret)).map(|k| k.name))
+        Ok(known
+            .filter(|k| matches_secret(k, secret))
+            .map(|k| k.client))
     }
 }
 

@@ -3,6 +3,7 @@
 use clap::Subcommand;
 
 use verdict::config::Settings;
+use verdict::domain::Rate;
 
 #[derive(Subcommand)]
 pub enum TokenCommand {
@@ -10,6 +11,18 @@ pub enum TokenCommand {
     Create {
         #[arg(long)]
         name: String,
+        /// Requests this token may make, e.g. 100/s, 6000/min or 5/10s
+        /// (default: `[rate_limits] per_token`, if set).
+        #[arg(long)]
+        rate: Option<Rate>,
+    },
+    /// Set a token's rate (e.g. 100/s), or with `--rate none` remove it
+    /// (running servers apply it within 1 s).
+    Rate {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        rate: String,
     },
     /// Revoke a token by name.
     Revoke {
@@ -21,10 +34,23 @@ pub enum TokenCommand {
 pub fn run(settings: &Settings, command: TokenCommand) -> anyhow::Result<()> {
     let mut conn = super::open_store(settings)?;
     match command {
-        TokenCommand::Create { name } => {
-            let token = verdict::tokens::create(&mut conn, &name, "cli")?;
+        TokenCommand::Create { name, rate } => {
+            let token = verdict::tokens::create_with_rate(&mut conn, &name, rate, "cli")?;
             println!("{token}");
             eprintln!("API token {name:?} created; it is shown only this once.");
+        }
+        TokenCommand::Rate { name, rate } => {
+            let rate = match rate.as_str() {
+                "none" | "off" => None,
+                text => Some(text.parse::<Rate>().map_err(anyhow::Error::msg)?),
+            };
+            verdict::tokens::set_rate(&mut conn, &name, rate, "cli")?;
+            match rate {
+                Some(rate) => {
+                    println!("token {name:?} may make {rate} (within 1 s on running servers)")
+                }
+                None => println!("token {name:?} has no rate of its own"),
+            }
         }
         TokenCommand::Revoke { name } => {
             verdict::tokens::revoke(&mut conn, &name, "cli")?;

@@ -10,11 +10,51 @@ impl Settings {
     /// `VERDICT_DATASETS_DIR`, `VERDICT_BIND`, `VERDICT_PORT`, `VERDICT_LOG_FORMAT`,
     /// `VERDICT_DEPLOYMENT_POLL_MS`, `VERDICT_MONITORING`, `VERDICT_SMTP_USERNAME`,
     /// `VERDICT_SMTP_PASSWORD`, `VERDICT_CALLBACK_SECRET_<TASK>`,
-    /// `VERDICT_METRICS_TOKEN`.
+    /// `VERDICT_METRICS_TOKEN`, `VERDICT_TRUSTED_PROXIES` (comma-separated),
+    /// `VERDICT_RATE_LIMIT_PER_TOKEN`, `VERDICT_RATE_LIMIT_PER_ADDRESS`
+    /// (a rate such as `100/s`, or `off`).
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         self.apply_secrets(&var);
         self.apply_storage(&var)?;
-        self.apply_server(&var)
+        self.apply_server(&var)?;
+        self.apply_rate_limits(&var)
+    }
+
+    /// Trusted proxies and the request rates.
+    fn apply_rate_limits(
+        &mut self,
+        var: &impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        if let Some(list) = var("VERDICT_TRUSTED_PROXIES") {
+            self.server.trusted_proxies = crate::domain::parse_networks(&list).map_err(|e| {
+                ConfigError(format!(
+                    "VERDICT_TRUSTED_PROXIES (server.trusted_proxies): {e}"
+                ))
+            })?;
+        }
+        for (name, key, rate) in [
+            (
+                "VERDICT_RATE_LIMIT_PER_TOKEN",
+                "rate_limits.per_token",
+                &mut self.rate_limits.per_token,
+            ),
+            (
+                "VERDICT_RATE_LIMIT_PER_ADDRESS",
+                "rate_limits.per_address",
+                &mut self.rate_limits.per_address,
+            ),
+        ] {
+            if let Some(value) = var(name) {
+                *rate = match value.as_str() {
+                    "" | "off" | "none" => None,
+                    text => Some(
+                        text.parse()
+                            .map_err(|e| ConfigError(format!("{name} ({key}): {e}")))?,
+                    ),
+                };
+            }
+        }
+        Ok(())
     }
 
     fn apply_secrets(&mut self, var: &impl Fn(&str) -> Option<String>) {
@@ -159,6 +199,32 @@ mod tests {
             .apply_env(|k| (k == "VERDICT_PORT").then(|| "x".into()))
             .unwrap_err();
         assert!(e.0.contains("server.port"), "{e}");
+    }
+
+    #[test]
+    fn trusted_proxies_and_rates_come_from_the_environment() {
+        let mut settings = Settings::default();
+        settings
+            .apply_env(|k| match k {
+                "VERDICT_TRUSTED_PROXIES" => Some("127.0.0.1, 10.0.0.0/8".into()),
+                "VERDICT_RATE_LIMIT_PER_TOKEN" => Some("50/s".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(settings.server.trusted_proxies.len(), 2);
+        assert_eq!(settings.rate_limits.per_token.unwrap().to_string(), "50/s");
+        settings
+            .apply_env(|k| (k == "VERDICT_RATE_LIMIT_PER_TOKEN").then(|| "off".into()))
+            .unwrap();
+        assert!(settings.rate_limits.per_token.is_none());
+        let e = settings
+            .apply_env(|k| (k == "VERDICT_TRUSTED_PROXIES").then(|| "proxy".into()))
+            .unwrap_err();
+        assert!(e.0.contains("server.trusted_proxies"), "{e}");
+        let e = settings
+            .apply_env(|k| (k == "VERDICT_RATE_LIMIT_PER_ADDRESS").then(|| "lots".into()))
+            .unwrap_err();
+        assert!(e.0.contains("rate_limits.per_address"), "{e}");
     }
 
     #[test]

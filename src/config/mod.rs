@@ -4,7 +4,7 @@
 //!
 //! One file per section group, each section validating itself: `server`,
 //! `database` (with the models and datasets directories), `tasks`,
-//! `escalation` (mail, smtp, outbox, alerts); `env` holds the environment
+//! `escalation` (mail, smtp, outbox, alerts), `rate_limits`; `env` holds the environment
 //! overrides.
 
 mod database;
@@ -12,6 +12,7 @@ mod env;
 mod escalation;
 mod jobs;
 mod monitoring;
+mod rate_limits;
 mod server;
 mod tasks;
 
@@ -26,6 +27,7 @@ pub use escalation::{
 };
 pub use jobs::JobSettings;
 pub use monitoring::MonitoringSettings;
+pub use rate_limits::RateLimitSettings;
 pub use server::{LogFormat, ServerSettings, DEPLOYMENT_POLL_MS};
 pub use tasks::{callback_secret_var, CandidateRules, TaskConfig};
 
@@ -59,6 +61,9 @@ pub struct Settings {
     /// Batch scoring jobs uploaded through the API.
     #[serde(default)]
     pub jobs: JobSettings,
+    /// Failed authentication, and request rates per token and address.
+    #[serde(default)]
+    pub rate_limits: RateLimitSettings,
 }
 
 impl Default for Settings {
@@ -75,6 +80,7 @@ impl Default for Settings {
             alerts: AlertSettings::default(),
             monitoring: MonitoringSettings::default(),
             jobs: JobSettings::default(),
+            rate_limits: RateLimitSettings::default(),
         }
     }
 }
@@ -135,6 +141,7 @@ impl Settings {
         self.alerts.validate()?;
         self.monitoring.validate()?;
         self.jobs.validate()?;
+        self.rate_limits.validate()?;
         if let Some(smtp) = &self.smtp {
             smtp.validate(&self.outbox)?;
         }

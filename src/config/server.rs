@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use super::ConfigError;
+use crate::domain::Network;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -25,6 +26,11 @@ pub struct ServerSettings {
     /// through a proxy that sets (or strips) that header: otherwise any
     /// client could claim https.
     pub trust_forwarded_proto: bool,
+    /// Proxies (addresses or networks, e.g. `"127.0.0.1"`, `"10.0.0.0/8"`)
+    /// whose `X-Forwarded-For` is believed: a request from one of them is
+    /// counted against the right-most address in that header that is not
+    /// a trusted proxy. Empty (the default): the peer's address, always.
+    pub trusted_proxies: Vec<Network>,
 }
 
 /// The range `server.deployment_poll_ms` must fall in: 100 ms to 10 minutes.
@@ -41,6 +47,7 @@ impl Default for ServerSettings {
             log_format: LogFormat::Text,
             deployment_poll_ms: 1000,
             trust_forwarded_proto: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -111,6 +111,8 @@ diesel::table! {
         secret_sha256 -> Text,
         created_at -> Timestamp,
         revoked_at -> Nullable<Timestamp>,
+        rate_limit -> Nullable<BigInt>,
+        rate_window_secs -> Nullable<BigInt>,
     }
 }
 
@@ -387,3 +389,12 @@ diesel::table! {
 
 diesel::joinable!(score_job_results -> score_jobs (job_id));
 diesel::allow_tables_to_appear_in_same_query!(score_jobs, score_job_results);
+
+diesel::table! {
+    /// Requests per key in fixed windows, summed over every instance.
+    rate_counts (key, window_start) {
+        key -> Text,
+        window_start -> BigInt,
+        count -> BigInt,
+    }
+}

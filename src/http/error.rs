@@ -57,6 +57,11 @@ pub enum AppError {
         code: &'static str,
         message: String,
     },
+    /// Too many requests (or failed authentications) from this token or
+    /// address: try again in `retry_after` seconds (also the
+    /// `Retry-After` header).
+    #[error("too many requests; try again in {retry_after} s")]
+    RateLimited { retry_after: u64 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -92,6 +97,7 @@ impl AppError {
             AppError::UnsupportedMediaType { .. } => "unsupported_media_type",
             AppError::MethodNotAllowed { .. } => "method_not_allowed",
             AppError::Refused4xx { code, .. } => code,
+            AppError::RateLimited { .. } => "rate_limited",
             AppError::Internal(_) => "internal",
         }
     }
@@ -150,6 +156,7 @@ impl ResponseError for AppError {
             AppError::Refused4xx { status, .. } => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
             }
+            AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -179,6 +186,9 @@ impl ResponseError for AppError {
         }
         if let AppError::MethodNotAllowed { allow, .. } = self {
             response.insert_header((header::ALLOW, allow.as_str()));
+        }
+        if let AppError::RateLimited { retry_after } = self {
+            response.insert_header((header::RETRY_AFTER, retry_after.max(&1).to_string()));
         }
         response.json(ErrorBody {
             error: ErrorDetail {
@@ -213,6 +223,7 @@ impl AppError {
                 "unsupported_media_type",
                 "send the body as JSON with Content-Type: application/json",
             ),
+            429 => ("rate_limited", "too many requests; try again later"),
             431 => ("header_too_large", "the request's headers are too large"),
             s if s < 500 => ("bad_request", "the request was refused"),
             _ => return AppError::Internal(format!("an error response without a body: {status}")),
@@ -236,6 +247,14 @@ impl From<diesel::result::Error> for AppError {
                 message: "an item with this id was submitted at the same moment; send it again to get the stored result".into(),
             },
             e => AppError::Internal(format!("database: {e}")),
+        }
+    }
+}
+
+impl From<crate::rate_limits::Limited> for AppError {
+    fn from(e: crate::rate_limits::Limited) -> Self {
+        AppError::RateLimited {
+            retry_after: e.retry_after,
         }
     }
 }

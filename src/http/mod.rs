@@ -22,3 +22,24 @@ pub fn configure(cfg: &mut aw::ServiceConfig) {
     web::routes(cfg);
     cfg.default_service(aw::to(api::not_found));
 }
+
+/// The client's address: the peer's, or behind a trusted proxy
+/// (`server.trusted_proxies`) the right-most address of `X-Forwarded-For`
+/// that is not a trusted proxy's. Unspecified if the peer is unknown.
+pub fn client_address(
+    req: &actix_web::HttpRequest,
+    trusted: &[crate::domain::Network],
+) -> std::net::IpAddr {
+    let peer = req
+        .peer_addr()
+        .map(|a| a.ip())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    if trusted.is_empty() {
+        return peer;
+    }
+    let forwarded = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok());
+    crate::domain::client_address(peer, forwarded, trusted)
+}

@@ -16,6 +16,8 @@ pub struct AppState {
     /// Where scored items are written (grouped on PostgreSQL).
     pub scoring: crate::scoring::ScoreStore,
     pub tokens: TokenCache,
+    /// Request rates and failed-authentication lock-outs (`[rate_limits]`).
+    pub limits: Arc<crate::rate_limits::Limiter>,
     /// The mail server, when `[smtp]` is configured.
     pub mailer: Option<std::sync::Arc<crate::mail::Mailer>>,
     pub settings: Settings,

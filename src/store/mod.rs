@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod monitoring;
 pub mod outbox;
 pub mod queue;
+pub mod rate_counts;
 pub mod sessions;
 pub mod snapshots;
 pub mod tasks;

@@ -210,6 +210,59 @@ fn migrate_and_token_create_work_on_a_new_database() {
 }
 
 #[test]
+fn a_token_gets_a_rate_at_creation_and_it_can_be_changed() {
+    use diesel::prelude::*;
+    use verdict::db::schema::api_tokens;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("rate.db").display());
+    let run = |args: &[&str]| {
+        verdict()
+            .args(args)
+            .env("VERDICT_DATABASE_URL", &url)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["token", "create", "--name", "slow", "--rate", "6000/min"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rate = || {
+        let mut conn = verdict::db::establish(&verdict::config::DatabaseSettings {
+            url: url.clone(),
+            ..Default::default()
+        })
+        .unwrap();
+        api_tokens::table
+            .select((api_tokens::rate_limit, api_tokens::rate_window_secs))
+            .filter(api_tokens::name.eq("slow"))
+            .get_result::<(Option<i64>, Option<i64>)>(&mut conn)
+            .unwrap()
+    };
+    assert_eq!(rate(), (Some(6000), Some(60)));
+    let out = run(&["token", "rate", "--name", "slow", "--rate", "5/10s"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(rate(), (Some(5), Some(10)));
+    let out = run(&["token", "rate", "--name", "slow", "--rate", "none"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(rate(), (None, None));
+    let bad = run(&["token", "create", "--name", "x", "--rate", "fast"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a rate"));
+    let unknown = run(&["token", "rate", "--name", "nobody", "--rate", "1/s"]);
+    assert!(!unknown.status.success());
+}
+
+#[test]
 fn a_reviewer_added_without_a_task_is_told_they_can_review_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("users.db").display());

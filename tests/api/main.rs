@@ -24,6 +24,7 @@ mod nginx;
 mod outbox;
 mod outbox_instances;
 mod queue;
+mod rate_limits;
 mod review_ux;
 mod scoring;
 mod servers;

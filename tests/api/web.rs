@@ -254,7 +254,7 @@ async fn repeated_failures_lock_the_account_even_for_the_right_password() {
     };
     add_user(&app, "ana", Role::Admin, &[]);
     let mut browser = Browser::new(&app);
-    for _ in 0..verdict::accounts::PER_ACCOUNT {
+    for _ in 0..verdict::config::RateLimitSettings::default().sign_in_per_account {
         assert_eq!(browser.sign_in("ana", "not the password").await.0, 401);
     }
     let (status, page, _, raw) = browser.sign_in("ana", "a long passphrase").await;
@@ -953,8 +953,8 @@ async fn concurrent_wrong_passwords_are_limited_and_every_instance_shares_the_lo
     assert_eq!(
         (unauthorized, limited),
         (
-            verdict::accounts::PER_ACCOUNT as usize,
-            200 - verdict::accounts::PER_ACCOUNT as usize
+            verdict::config::RateLimitSettings::default().sign_in_per_account as usize,
+            200 - verdict::config::RateLimitSettings::default().sign_in_per_account as usize
         ),
         "{statuses:?}"
     );

@@ -94,7 +94,7 @@ pub async fn change_password(
     }
     // The current password is guessed no faster here than at sign-in.
     let name = signed_in.user.name.clone();
-    let address = super::signin::peer_address(&req);
+    let address = super::signin::client_address(&state, &req);
     super::signin::admit(&state, &name, &address).await?;
     let check = name.clone();
     let known = state

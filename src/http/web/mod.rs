@@ -162,8 +162,9 @@ pub enum WebError {
     /// A missing item, task, user or page: a 404 page saying what is missing.
     #[error("{0}")]
     NotFound(&'static str),
+    /// Too many sign-in attempts: a 429 page, with `Retry-After`.
     #[error("too many attempts")]
-    TooManyAttempts { minutes: u64 },
+    TooManyAttempts { retry_after: u64 },
     #[error("internal error")]
     Internal,
 }
@@ -195,10 +196,27 @@ impl ResponseError for WebError {
             WebError::Forbidden(why) => ("Not allowed", why.to_string()),
             WebError::BadRequest(why) => ("Bad request", why.to_string()),
             WebError::NotFound(what) => ("Not found", what.to_string()),
-            WebError::TooManyAttempts { minutes } => (
-                "Too many attempts",
-                format!("Too many failed sign-ins. Try again in {minutes} minutes."),
-            ),
+            WebError::TooManyAttempts { retry_after } => {
+                let wait = match *retry_after {
+                    0 | 1 => "1 second".to_string(),
+                    s @ 2..=59 => format!("{s} seconds"),
+                    60 => "1 minute".to_string(),
+                    s => format!("{} minutes", s.div_ceil(60)),
+                };
+                let mut response = render(
+                    self.status_code(),
+                    &ErrorPage {
+                        title: "Too many attempts",
+                        message: format!("Too many failed sign-ins. Try again in {wait}."),
+                    },
+                );
+                if let Ok(value) = retry_after.max(&1).to_string().parse() {
+                    response
+                        .headers_mut()
+                        .insert(actix_web::http::header::RETRY_AFTER, value);
+                }
+                return response;
+            }
             WebError::Internal => (
                 "Something went wrong",
                 "The details are in the server log.".to_string(),

@@ -112,11 +112,10 @@ pub struct SignInForm {
     next: String,
 }
 
-/// The peer address, not X-Forwarded-For: a client cannot pick its own.
-pub(super) fn peer_address(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default()
+/// The client's address: the peer's, or behind a trusted proxy the one it
+/// forwarded for (`server.trusted_proxies`); a client cannot pick its own.
+pub(super) fn client_address(state: &AppState, req: &HttpRequest) -> String {
+    crate::http::client_address(req, &state.settings.server.trusted_proxies).to_string()
 }
 
 /// Counts a password check for `account` from `address` before it is
@@ -124,12 +123,15 @@ pub(super) fn peer_address(req: &HttpRequest) -> String {
 /// the limit); too many is a 429 saying how long to wait.
 pub(super) async fn admit(state: &AppState, account: &str, address: &str) -> Result<(), WebError> {
     let (account, from) = (account.to_string(), address.to_string());
+    let limits = state.settings.rate_limits.clone();
     let admitted = state
         .db
-        .write(move |conn| crate::accounts::admit_sign_in(conn, &account, &from))
+        .write(move |conn| crate::accounts::admit_sign_in(conn, &account, &from, &limits))
         .await?;
     admitted.map_err(|wait| WebError::TooManyAttempts {
-        minutes: (wait.num_seconds().max(0) as u64).div_ceil(60).max(1),
+        retry_after: (wait.num_milliseconds().max(0) as u64)
+            .div_ceil(1000)
+            .max(1),
     })
 }
 
@@ -150,7 +152,7 @@ pub async fn submit(
             "This sign-in form has expired or did not come from this site. Reload the page and try again.",
         ));
     }
-    let address = peer_address(&req);
+    let address = client_address(&state, &req);
     match admit(&state, &name, &address).await {
         Err(e @ WebError::TooManyAttempts { .. }) => {
             tracing::info!(user = %name, %address, "sign-in refused: too many attempts");
