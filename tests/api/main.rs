@@ -20,6 +20,7 @@ mod hostile;
 mod items_browser;
 mod lifecycle;
 mod monitoring;
+mod openapi;
 mod outbox;
 mod outbox_instances;
 mod queue;
