@@ -139,7 +139,7 @@ pub enum Submission {
 #[allow(dead_code)] // documentation only
 pub(super) enum Scored {
     Batch(super::Batch),
-    One(crate::items::ItemDoc),
+    One(Box<crate::items::ItemDoc>),
 }
 
 /// The errors any operation can meet, added to each where the operation
