@@ -52,14 +52,14 @@ pub struct Params {
     pub costs: Option<Costs>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Costs {
     pub review: f64,
     pub error: f64,
 }
 
 /// One threshold of the curve.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Point {
     pub threshold: f64,
     /// Blind labels of items at or above the threshold, and how many of
@@ -81,7 +81,7 @@ pub struct Point {
 }
 
 /// The advisor's answer.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Advice {
     pub target_error: f64,
     pub delta: f64,
@@ -106,7 +106,7 @@ pub struct Advice {
     pub points: Vec<Point>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Cheapest {
     pub threshold: Option<f64>,
     pub cost_per_1000: f64,

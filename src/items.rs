@@ -11,7 +11,7 @@ use crate::domain::{rfc3339, VerdictSource};
 use crate::store::items::{self as store, ItemRow, PredictionRow, VerdictRow};
 
 /// What a client sees of an item.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct ItemDoc {
     pub id: String,
     pub task: String,
@@ -29,7 +29,7 @@ pub struct ItemDoc {
     pub created_at: String,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct VerdictDoc {
     pub label: String,
     /// `model` or `human`.
@@ -39,7 +39,7 @@ pub struct VerdictDoc {
     pub decided_at: String,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct PredictionDoc {
     pub label: String,
     pub confidence: f64,

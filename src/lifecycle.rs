@@ -224,7 +224,8 @@ pub fn promote(
 }
 
 /// Agreement with human verdicts: `agree` of `compared`.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, utoipa::ToSchema, PartialEq)]
+#[schema(as = VersionAgreement)]
 pub struct Agreement {
     pub compared: u64,
     pub agree: u64,
@@ -251,7 +252,7 @@ impl Agreement {
 }
 
 /// One version on the items both scored.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct VersionStats {
     pub version: String,
     /// Items it scored in the window.
@@ -275,7 +276,7 @@ pub struct VersionStats {
 }
 
 /// Live and candidate side by side on the same items.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct Comparison {
     pub since: String,
     /// Items both scored (the newest [`WINDOW`] at most).

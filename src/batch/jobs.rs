@@ -49,7 +49,7 @@ impl JobError {
 }
 
 /// What a client sees of a job.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobDoc {
     pub id: String,
     pub task: String,
@@ -70,7 +70,7 @@ pub struct JobDoc {
     pub results: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobCounts {
     pub rows_read: i64,
     pub scored: i64,
@@ -81,7 +81,7 @@ pub struct JobCounts {
     pub refused: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobErrorDoc {
     pub line: Option<i64>,
     pub code: String,

@@ -123,17 +123,25 @@ impl AppError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
+/// Every error the API answers with.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody<'a> {
+    pub error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
-    code: &'a str,
-    message: String,
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// Stable and machine-readable (`invalid_input`, `unknown_task`, …).
+    #[schema(value_type = String)]
+    pub code: &'a str,
+    /// For people: what to change.
+    pub message: String,
+    /// The field of the request it is about, where there is one
+    /// (`input.age`, `items[3].id`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
+    #[schema(value_type = Option<String>)]
+    pub field: Option<&'a str>,
 }
 
 impl ResponseError for AppError {

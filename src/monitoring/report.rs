@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// One task over `since..until`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize, PartialEq)]
 pub struct TaskReport {
     pub task: String,
     /// RFC 3339.
@@ -26,7 +26,7 @@ pub struct TaskReport {
 }
 
 /// Throughput, outcomes, latency, the queue and the process.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize, PartialEq, Default)]
 pub struct Software {
     pub items: u64,
     pub automated: u64,
@@ -48,7 +48,7 @@ pub struct Software {
     pub process: ProcessFigures,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize, PartialEq, Default)]
 pub struct StageLatency {
     pub stage: String,
     pub count: u64,
@@ -57,7 +57,7 @@ pub struct StageLatency {
     pub p99_ms: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize, PartialEq, Default)]
 pub struct SoftwareSlot {
     /// RFC 3339 start of the slot.
     pub start: String,
@@ -71,7 +71,7 @@ pub struct SoftwareSlot {
 }
 
 /// This instance's process (the one answering).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize, PartialEq, Default)]
 pub struct ProcessFigures {
     /// CPU used since start over wall time since start, in % of one core.
     pub cpu_percent: Option<f64>,
@@ -82,7 +82,7 @@ pub struct ProcessFigures {
 
 /// A distribution on fixed bins: `edges` has one more entry than the
 /// share lists; shares sum to 1 (or are all 0 without data).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize, PartialEq, Default)]
 pub struct Distribution {
     pub edges: Vec<f64>,
     pub reference: Vec<f64>,
@@ -90,7 +90,7 @@ pub struct Distribution {
 }
 
 /// The model's outputs over the range, against the card's reference.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize, PartialEq, Default)]
 pub struct Output {
     pub labels: Vec<LabelShare>,
     /// Confidence over [0, 1] in 20 bins.
@@ -106,7 +106,7 @@ pub struct Output {
     pub window: Option<OutputWindow>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize, PartialEq, Default)]
 pub struct LabelShare {
     pub label: String,
     pub count: u64,
@@ -115,7 +115,7 @@ pub struct LabelShare {
 }
 
 /// Output drift on the monitor's window.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize, PartialEq, Default)]
 pub struct OutputWindow {
     pub items: usize,
     /// Chi-squared of the window's label counts against the reference mix.
@@ -133,7 +133,7 @@ pub struct OutputWindow {
 
 /// A test's figures: the statistic, its p-value, the effect-size threshold
 /// calibrated on the reference (when there is one) and the p-value level.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize, PartialEq, Default)]
 pub struct Test {
     pub statistic: f64,
     pub pvalue: f64,
@@ -143,7 +143,7 @@ pub struct Test {
 }
 
 /// Input drift per feature on the monitor's latest window.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize, PartialEq, Default)]
 pub struct DataDrift {
     /// When the window was last evaluated (RFC 3339); `None` before the
     /// first full window.
@@ -163,7 +163,7 @@ pub struct DataDrift {
     pub features: Vec<FeatureDrift>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize, PartialEq, Default)]
 pub struct FeatureDrift {
     pub feature: String,
     /// KS statistic (or chi-squared on histograms), p-value, threshold.
@@ -179,7 +179,7 @@ pub struct FeatureDrift {
 }
 
 /// The model against human verdicts.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize, PartialEq, Default)]
 pub struct Concept {
     /// Blind audits (and other blind reviews of scored items): unbiased.
     pub blind: Agreement,
@@ -191,7 +191,7 @@ pub struct Concept {
 }
 
 /// The model against humans on one kind of review.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize, PartialEq, Default)]
 pub struct Agreement {
     /// Reviewed items in the range, and those where the model agreed.
     pub reviewed: u64,
@@ -210,7 +210,7 @@ pub struct Agreement {
     pub detected_at: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize, PartialEq, Default)]
 pub struct AgreementSlot {
     pub start: String,
     pub blind_reviewed: u64,
@@ -220,7 +220,7 @@ pub struct AgreementSlot {
 }
 
 /// Accuracy without labels, beside the accuracy humans measured.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize, PartialEq, Default)]
 pub struct Estimates {
     /// Held-out accuracy in the model card.
     pub reference_accuracy: Option<f64>,
@@ -238,7 +238,7 @@ pub struct Estimates {
     pub series: Vec<EstimateSlot>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize, PartialEq, Default)]
 pub struct EstimateSlot {
     pub at: String,
     pub cbpe: Option<f64>,
@@ -248,7 +248,7 @@ pub struct EstimateSlot {
 }
 
 /// An alert as the report lists it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize, PartialEq, Default)]
 pub struct AlertLine {
     pub id: i64,
     pub kind: String,
@@ -260,14 +260,14 @@ pub struct AlertLine {
 }
 
 /// The overview: one line per task.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize, PartialEq, Default)]
 pub struct Overview {
     pub since: String,
     pub until: String,
     pub tasks: Vec<TaskLine>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, Deserialize, PartialEq, Default)]
 pub struct TaskLine {
     pub task: String,
     pub live_model_version: Option<String>,

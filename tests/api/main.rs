@@ -21,6 +21,7 @@ mod items_browser;
 mod lifecycle;
 mod monitoring;
 mod nginx;
+mod openapi;
 mod outbox;
 mod outbox_instances;
 mod queue;

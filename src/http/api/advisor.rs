@@ -7,10 +7,11 @@ use serde::Serialize;
 use super::{task, ApiClient};
 use crate::advisor::{self, Advice, Costs, Params};
 use crate::http::download::query_pairs;
-use crate::http::error::AppError;
+use crate::http::error::{AppError, ErrorBody};
 use crate::http::state::AppState;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = AdvisorReport)]
 struct AdvisorDoc {
     task: String,
     version: String,
@@ -51,7 +52,36 @@ fn number(field: &str, value: &str, below_one: bool) -> Result<f64, AppError> {
 }
 
 /// `?target_error=0.01&delta=0.05&version=V&review_cost=C&error_cost=C`:
+/// The advisor's question; each key at most once.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documentation only
+struct AdvisorQuery {
+    /// The highest error rate to accept among automated verdicts (default 0.01).
+    #[param(exclusive_minimum = 0.0, exclusive_maximum = 1.0)]
+    target_error: Option<f64>,
+    /// The chance that the guarantee fails, at most (default 0.05).
+    #[param(exclusive_minimum = 0.0, exclusive_maximum = 1.0)]
+    delta: Option<f64>,
+    /// A model version (default: the live one).
+    version: Option<String>,
+    /// What a human review costs (default: the task's).
+    #[param(minimum = 0.0)]
+    review_cost: Option<f64>,
+    /// What a wrong automated verdict costs (default: the task's).
+    #[param(minimum = 0.0)]
+    error_cost: Option<f64>,
+}
+
 /// target 1 % and δ 5 % by default, the live version, the task's costs.
+#[utoipa::path(get, path = "/api/v1/tasks/{task}/advisor", tag = "monitoring",
+    params(super::openapi::TaskParam, AdvisorQuery),
+    responses(
+        (status = 200, description = "the advice", body = AdvisorDoc),
+        (status = 400, description = "unknown_parameter, repeated_parameter, invalid_query, \
+            out_of_range, no_live_model", body = ErrorBody),
+        (status = 404, description = "unknown_task, unknown_version", body = ErrorBody),
+    ))]
 pub async fn advisor(
     req: HttpRequest,
     state: web::Data<AppState>,

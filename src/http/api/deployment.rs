@@ -11,16 +11,18 @@ use super::{task, ApiClient};
 use crate::config::TaskConfig;
 use crate::db::DbConnection;
 use crate::domain::{rfc3339, CandidateMode};
-use crate::http::error::AppError;
+use crate::http::error::{AppError, ErrorBody};
 use crate::http::state::AppState;
 use crate::tasks::TaskRuntime;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Deployment)]
 struct DeploymentDoc {
     task: String,
     live: Option<String>,
     previous: Option<String>,
     candidate: Option<String>,
+    #[schema(value_type = Option<CandidateMode>)]
     mode: Option<&'static str>,
     canary_percent: Option<i32>,
     candidate_since: Option<String>,
@@ -70,6 +72,10 @@ async fn doc(state: &AppState, name: &str) -> Result<DeploymentDoc, AppError> {
     })
 }
 
+/// Which versions serve, and the candidate compared with live.
+#[utoipa::path(get, path = "/api/v1/tasks/{task}/deployment", tag = "deployment",
+    params(super::openapi::TaskParam),
+    responses((status = 200, description = "the deployment", body = DeploymentDoc)))]
 pub async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -79,10 +85,12 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(doc(&state, task.name()).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Promotion)]
 struct WhyBody {
     /// Why, for the audit log.
+    #[schema(min_length = 1)]
     why: String,
     /// Promote: past the guard rails.
     #[serde(default)]
@@ -117,6 +125,16 @@ async fn why_of(
     Ok((why, body.force))
 }
 
+/// A change's reason (rollback, withdrawal).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // documentation only: read as a `WhyBody` without force
+struct Reason {
+    /// Why, for the audit log.
+    #[schema(min_length = 1)]
+    why: String,
+}
+
 fn actor(client: &ApiClient) -> String {
     format!("token:{}", client.0)
 }
@@ -141,6 +159,14 @@ where
 }
 
 /// Body `{"why": "…"}` (required): the previous version is live again.
+#[utoipa::path(post, path = "/api/v1/tasks/{task}/deployment/rollback", tag = "deployment",
+    params(super::openapi::TaskParam),
+    request_body(content = Reason, content_type = "application/json"),
+    responses(
+        (status = 200, description = "rolled back: the deployment now", body = DeploymentDoc),
+        (status = 400, description = "malformed_json, invalid_body (`why` missing or blank)", body = ErrorBody),
+        (status = 409, description = "no_previous_version", body = ErrorBody),
+    ))]
 pub async fn rollback(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -160,19 +186,35 @@ pub async fn rollback(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Candidate)]
 struct CandidateBody {
+    /// A model version of the task.
     candidate: String,
+    #[schema(value_type = CandidateMode)]
     mode: String,
+    /// For a canary only: the share of items it decides.
     #[serde(default)]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 100)]
     percent: Option<serde_json::Value>,
+    /// Why, for the audit log.
+    #[schema(min_length = 1)]
     why: String,
 }
 
 /// Body `{"candidate": "v2", "mode": "shadow" | "canary", "percent": 5,
 /// "why": "…"}`: the candidate and how it runs (`percent`, a whole number
 /// from 1 to 100, only for a canary).
+#[utoipa::path(put, path = "/api/v1/tasks/{task}/deployment", tag = "deployment",
+    params(super::openapi::TaskParam),
+    request_body(content = CandidateBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "the candidate is set: the deployment now", body = DeploymentDoc),
+        (status = 400, description = "malformed_json, invalid_body, invalid_value", body = ErrorBody),
+        (status = 404, description = "unknown_task, unknown_version", body = ErrorBody),
+        (status = 409, description = "the change does not apply now (e.g. the candidate is live)", body = ErrorBody),
+    ))]
 pub async fn put(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -235,6 +277,14 @@ pub async fn put(
 }
 
 /// Body `{"why": "…", "force": false}`: the candidate becomes live.
+#[utoipa::path(post, path = "/api/v1/tasks/{task}/deployment/promote", tag = "deployment",
+    params(super::openapi::TaskParam),
+    request_body(content = WhyBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "promoted: the deployment now", body = DeploymentDoc),
+        (status = 400, description = "malformed_json, invalid_body", body = ErrorBody),
+        (status = 409, description = "no candidate, or the guard rails refuse (force passes them)", body = ErrorBody),
+    ))]
 pub async fn promote(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -252,6 +302,14 @@ pub async fn promote(
 }
 
 /// Body `{"why": "…"}`: the candidate stops running.
+#[utoipa::path(delete, path = "/api/v1/tasks/{task}/deployment/candidate", tag = "deployment",
+    params(super::openapi::TaskParam),
+    request_body(content = Reason, content_type = "application/json"),
+    responses(
+        (status = 200, description = "withdrawn: the deployment now", body = DeploymentDoc),
+        (status = 400, description = "malformed_json, invalid_body", body = ErrorBody),
+        (status = 409, description = "no candidate to withdraw", body = ErrorBody),
+    ))]
 pub async fn withdraw(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -8,18 +8,22 @@ use crate::domain::rfc3339;
 use crate::export::snapshot::{self, SnapshotRow};
 use crate::export::{Format, Params};
 use crate::http::download::{export_response, file_response, query_pairs};
-use crate::http::error::AppError;
+use crate::http::error::{AppError, ErrorBody};
 use crate::http::state::AppState;
 use crate::store::snapshots;
 
 /// A snapshot as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Dataset)]
 pub struct SnapshotDoc {
     pub task: String,
     pub name: String,
+    /// `jsonl` or `csv`.
     pub format: String,
     pub rows: i64,
     pub bytes: i64,
+    /// The filters it was made with.
+    #[schema(value_type = Object)]
     pub filters: serde_json::Value,
     pub sha256: String,
     pub created_at: String,
@@ -42,7 +46,40 @@ impl From<&SnapshotRow> for SnapshotDoc {
     }
 }
 
+/// What to export: each key at most once, any other key is a 400.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documentation only: `Params::from_pairs` reads the query
+struct LabelQuery {
+    /// `jsonl` (default) or `csv`.
+    #[param(pattern = "^(jsonl|csv)$")]
+    format: Option<String>,
+    /// From this time: RFC 3339, or a date (2026-11-28).
+    since: Option<String>,
+    /// Before this time: RFC 3339, or a date.
+    until: Option<String>,
+    /// `human`, `model` or `all` (default).
+    #[param(pattern = "^(human|model|all)$")]
+    source: Option<String>,
+    /// `audit`, `uncertain` or `all` (default).
+    #[param(pattern = "^(audit|uncertain|all)$")]
+    kind: Option<String>,
+    /// Comma-separated: `predictions`, `reviews`.
+    include: Option<String>,
+    /// Resume after this item id.
+    after: Option<String>,
+}
+
 /// `GET /api/v1/tasks/{task}/labels?format=&since=&until=&source=&kind=&include=&after=`
+/// The labelled items as JSON lines or CSV, streamed.
+#[utoipa::path(get, path = "/api/v1/tasks/{task}/labels", tag = "labels",
+    params(super::openapi::TaskParam, LabelQuery),
+    responses(
+        (status = 200, description = "the labels, one item a line (a download)",
+            content((String = "application/x-ndjson"), (String = "text/csv"))),
+        (status = 400, description = "unknown_parameter, repeated_parameter, invalid_value, invalid_query",
+            body = ErrorBody),
+    ))]
 pub async fn labels(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -54,8 +91,11 @@ pub async fn labels(
     Ok(export_response(&state.db, &task, request))
 }
 
-#[derive(Deserialize)]
+/// A snapshot to make: its name and the export's filters (as in
+/// `GET …/labels`).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewDataset)]
 struct SnapshotBody {
     name: String,
     format: Option<String>,
@@ -68,6 +108,14 @@ struct SnapshotBody {
 
 /// `POST /api/v1/tasks/{task}/datasets` `{"name": …, filters…}`: 201 with
 /// the snapshot's record.
+#[utoipa::path(post, path = "/api/v1/tasks/{task}/datasets", tag = "labels",
+    params(super::openapi::TaskParam),
+    request_body(content = SnapshotBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "the snapshot is written", body = SnapshotDoc),
+        (status = 400, description = "malformed_json, invalid_body, invalid_value", body = ErrorBody),
+        (status = 409, description = "already_exists: a snapshot of this name", body = ErrorBody),
+    ))]
 pub async fn snapshot_create(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -101,12 +149,16 @@ pub async fn snapshot_create(
     Ok(HttpResponse::Created().json(SnapshotDoc::from(&row)))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = DatasetList)]
 struct SnapshotList {
     datasets: Vec<SnapshotDoc>,
 }
 
 /// `GET /api/v1/tasks/{task}/datasets`
+#[utoipa::path(get, path = "/api/v1/tasks/{task}/datasets", tag = "labels",
+    params(super::openapi::TaskParam),
+    responses((status = 200, description = "the task's snapshots", body = SnapshotList)))]
 pub async fn snapshot_list(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -136,6 +188,9 @@ async fn find(
 }
 
 /// `GET /api/v1/tasks/{task}/datasets/{name}`
+#[utoipa::path(get, path = "/api/v1/tasks/{task}/datasets/{name}", tag = "labels",
+    params(super::openapi::TaskParam, ("name" = String, Path, description = "the snapshot's name")),
+    responses((status = 200, description = "the snapshot", body = SnapshotDoc)))]
 pub async fn snapshot_get(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -146,6 +201,11 @@ pub async fn snapshot_get(
 }
 
 /// `GET /api/v1/tasks/{task}/datasets/{name}/file`
+#[utoipa::path(get, path = "/api/v1/tasks/{task}/datasets/{name}/file", tag = "labels",
+    params(super::openapi::TaskParam, ("name" = String, Path, description = "the snapshot's name")),
+    responses((status = 200, description = "the snapshot's file (a download)",
+        headers(("X-Content-SHA256" = String, description = "the file's SHA-256")),
+        content((String = "application/x-ndjson"), (String = "text/csv")))))]
 pub async fn snapshot_file(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,

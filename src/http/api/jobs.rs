@@ -10,7 +10,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use super::{body, task, ApiClient};
 use crate::batch::jobs::{self, JobError};
 use crate::batch::Format;
-use crate::http::error::AppError;
+use crate::http::error::{AppError, ErrorBody};
 use crate::http::state::AppState;
 
 /// Result chunks read per query while streaming.
@@ -50,6 +50,17 @@ fn unsupported_media_type() -> HttpResponse {
     }))
 }
 
+/// Starts a batch job on a CSV file (a header row of feature names and an
+/// `id` column) or JSON lines (`{"id", "input"}` a line).
+#[utoipa::path(post, path = "/api/v1/tasks/{task}/jobs", tag = "jobs",
+    params(super::openapi::TaskParam),
+    request_body(description = "the file", content(
+        (String = "text/csv"), (String = "application/x-ndjson"))),
+    responses(
+        (status = 202, description = "the job is queued", body = jobs::JobDoc,
+            headers(("Location" = String, description = "the job's address"))),
+        (status = 400, description = "empty_file", body = ErrorBody),
+    ))]
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -79,6 +90,10 @@ pub async fn create(
         .json(doc))
 }
 
+/// How far a job is.
+#[utoipa::path(get, path = "/api/v1/tasks/{task}/jobs/{id}", tag = "jobs",
+    params(super::openapi::TaskParam, ("id" = String, Path, description = "the job's id")),
+    responses((status = 200, description = "the job", body = jobs::JobDoc)))]
 pub async fn get(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -94,6 +109,13 @@ pub async fn get(
 
 /// The result lines, read from the database a few chunks at a time as the
 /// client takes them.
+#[utoipa::path(get, path = "/api/v1/tasks/{task}/jobs/{id}/results", tag = "jobs",
+    params(super::openapi::TaskParam, ("id" = String, Path, description = "the job's id")),
+    responses(
+        (status = 200, description = "one result a line, in the file's order",
+            content((String = "application/x-ndjson"))),
+        (status = 409, description = "job_not_done", body = ErrorBody),
+    ))]
 pub async fn results(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,

@@ -8,6 +8,10 @@ use crate::http::error::AppError;
 use crate::http::state::AppState;
 use crate::monitoring::{process, prometheus};
 
+/// The Prometheus text exposition (a bearer token only when
+/// `[monitoring] metrics_token` is set).
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "the metrics", content((String = "text/plain")))))]
 pub async fn metrics(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -8,70 +8,57 @@ pub mod export;
 mod jobs;
 mod metrics;
 mod monitoring;
+pub mod openapi;
 
 use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use crate::http::error::AppError;
+use crate::http::error::{AppError, ErrorBody};
 use crate::http::state::AppState;
 use crate::items;
 use crate::tasks::TaskRuntime;
 pub use auth::ApiClient;
 
-/// One resource per path, holding every method it takes: another method
-/// is a 405 with `Allow` (made JSON by [`crate::http::headers`]), not a 404.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    use web::{delete, get, post, put, resource};
-    cfg.service(resource("/healthz").route(get().to(healthz)))
-        .service(resource("/readyz").route(get().to(readyz)))
-        .service(resource("/metrics").route(get().to(metrics::metrics)))
-        .service(
-            web::scope("/api/v1")
-                .service(resource("/tasks").route(get().to(list_tasks)))
-                .service(resource("/alerts").route(get().to(monitoring::alerts)))
-                .service(
-                    resource("/tasks/{task}/monitoring")
-                        .route(get().to(monitoring::task_monitoring)),
-                )
-                .service(resource("/tasks/{task}/advisor").route(get().to(advisor::advisor)))
-                .service(
-                    resource("/tasks/{task}/deployment")
-                        .route(get().to(deployment::get))
-                        .route(put().to(deployment::put)),
-                )
-                .service(
-                    resource("/tasks/{task}/deployment/rollback")
-                        .route(post().to(deployment::rollback)),
-                )
-                .service(
-                    resource("/tasks/{task}/deployment/promote")
-                        .route(post().to(deployment::promote)),
-                )
-                .service(
-                    resource("/tasks/{task}/deployment/candidate")
-                        .route(delete().to(deployment::withdraw)),
-                )
-                .service(resource("/tasks/{task}/items").route(post().to(submit_items)))
-                .service(resource("/tasks/{task}/items/{id}").route(get().to(get_item)))
-                .service(resource("/tasks/{task}/jobs").route(post().to(jobs::create)))
-                .service(resource("/tasks/{task}/jobs/{id}").route(get().to(jobs::get)))
-                .service(resource("/tasks/{task}/jobs/{id}/results").route(get().to(jobs::results)))
-                .service(resource("/tasks/{task}/labels").route(get().to(export::labels)))
-                .service(
-                    resource("/tasks/{task}/datasets")
-                        .route(post().to(export::snapshot_create))
-                        .route(get().to(export::snapshot_list)),
-                )
-                .service(
-                    resource("/tasks/{task}/datasets/{name}").route(get().to(export::snapshot_get)),
-                )
-                .service(
-                    resource("/tasks/{task}/datasets/{name}/file")
-                        .route(get().to(export::snapshot_file)),
-                ),
-        );
+/// Declares every path outside the web UI once, with the methods it takes
+/// and their handlers: [`routes`] registers them (one resource per path
+/// holding every method, so another method is a 405 with `Allow`, made JSON
+/// by [`crate::http::middleware`], not a 404) and [`ROUTES`] lists them for
+/// the test that holds the OpenAPI document to exactly these.
+macro_rules! served {
+    ($( $path:literal { $( $method:ident => $handler:path ),+ $(,)? } )*) => {
+        /// Every path served here and its methods (lower case).
+        pub const ROUTES: &[(&str, &[&str])] = &[ $( ($path, &[ $( stringify!($method) ),+ ]) ),* ];
+
+        pub fn routes(cfg: &mut web::ServiceConfig) {
+            $( cfg.service(web::resource($path) $( .route(web::$method().to($handler)) )+ ); )*
+        }
+    };
+}
+
+served! {
+    "/healthz" { get => healthz }
+    "/readyz" { get => readyz }
+    "/metrics" { get => metrics::metrics }
+    "/api/openapi.json" { get => openapi::document }
+    "/api/v1/tasks" { get => list_tasks }
+    "/api/v1/alerts" { get => monitoring::alerts }
+    "/api/v1/tasks/{task}/monitoring" { get => monitoring::task_monitoring }
+    "/api/v1/tasks/{task}/advisor" { get => advisor::advisor }
+    "/api/v1/tasks/{task}/deployment" { get => deployment::get, put => deployment::put }
+    "/api/v1/tasks/{task}/deployment/rollback" { post => deployment::rollback }
+    "/api/v1/tasks/{task}/deployment/promote" { post => deployment::promote }
+    "/api/v1/tasks/{task}/deployment/candidate" { delete => deployment::withdraw }
+    "/api/v1/tasks/{task}/items" { post => submit_items }
+    "/api/v1/tasks/{task}/items/{id}" { get => get_item }
+    "/api/v1/tasks/{task}/jobs" { post => jobs::create }
+    "/api/v1/tasks/{task}/jobs/{id}" { get => jobs::get }
+    "/api/v1/tasks/{task}/jobs/{id}/results" { get => jobs::results }
+    "/api/v1/tasks/{task}/labels" { get => export::labels }
+    "/api/v1/tasks/{task}/datasets" { post => export::snapshot_create, get => export::snapshot_list }
+    "/api/v1/tasks/{task}/datasets/{name}" { get => export::snapshot_get }
+    "/api/v1/tasks/{task}/datasets/{name}/file" { get => export::snapshot_file }
 }
 
 /// 404 for every path no route takes: JSON under /api, a page elsewhere.
@@ -84,18 +71,27 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
     }
 }
 
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+#[derive(Serialize, utoipa::ToSchema)]
+struct Health {
+    /// Always `ok`: the process answers.
+    status: &'static str,
 }
 
-#[derive(Serialize)]
+/// The process answers (liveness).
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "alive", body = Health)))]
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Health { status: "ok" })
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
 struct Readiness {
     ready: bool,
     database: bool,
     tasks: Vec<TaskReadiness>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TaskReadiness {
     task: String,
     model_loaded: bool,
@@ -103,6 +99,10 @@ struct TaskReadiness {
 }
 
 /// Ready when the database answers and every task has the model it needs.
+#[utoipa::path(get, path = "/readyz", tag = "health", responses(
+    (status = 200, description = "ready", body = Readiness),
+    (status = 503, description = "not ready: the database or a task's model is missing", body = Readiness),
+))]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let database = state.db.ping().await.is_ok();
     let tasks: Vec<TaskReadiness> = state
@@ -135,10 +135,11 @@ pub(crate) fn task(state: &AppState, name: &str) -> Result<Arc<TaskRuntime>, App
         .ok_or_else(|| AppError::UnknownTask(name.to_string()))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TaskSummary {
     name: String,
     description: String,
+    #[schema(value_type = crate::domain::AutomationLevel)]
     automation: &'static str,
     threshold: Option<f64>,
     label_thresholds: std::collections::BTreeMap<String, f64>,
@@ -150,11 +151,14 @@ struct TaskSummary {
     queue_depth: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TaskList {
     tasks: Vec<TaskSummary>,
 }
 
+/// The tasks, their settings, live model and queue depth.
+#[utoipa::path(get, path = "/api/v1/tasks", tag = "tasks",
+    responses((status = 200, description = "the tasks", body = TaskList)))]
 async fn list_tasks(
     state: web::Data<AppState>,
     _client: ApiClient,
@@ -192,13 +196,28 @@ async fn list_tasks(
     Ok(HttpResponse::Ok().json(TaskList { tasks }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = BatchResult)]
 struct Batch {
     items: Vec<items::ItemDoc>,
 }
 
 /// Scores one item (`{"id", "input"}`: 201, or 200 for a known id) or a
 /// batch (`{"items": […]}`: 200), durably stored before the answer.
+#[utoipa::path(post, path = "/api/v1/tasks/{task}/items", tag = "items",
+    params(openapi::TaskParam),
+    request_body(content = openapi::Submission, content_type = "application/json"),
+    responses(
+        (status = 200, description = "a batch scored, or an item already known (its stored result)",
+            body = openapi::Scored),
+        (status = 201, description = "a new item scored and stored", body = items::ItemDoc),
+        (status = 400, description = "malformed_json, wrong_type, missing_field, unknown_field, \
+            duplicate_field, invalid_id, empty_batch, batch_too_large, or the input does not fit \
+            the live model (unknown_feature, missing_feature, not_a_number, …); `field` names it",
+            body = ErrorBody),
+        (status = 409, description = "idempotency_conflict: the id is known with another input",
+            body = ErrorBody),
+    ))]
 async fn submit_items(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -233,6 +252,14 @@ async fn submit_items(
     }
 }
 
+/// An item's verdict, prediction and state.
+#[utoipa::path(get, path = "/api/v1/tasks/{task}/items/{id}", tag = "items",
+    params(openapi::TaskParam, ("id" = String, Path, description = "the item's id")),
+    responses(
+        (status = 200, description = "the item", body = items::ItemDoc),
+        (status = 400, description = "invalid_id", body = ErrorBody),
+        (status = 404, description = "unknown_task, item_not_found", body = ErrorBody),
+    ))]
 async fn get_item(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::{task, ApiClient};
 use crate::domain::{now, Timestamp};
 use crate::http::download::query_pairs;
-use crate::http::error::AppError;
+use crate::http::error::{AppError, ErrorBody};
 use crate::http::state::AppState;
 use crate::monitoring::build::{self, Range, Span};
 use crate::monitoring::report::AlertLine;
@@ -90,7 +90,32 @@ fn range_of(req: &HttpRequest) -> Result<Range, AppError> {
     Ok(Range::new(since, until))
 }
 
+/// The range of a report: `span`, or `since`/`until`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documentation only: `range_of` reads the query
+struct RangeQuery {
+    /// `hour`, `day` or `week`, ending now (not with since/until).
+    #[param(pattern = "^(hour|day|week)$")]
+    span: Option<String>,
+    /// RFC 3339; by default an hour before `until`.
+    #[param(format = DateTime)]
+    since: Option<String>,
+    /// RFC 3339; by default now. At most 90 days after `since`.
+    #[param(format = DateTime)]
+    until: Option<String>,
+}
+
 /// `GET /api/v1/tasks/{task}/monitoring?span=|since=&until=`
+/// The dashboard's figures: throughput, latency, output, drift, agreement
+/// with humans, estimates and alerts.
+#[utoipa::path(get, path = "/api/v1/tasks/{task}/monitoring", tag = "monitoring",
+    params(super::openapi::TaskParam, RangeQuery),
+    responses(
+        (status = 200, description = "the report", body = crate::monitoring::report::TaskReport),
+        (status = 400, description = "unknown_parameter, repeated_parameter, invalid_time, invalid_query",
+            body = ErrorBody),
+    ))]
 pub async fn task_monitoring(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -106,23 +131,46 @@ pub async fn task_monitoring(
     Ok(HttpResponse::Ok().json(report))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct AlertList {
     alerts: Vec<AlertDoc>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Alert)]
 struct AlertDoc {
     task: String,
     #[serde(flatten)]
     line: AlertLine,
     /// The figures that fired it.
+    #[schema(value_type = Object)]
     numbers: serde_json::Value,
+    /// `open` or `resolved`.
+    #[schema(value_type = String, pattern = "^(open|resolved)$")]
     state: &'static str,
 }
 
 /// `GET /api/v1/alerts?task=&state=open|resolved|all` (default all): the
+/// Which alerts.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documentation only
+struct AlertQuery {
+    /// Only this task's.
+    task: Option<String>,
+    /// `open`, `resolved` or `all` (default).
+    #[param(pattern = "^(open|resolved|all)$")]
+    state: Option<String>,
+}
+
 /// open alerts and the 200 newest resolved ones.
+#[utoipa::path(get, path = "/api/v1/alerts", tag = "monitoring",
+    params(AlertQuery),
+    responses(
+        (status = 200, description = "the alerts", body = AlertList),
+        (status = 400, description = "unknown_parameter, repeated_parameter, invalid_query", body = ErrorBody),
+        (status = 404, description = "unknown_task", body = ErrorBody),
+    ))]
 pub async fn alerts(
     req: HttpRequest,
     state: web::Data<AppState>,
