@@ -42,9 +42,13 @@ pub enum AppError {
     Refused { code: &'static str, message: String },
     #[error("the service is unavailable: {0}")]
     Unavailable(String),
-    /// A JSON endpoint was sent a body of another type.
-    #[error("send the body as JSON with Content-Type: application/json{}", .got.as_deref().map(|t| format!(" (this request said {t:?})")).unwrap_or_else(|| " (this request named no type)".into()))]
-    UnsupportedMediaType { got: Option<String> },
+    /// An endpoint was sent a body of a type it does not take; `accepted`
+    /// names what it takes ([`AppError::JSON_BODY`] for the JSON ones).
+    #[error("send the body as {accepted}{}", .got.as_deref().map(|t| format!(" (this request said {t:?})")).unwrap_or_else(|| " (this request named no type)".into()))]
+    UnsupportedMediaType {
+        got: Option<String>,
+        accepted: &'static str,
+    },
     /// A known path asked with a method it does not take; `allow` lists
     /// the ones it does (also sent as the `Allow` header).
     #[error("{method} is not allowed here; this path takes {allow}")]
@@ -67,6 +71,9 @@ pub enum AppError {
 }
 
 impl AppError {
+    /// What a JSON endpoint takes, as a 415 says it.
+    pub const JSON_BODY: &'static str = "JSON with Content-Type: application/json";
+
     pub fn invalid(
         code: &'static str,
         field: impl Into<String>,

@@ -133,7 +133,11 @@ pub fn extractor_errors(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::FormConfig::default().error_handler(|e, req| {
         tracing::info!(error = %e, "malformed form refused");
         if is_api(req.path()) {
-            return AppError::UnsupportedMediaType { got: content_type(req) }.into();
+            return AppError::UnsupportedMediaType {
+                got: content_type(req),
+                accepted: AppError::JSON_BODY,
+            }
+            .into();
         }
         WebError::BadRequest(
             "This form was incomplete or not as the page sends it. Go back, reload the page and try again.",
@@ -162,6 +166,7 @@ pub fn extractor_errors(cfg: &mut web::ServiceConfig) {
             | JsonPayloadError::Overflow { limit } => AppError::PayloadTooLarge { limit },
             JsonPayloadError::ContentType => AppError::UnsupportedMediaType {
                 got: content_type(req),
+                accepted: AppError::JSON_BODY,
             },
             JsonPayloadError::Deserialize(e) => AppError::MalformedJson(e.to_string()),
             _ => AppError::MalformedJson("the body could not be read".into()),

@@ -148,7 +148,12 @@ async fn label(app: &TestApp, prefix: &str, range: std::ops::Range<usize>) {
 
 async fn shadow_and_promotion(backend: Backend) {
     let models = tempfile::tempdir().unwrap();
-    let Some(app) = spawn_with(backend, task(AutomationLevel::Partial), None).await else {
+    // The flipped candidate is promoted by force below: the running
+    // server's guard must not withdraw it first (its disagreement with the
+    // humans is past any limit; the guard has a test of its own).
+    let mut config = task(AutomationLevel::Partial);
+    config.candidate.max_disagreement = 1.0;
+    let Some(app) = spawn_with(backend, config, None).await else {
         return;
     };
     // Before any candidate: refusals.

@@ -44,6 +44,7 @@ pub fn require_json(req: &HttpRequest) -> Result<(), AppError> {
         Some(t) if t.starts_with("application/") && t.ends_with("+json") => Ok(()),
         _ => Err(AppError::UnsupportedMediaType {
             got: got.map(|t| t.chars().take(100).collect()),
+            accepted: AppError::JSON_BODY,
         }),
     }
 }

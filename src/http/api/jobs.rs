@@ -3,7 +3,7 @@
 //! …/jobs/{id}` says how far it is, `GET …/jobs/{id}/results` streams the
 //! result lines once it is done.
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::header;
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 
@@ -41,15 +41,6 @@ fn format_of(req: &HttpRequest) -> Option<Format> {
     }
 }
 
-fn unsupported_media_type() -> HttpResponse {
-    HttpResponse::build(StatusCode::UNSUPPORTED_MEDIA_TYPE).json(serde_json::json!({
-        "error": {
-            "code": "unsupported_media_type",
-            "message": "send the file as text/csv or application/x-ndjson",
-        }
-    }))
-}
-
 /// Starts a batch job on a CSV file (a header row of feature names and an
 /// `id` column) or JSON lines (`{"id", "input"}` a line).
 #[utoipa::path(post, path = "/api/v1/tasks/{task}/jobs", tag = "jobs",
@@ -70,7 +61,14 @@ pub async fn create(
 ) -> Result<HttpResponse, AppError> {
     let task = task(&state, &path)?;
     let Some(format) = format_of(&req) else {
-        return Ok(unsupported_media_type());
+        return Err(AppError::UnsupportedMediaType {
+            got: req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(|t| t.chars().take(100).collect()),
+            accepted: "a file with Content-Type: text/csv or application/x-ndjson",
+        });
     };
     let limit = state.settings.jobs.max_upload_bytes;
     let bytes = body::read(&req, payload, limit).await?;
