@@ -101,6 +101,16 @@ pub fn find_items(
         }
         return Ok(found);
     }
+    // PostgreSQL: `id = ANY($2)` from a statement diesel keeps prepared
+    // may run on a generic plan made while the table was small or without
+    // statistics (autovacuum off, or before its first ANALYZE), which reads
+    // the whole task through `items_by_created` and filters on the id: it
+    // grew with the table until it was most of the scoring path's database
+    // time. Planned for the ids at hand, the primary key is always chosen.
+    if let DbConnection::Pg(c) = conn {
+        use diesel::connection::SimpleConnection;
+        c.batch_execute("SET LOCAL plan_cache_mode = force_custom_plan")?;
+    }
     for chunk in ids.chunks(IN_LIST) {
         let rows: Vec<ItemRow> = items::table
             .filter(items::task.eq(task))

@@ -191,6 +191,10 @@ async fn two_instances_behind_nginx_share_the_work_and_survive_losing_one() {
             r#"
 [server]
 workers = 2
+# As README "Running several instances" says: the proxy is trusted for
+# the client's address (rate limits) and scheme.
+trusted_proxies = ["127.0.0.1"]
+trust_forwarded_proto = true
 
 [smtp]
 host = "127.0.0.1"
