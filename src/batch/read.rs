@@ -199,19 +199,7 @@ impl<R: Read> FileReader<R> {
                 Inner::Csv { reader, record, .. } => reader
                     .read_byte_record(record)
                     .map_err(|e| csv_error(&e, self.rows_read + 2))?,
-                Inner::Jsonl { reader, line, buf } => loop {
-                    buf.clear();
-                    let n = reader
-                        .read_until(b'\n', buf)
-                        .map_err(|e| RowError::new(*line + 1, "unreadable", "", e.to_string()))?;
-                    if n == 0 {
-                        break false;
-                    }
-                    *line += 1;
-                    if !buf.trim_ascii().is_empty() {
-                        break true;
-                    }
-                },
+                Inner::Jsonl { reader, line, buf } => next_line(reader, line, buf)?,
             };
             if !more {
                 self.done = true;
@@ -268,21 +256,14 @@ impl<R: Read> FileReader<R> {
                         Some((line, csv_row(record, columns, model, line)?))
                     }
                 }
-                Inner::Jsonl { reader, line, buf } => loop {
-                    buf.clear();
-                    let n = reader
-                        .read_until(b'\n', buf)
-                        .map_err(|e| RowError::new(*line + 1, "unreadable", "", e.to_string()))?;
-                    if n == 0 {
-                        break None;
+                Inner::Jsonl { reader, line, buf } => {
+                    if next_line(reader, line, buf)? {
+                        self.rows_read += 1;
+                        Some((*line, json_row(buf, model, *line)?))
+                    } else {
+                        None
                     }
-                    *line += 1;
-                    if buf.trim_ascii().is_empty() {
-                        continue;
-                    }
-                    self.rows_read += 1;
-                    break Some((*line, json_row(buf, model, *line)?));
-                },
+                }
             };
             let Some((line, (id, features))) = row else {
                 self.done = true;
@@ -294,6 +275,28 @@ impl<R: Read> FileReader<R> {
         }
         chunk.featurise = started.elapsed();
         Ok((!chunk.is_empty()).then_some(chunk))
+    }
+}
+
+/// Reads the next non-blank JSONL line into `buf`, counting lines in
+/// `line`; false at the end of the file.
+fn next_line<R: Read>(
+    reader: &mut BufReader<R>,
+    line: &mut u64,
+    buf: &mut Vec<u8>,
+) -> Result<bool, RowError> {
+    loop {
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', buf)
+            .map_err(|e| RowError::new(*line + 1, "unreadable", "", e.to_string()))?;
+        if n == 0 {
+            return Ok(false);
+        }
+        *line += 1;
+        if !buf.trim_ascii().is_empty() {
+            return Ok(true);
+        }
     }
 }
 

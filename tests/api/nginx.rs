@@ -251,30 +251,21 @@ callback_url = "{callback}"
         "test",
     )
     .unwrap();
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
-        .current_dir(repo())
-        .env_remove("VERDICT_CONFIG")
-        .args(["simulate", "--url", &nginx.base, "--token", &token])
-        .args([
-            "--task",
-            TASK,
+    let summary = crate::simulate::run_simulate(
+        &nginx.base,
+        &token,
+        &[
             "--items",
             &REVIEWED.to_string(),
             "--rate",
             "200",
-        ])
-        .args(["--reviewers", "16", "--reviewer-error", "0"])
-        .args(["--review-seconds", "0.05"])
-        .args(["--reviewer-password", "sim reviewer password"])
-        .args(["--admin", "sim-admin:a long passphrase"])
-        .args(["--drain-timeout", "120", "--json"])
-        .output()
-        .await
-        .expect("run verdict simulate");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-    let summary: Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("JSON on stdout ({e}): {stderr}"));
+            "--reviewers",
+            "16",
+            "--review-seconds",
+            "0.05",
+        ],
+    )
+    .await;
     assert_eq!(summary["items"]["sent"], REVIEWED, "{summary:#}");
     assert_eq!(summary["errors"]["total"], 0, "{summary:#}");
     assert_eq!(summary["queue_left"], 0, "{summary:#}");

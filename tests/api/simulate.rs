@@ -16,6 +16,29 @@ crate::on_both_backends!(simulate_sends_every_item_and_its_reviewers_label_every
 
 const ITEMS: usize = 300;
 
+/// `verdict simulate` against `url` for the test task, reviewers who make
+/// no mistakes created by the admin `sim-admin` (password "a long
+/// passphrase"), draining the queue; `args` add the run's size. Returns the
+/// JSON summary, once the command succeeded.
+pub async fn run_simulate(url: &str, token: &str, args: &[&str]) -> Value {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
+        .current_dir(repo())
+        .env_remove("VERDICT_CONFIG")
+        .args(["simulate", "--url", url, "--token", token, "--task", TASK])
+        .args(args)
+        .args(["--reviewer-error", "0"])
+        .args(["--reviewer-password", "sim reviewer password"])
+        .args(["--admin", "sim-admin:a long passphrase"])
+        .args(["--drain-timeout", "120", "--json"])
+        .output()
+        .await
+        .expect("run verdict simulate");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("JSON on stdout ({e}): {stderr}"))
+}
+
 async fn simulate_sends_every_item_and_its_reviewers_label_every_queued_one(backend: Backend) {
     // Partial automation with a high threshold and audits: some items
     // queue as uncertain, some decided ones are audited blind.
@@ -29,29 +52,19 @@ async fn simulate_sends_every_item_and_its_reviewers_label_every_queued_one(back
     };
     add_user(&app, "sim-admin", Role::Admin, &[]);
 
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_verdict"))
-        .current_dir(repo())
-        .env_remove("VERDICT_CONFIG")
-        .args(["simulate", "--url", &app.base, "--token", &app.token])
-        .args([
-            "--task",
-            TASK,
+    let summary = run_simulate(
+        &app.base,
+        &app.token,
+        &[
             "--items",
             &ITEMS.to_string(),
             "--rate",
             "150",
-        ])
-        .args(["--reviewers", "2", "--reviewer-error", "0"])
-        .args(["--reviewer-password", "sim reviewer password"])
-        .args(["--admin", "sim-admin:a long passphrase"])
-        .args(["--drain-timeout", "120", "--json"])
-        .output()
-        .await
-        .expect("run verdict simulate");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-    let summary: Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("JSON on stdout ({e}): {stderr}"));
+            "--reviewers",
+            "2",
+        ],
+    )
+    .await;
     assert_eq!(summary["items"]["sent"], ITEMS, "{summary:#}");
     assert_eq!(summary["items"]["failed"], 0, "{summary:#}");
     assert_eq!(summary["errors"]["total"], 0, "{summary:#}");
