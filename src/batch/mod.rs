@@ -6,9 +6,9 @@
 //! returns its stored result (a re-run resumes). A bad row stops the run:
 //! its chunk is not written, the chunks before it are.
 //!
-//! While the writer stores one chunk the next is read and featurised on a
-//! blocking thread: on two cores the reading, the scoring and the writing
-//! each keep a thread busy.
+//! While the writer stores one chunk the next is read, featurised, scored
+//! and decided on a blocking thread ([`scoring::prepare`]); the documents
+//! of the stored chunk are built after its commit, off the writer.
 
 pub mod jobs;
 pub mod read;
@@ -21,8 +21,8 @@ use serde::Serialize;
 
 use crate::db::{Db, DbError};
 use crate::monitoring::Recorder;
-use crate::scoring::{self, Featurised, Outcome, ScoringError};
-use crate::tasks::{Serving, TaskRuntime};
+use crate::scoring::{self, Featurised, Outcome, Prepared, ScoringError};
+use crate::tasks::TaskRuntime;
 pub use read::{Chunk, FileReader, Format, RowError};
 
 /// Rows a chunk holds unless told otherwise: large enough that a
@@ -109,8 +109,9 @@ pub struct Run<R: Read + Send + 'static> {
     chunk_rows: usize,
     /// `None` once the file is read to its end or refused.
     reader: Option<FileReader<R>>,
-    /// The chunk read while the one before was stored.
-    ahead: Option<(Serving, Chunk)>,
+    /// The chunk read and scored while the one before was stored, with
+    /// the file's line of each item.
+    ahead: Option<(Vec<u64>, Prepared)>,
     /// A refused row found while reading ahead, reported after the chunk
     /// before it.
     refused: Option<BatchError>,
@@ -153,7 +154,7 @@ impl<R: Read + Send + 'static> Run<R> {
         if let Some(e) = self.refused.take() {
             return Err(e);
         }
-        let (serving, chunk) = match self.ahead.take() {
+        let (lines, prepared) = match self.ahead.take() {
             Some(ahead) => ahead,
             None => match self.read().await {
                 Ok(Some(chunk)) => chunk,
@@ -161,25 +162,10 @@ impl<R: Read + Send + 'static> Run<R> {
                 Err(e) => return Err(e),
             },
         };
-        let Chunk {
-            lines,
-            ids,
-            features,
-            featurise,
-        } = chunk;
-        let items = Featurised {
-            ids,
-            features,
-            featurise,
-            submitted: Instant::now(),
-        };
-        let (db, recorder, task) = (
-            scoring::ScoreStore::direct(&self.db),
-            self.recorder.clone(),
-            self.task.clone(),
-        );
-        let scoring = scoring::score(&db, &recorder, &task, serving, items, true);
-        let (scored, ahead) = futures_util::future::join(scoring, self.read()).await;
+        let db = scoring::ScoreStore::direct(&self.db);
+        let recorder = self.recorder.clone();
+        let storing = scoring::store(&db, &recorder, prepared);
+        let (scored, ahead) = futures_util::future::join(storing, self.read()).await;
         match ahead {
             Ok(ahead) => self.ahead = ahead,
             Err(e) => self.refused = Some(e),
@@ -217,19 +203,37 @@ impl<R: Read + Send + 'static> Run<R> {
         e
     }
 
-    /// Reads and featurises the next chunk on a blocking thread, for the
-    /// deployment serving now.
-    async fn read(&mut self) -> Result<Option<(Serving, Chunk)>, BatchError> {
+    /// Reads, featurises and scores the next chunk on a blocking thread,
+    /// with the deployment serving now.
+    async fn read(&mut self) -> Result<Option<(Vec<u64>, Prepared)>, BatchError> {
         let Some(mut reader) = self.reader.take() else {
             return Ok(None);
         };
-        let serving = self.task.serving();
-        let model = serving.live.clone();
+        let task = self.task.clone();
         let max = self.chunk_rows;
         let span = tracing::Span::current();
         let (reader, read) = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            let read = reader.next_chunk(model.as_deref(), max);
+            let serving = task.serving();
+            let read = reader
+                .next_chunk(serving.live.as_deref(), max)
+                .map(|chunk| {
+                    chunk.map(|chunk| {
+                        let Chunk {
+                            lines,
+                            ids,
+                            features,
+                            featurise,
+                        } = chunk;
+                        let items = Featurised {
+                            ids,
+                            features,
+                            featurise,
+                            submitted: Instant::now(),
+                        };
+                        (lines, scoring::prepare(&task, serving, items, true))
+                    })
+                });
             (reader, read)
         })
         .await
@@ -238,7 +242,7 @@ impl<R: Read + Send + 'static> Run<R> {
         match read {
             Ok(Some(chunk)) => {
                 self.reader = Some(reader);
-                Ok(Some((serving, chunk)))
+                Ok(Some(chunk))
             }
             Ok(None) => Ok(None),
             Err(e) => {

@@ -10,7 +10,6 @@ use std::time::Duration;
 use diesel::sql_types::BigInt;
 use diesel::RunQueryDsl;
 
-use super::writer::NO_AUTOCHECKPOINT;
 use super::{establish, DbConnection};
 use crate::config::DatabaseSettings;
 
@@ -27,22 +26,18 @@ const REWIND_LEFT: i64 = 256;
 const MAX_DEFERRALS: u32 = 2;
 const CHECKPOINT_RETRY: Duration = Duration::from_millis(5);
 
-/// Takes the WAL checkpoints off `writer`'s commits and starts the
-/// checkpointer thread on a connection of its own.
+/// Starts the checkpointer thread on a connection of its own, for
+/// `writer`'s database (whose commits do not checkpoint).
 pub(super) fn start_checkpointer(
     writer: &mut DbConnection,
     settings: &DatabaseSettings,
     rewind: Arc<Rewind>,
 ) -> Result<(), String> {
-    use diesel::connection::SimpleConnection;
     #[derive(diesel::QueryableByName)]
     struct PageSize {
         #[diesel(sql_type = BigInt)]
         page_size: i64,
     }
-    writer
-        .batch_execute(NO_AUTOCHECKPOINT)
-        .map_err(|e| format!("cannot configure the writer: {e}"))?;
     let page_size = diesel::sql_query("PRAGMA page_size")
         .get_result::<PageSize>(writer)
         .map_err(|e| format!("cannot read the page size: {e}"))?

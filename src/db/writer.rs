@@ -28,7 +28,9 @@ use crate::config::DatabaseSettings;
 /// Called once the transaction holding a unit of work has committed (`Ok`)
 /// or failed (`Err` with the reason).
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
-type Work = Box<dyn FnOnce(&mut DbConnection) -> Completion + Send>;
+/// Runs one unit of work; `alone` when it is the only one of its
+/// transaction. Returns its completion and whether it succeeded.
+type Work = Box<dyn FnOnce(&mut DbConnection, bool) -> (Completion, bool) + Send>;
 
 #[derive(Clone)]
 pub struct Writer {
@@ -43,6 +45,7 @@ impl Writer {
         max_batch: usize,
     ) -> Result<Writer, String> {
         let rewind = Arc::new(Rewind::default());
+        configure_writer(&mut conn, &settings)?;
         if let DbConnection::Sqlite(_) = conn {
             start_checkpointer(&mut conn, &settings, rewind.clone())?;
         }
@@ -65,19 +68,29 @@ impl Writer {
     {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let span = tracing::Span::current();
-        let work: Work = Box::new(move |conn| {
+        let work: Work = Box::new(move |conn, alone| {
             let outcome = {
                 let _entered = span.enter();
-                conn.transaction::<T, E, _>(f)
+                // Alone in its transaction, a unit needs no savepoint (whose
+                // journal copies every page before its first change: a
+                // batch file's chunk is thousands of pages); if it fails,
+                // the transaction is rolled back instead of committed.
+                if alone {
+                    f(conn)
+                } else {
+                    conn.transaction::<T, E, _>(f)
+                }
             };
-            Box::new(move |commit: Result<(), String>| {
+            let ok = outcome.is_ok();
+            let completion: Completion = Box::new(move |commit: Result<(), String>| {
                 let result = match (outcome, commit) {
                     (Err(e), _) => Err(e),
                     (Ok(_), Err(e)) => Err(DbError::Closed(format!("commit failed: {e}")).into()),
                     (Ok(value), Ok(())) => Ok(value),
                 };
                 let _ = reply.send(result);
-            })
+            });
+            (completion, ok)
         });
         self.queue
             .send(work)
@@ -97,8 +110,22 @@ fn begin(conn: &mut DbConnection) -> diesel::QueryResult<()> {
     }
 }
 
-/// The writer's commits never checkpoint (the checkpointer does).
-pub(super) const NO_AUTOCHECKPOINT: &str = "PRAGMA wal_autocheckpoint = 0";
+/// The writer's commits never checkpoint (the checkpointer does), and its
+/// page cache holds a large transaction's dirty pages until the commit.
+pub(super) fn configure_writer(
+    conn: &mut DbConnection,
+    settings: &DatabaseSettings,
+) -> Result<(), String> {
+    use diesel::connection::SimpleConnection;
+    if let DbConnection::Sqlite(_) = conn {
+        conn.batch_execute(&format!(
+            "PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -{};",
+            u64::from(settings.writer_cache_mb) * 1024
+        ))
+        .map_err(|e| format!("cannot configure the writer: {e}"))?;
+    }
+    Ok(())
+}
 
 fn run(
     mut conn: DbConnection,
@@ -133,10 +160,11 @@ fn run(
                 continue;
             }
         }
+        let alone = batch.len() == 1;
         let ran = catch_unwind(AssertUnwindSafe(|| {
             batch
                 .into_iter()
-                .map(|work| work(&mut conn))
+                .map(|work| work(&mut conn, alone))
                 .collect::<Vec<_>>()
         }));
         let completions = match ran {
@@ -149,13 +177,17 @@ fn run(
                 continue;
             }
         };
-        let commit = DbConnection::commit_transaction_status(&mut conn);
+        let commit = if alone && !completions[0].1 {
+            DbConnection::rollback_transaction_status(&mut conn)
+        } else {
+            DbConnection::commit_transaction_status(&mut conn)
+        };
         tracing::trace!(
             jobs = completions.len(),
             ok = commit.is_ok(),
             "group commit"
         );
-        for completion in completions {
+        for (completion, _) in completions {
             completion(commit.clone());
         }
         finish_rewind(&mut conn, rewind);
@@ -165,13 +197,8 @@ fn run(
 /// Replaces the writer's connection with a fresh one, configured as at
 /// start (no checkpoints in its commits on SQLite).
 fn reopen(conn: &mut DbConnection, settings: &DatabaseSettings) {
-    use diesel::connection::SimpleConnection;
     let fresh = establish(settings).and_then(|mut fresh| {
-        if let DbConnection::Sqlite(_) = fresh {
-            fresh
-                .batch_execute(NO_AUTOCHECKPOINT)
-                .map_err(|e| e.to_string())?;
-        }
+        configure_writer(&mut fresh, settings)?;
         Ok(fresh)
     });
     match fresh {
@@ -200,6 +227,16 @@ fn finish_rewind(conn: &mut DbConnection, wanted: &AtomicBool) {
 }
 
 impl DbConnection {
+    /// Rolls back a transaction whose only unit of work failed (the unit
+    /// reports its own error; a failed rollback reopens the connection's
+    /// state on the next begin).
+    fn rollback_transaction_status(conn: &mut DbConnection) -> Result<(), String> {
+        <DbConnection as Connection>::TransactionManager::rollback_transaction(conn).map_err(|e| {
+            tracing::error!(error = %e, "rollback failed");
+            e.to_string()
+        })
+    }
+
     fn commit_transaction_status(conn: &mut DbConnection) -> Result<(), String> {
         match <DbConnection as Connection>::TransactionManager::commit_transaction(conn) {
             Ok(()) => Ok(()),

@@ -85,7 +85,7 @@ pub async fn submit(
         featurise: submitted.elapsed(),
         submitted,
     };
-    score(db, recorder, &task, serving, items, batch).await
+    store(db, recorder, prepare(&task, serving, items, batch)).await
 }
 
 /// Items whose inputs were checked against the features of `serving`'s
@@ -111,6 +111,32 @@ pub async fn score(
     items: Featurised,
     batch: bool,
 ) -> Result<Vec<Outcome>, ScoringError> {
+    store(db, recorder, prepare(task, serving, items, batch)).await
+}
+
+/// Items scored and decided, with the rows to store: what [`prepare`]
+/// hands to [`store`]. A batch file prepares its next chunk while the one
+/// before is written.
+pub struct Prepared {
+    job: Job,
+    /// What the recorder is told of each item once stored.
+    seen: Vec<Observed>,
+    labels: Vec<Option<String>>,
+    version: Option<String>,
+    featurise: std::time::Duration,
+    forward: std::time::Duration,
+    policy: std::time::Duration,
+    submitted: Instant,
+}
+
+/// The forward pass and the policy for featurised items: everything of
+/// [`score`] but the write. CPU only; callers may run it on any thread.
+pub fn prepare(
+    task: &TaskRuntime,
+    serving: crate::tasks::Serving,
+    items: Featurised,
+    batch: bool,
+) -> Prepared {
     let Featurised {
         ids,
         features,
@@ -338,28 +364,49 @@ pub async fn score(
         rows.push((item, prediction, verdict, shadow));
     }
 
-    // Persist.
-    let started = Instant::now();
-    let task_name = task.name().to_string();
     let labels: Vec<Option<String>> = rows
         .iter()
         .map(|(_, p, _, _)| p.as_ref().and_then(|p| p.label.clone()))
         .collect();
-    let version = model.as_ref().map(|m| m.version().to_string());
-    let result = db
-        .persist(Job {
-            task: task_name,
+    tracing::debug!(featurise_us, forward_us, "scored");
+    Prepared {
+        job: Job {
+            task: task.name().to_string(),
             rows,
             batch,
-        })
-        .await;
+        },
+        seen,
+        labels,
+        version: model.as_ref().map(|m| m.version().to_string()),
+        featurise,
+        forward,
+        policy: policy_total,
+        submitted,
+    }
+}
+
+/// Stores prepared items in one transaction and, once committed, counts
+/// what they created.
+pub async fn store(
+    db: &ScoreStore,
+    recorder: &Recorder,
+    prepared: Prepared,
+) -> Result<Vec<Outcome>, ScoringError> {
+    let Prepared {
+        job,
+        seen,
+        labels,
+        version,
+        featurise,
+        forward,
+        policy,
+        submitted,
+    } = prepared;
+    let n = seen.len();
+    let task = job.task.clone();
+    let started = Instant::now();
+    let result = db.persist(job).await;
     let persist = started.elapsed();
-    tracing::debug!(
-        featurise_us,
-        forward_us,
-        persist_us = micros(persist, 1),
-        "scored"
-    );
     if let Ok(outcomes) = &result {
         // Only what this request created counts; a repeated id was
         // counted when it was first scored.
@@ -378,13 +425,13 @@ pub async fn score(
             .collect();
         let per_item = |d: std::time::Duration| d.as_secs_f64() / n.max(1) as f64;
         recorder.scored(
-            task.name(),
+            &task,
             version.as_deref(),
             &items,
             &[
                 per_item(featurise),
                 forward.as_secs_f64(),
-                per_item(policy_total),
+                per_item(policy),
                 persist.as_secs_f64(),
                 submitted.elapsed().as_secs_f64(),
             ],

@@ -81,13 +81,18 @@ impl ScoreStore {
             // A large request is its own group: grouped, it would leave the
             // database's other cores idle while it waits its turn.
             Some(group) if job.rows.len() < GROUP_BELOW => group.submit(job).await?,
+            // The documents are built after the commit, off the writer.
             _ => {
-                self.db
+                let (jobs, answers) = self
+                    .db
                     .write(move |conn| {
-                        let mut results = write_together(conn, &[job])?;
-                        results.pop().expect("one result per job")
+                        let jobs = [job];
+                        let mut answers = write_together(conn, &jobs)?;
+                        let answer = answers.pop().expect("one answer per job")?;
+                        Ok::<_, ScoringError>((jobs, answer))
                     })
-                    .await
+                    .await?;
+                Ok(outcomes(&jobs, answers))
             }
         }
     }
@@ -100,7 +105,12 @@ fn persist_group(conn: &mut DbConnection, jobs: Vec<Job>) -> Vec<Stored> {
     use diesel::Connection;
     if jobs.len() > 1 {
         match conn.transaction(|conn| write_together(conn, &jobs)) {
-            Ok(results) => return results,
+            Ok(answers) => {
+                return answers
+                    .into_iter()
+                    .map(|a| a.map(|a| outcomes(&jobs, a)))
+                    .collect()
+            }
             Err(e) => tracing::warn!(
                 error = %e,
                 jobs = jobs.len(),
@@ -110,7 +120,43 @@ fn persist_group(conn: &mut DbConnection, jobs: Vec<Job>) -> Vec<Stored> {
     }
     jobs.iter()
         .map(|job| {
-            conn.transaction(|conn| write_together(conn, std::slice::from_ref(job))?.remove(0))
+            let job = std::slice::from_ref(job);
+            let answers = conn.transaction(|conn| write_together(conn, job)?.remove(0))?;
+            Ok(outcomes(job, answers))
+        })
+        .collect()
+}
+
+/// What one submitted item gets, as planned in its transaction.
+pub(super) enum Answer {
+    /// The rows of `jobs[job].rows[row]`: inserted now (`created`) or by an
+    /// earlier job of the group with the same input.
+    Rows {
+        job: usize,
+        row: usize,
+        created: bool,
+    },
+    /// Stored before, loaded in the transaction.
+    Loaded(ItemDoc),
+}
+
+/// The documents of a job's answers, from the group's rows: built after
+/// the commit, outside the writer.
+fn outcomes(jobs: &[Job], answers: Vec<Answer>) -> Vec<Outcome> {
+    answers
+        .into_iter()
+        .map(|answer| match answer {
+            Answer::Rows { job, row, created } => {
+                let (item, prediction, verdict, _) = &jobs[job].rows[row];
+                Outcome {
+                    doc: ItemDoc::build(item, prediction.as_ref(), verdict.as_ref()),
+                    created,
+                }
+            }
+            Answer::Loaded(doc) => Outcome {
+                doc,
+                created: false,
+            },
         })
         .collect()
 }
@@ -130,7 +176,10 @@ enum Slot {
 /// Writes `jobs` inside the caller's transaction. The outer error fails
 /// the whole transaction (a database error); an inner one is a job's
 /// conflict, for which nothing of that job is written.
-fn write_together(conn: &mut DbConnection, jobs: &[Job]) -> Result<Vec<Stored>, ScoringError> {
+fn write_together(
+    conn: &mut DbConnection,
+    jobs: &[Job],
+) -> Result<Vec<Result<Vec<Answer>, ScoringError>>, ScoringError> {
     // One lookup per task for every id in the group.
     let mut ids_by_task: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for job in jobs {
@@ -205,10 +254,10 @@ fn write_together(conn: &mut DbConnection, jobs: &[Job]) -> Result<Vec<Stored>, 
     for slot in plans.iter().flatten().flatten() {
         if let Slot::New(j, i) = *slot {
             let (item, prediction, verdict, shadow) = &jobs[j].rows[i];
-            item_rows.push(item.clone());
-            prediction_rows.extend(prediction.clone());
-            verdict_rows.extend(verdict.clone());
-            shadow_rows.extend(shadow.clone());
+            item_rows.push(item);
+            prediction_rows.extend(prediction);
+            verdict_rows.extend(verdict);
+            shadow_rows.extend(shadow);
         }
     }
     store::insert_all(conn, &item_rows, &prediction_rows, &verdict_rows)?;
@@ -231,34 +280,30 @@ fn write_together(conn: &mut DbConnection, jobs: &[Job]) -> Result<Vec<Stored>, 
         );
     }
 
-    let new_doc = |j: usize, i: usize| {
-        let (item, prediction, verdict, _) = &jobs[j].rows[i];
-        ItemDoc::build(item, prediction.as_ref(), verdict.as_ref())
-    };
     Ok(plans
         .into_iter()
         .map(|plan| {
             Ok(plan?
                 .into_iter()
                 .map(|slot| match slot {
-                    Slot::New(j, i) => Outcome {
-                        doc: new_doc(j, i),
+                    Slot::New(job, row) => Answer::Rows {
+                        job,
+                        row,
                         created: true,
                     },
-                    Slot::SameAsNew(j, i) => Outcome {
-                        doc: new_doc(j, i),
+                    Slot::SameAsNew(job, row) => Answer::Rows {
+                        job,
+                        row,
                         created: false,
                     },
                     Slot::Stored(k) => {
                         let row = &to_load[k];
-                        Outcome {
-                            doc: docs
-                                .get(row.task.as_str())
+                        Answer::Loaded(
+                            docs.get(row.task.as_str())
                                 .and_then(|d| d.get(&row.id))
                                 .cloned()
                                 .expect("stored item has a document"),
-                            created: false,
-                        }
+                        )
                     }
                 })
                 .collect())
@@ -319,6 +364,13 @@ mod tests {
         }
     }
 
+    fn written(jobs: &[Job], answers: Vec<Result<Vec<Answer>, ScoringError>>) -> Vec<Stored> {
+        answers
+            .into_iter()
+            .map(|a| a.map(|a| outcomes(jobs, a)))
+            .collect()
+    }
+
     /// What each job of a group gets: `created` per item, or the conflict's field.
     fn answers(results: Vec<Stored>) -> Vec<Result<Vec<(String, bool)>, String>> {
         results
@@ -342,7 +394,8 @@ mod tests {
     #[test]
     fn a_group_answers_each_job_as_if_written_in_turn() {
         let (_dir, mut conn) = open();
-        let before = write_together(&mut conn, &[job(&[("old", "a")], false)]).expect("first");
+        let first = [job(&[("old", "a")], false)];
+        let before = written(&first, write_together(&mut conn, &first).expect("first"));
         assert_eq!(answers(before), vec![Ok(vec![("old".to_string(), true)])]);
 
         let jobs = vec![
@@ -353,7 +406,10 @@ mod tests {
             job(&[("old", "zzz")], false),
             job(&[("y", "a")], false),
         ];
-        let got = answers(write_together(&mut conn, &jobs).expect("group"));
+        let got = answers(written(
+            &jobs,
+            write_together(&mut conn, &jobs).expect("group"),
+        ));
         let s = |id: &str, created: bool| (id.to_string(), created);
         assert_eq!(
             got,

@@ -82,6 +82,9 @@ pub struct VerdictRow {
 /// Bounded IN lists keep every backend's parameter limit happy.
 const IN_LIST: usize = 500;
 
+/// Rows per multi-row insert on SQLite (15 columns: 960 parameters).
+const SQLITE_ROWS: usize = 64;
+
 /// The stored items among `ids`, by id.
 pub fn find_items(
     conn: &mut DbConnection,
@@ -183,25 +186,37 @@ pub fn queue_depths(conn: &mut DbConnection) -> QueryResult<HashMap<String, i64>
 /// Writes new items with their predictions and model verdicts.
 pub fn insert_all(
     conn: &mut DbConnection,
-    item_rows: &[ItemRow],
-    prediction_rows: &[PredictionRow],
-    verdict_rows: &[VerdictRow],
+    item_rows: &[&ItemRow],
+    prediction_rows: &[&PredictionRow],
+    verdict_rows: &[&VerdictRow],
 ) -> QueryResult<()> {
-    // SQLite: one prepared single-row statement run per row (a multi-row
-    // insert is parsed anew for every size, which cost more than it saved).
+    // SQLite: rows in statements of SQLITE_ROWS rows (one prepared
+    // statement whatever the batch's size; a batch file's chunk is
+    // thousands of rows), the rest one prepared single-row statement each
+    // (a multi-row insert of any other size would be prepared anew).
     // PostgreSQL: multi-row inserts, one round trip per table, chunked to
     // stay under the parameter limit.
     macro_rules! insert {
         ($table:expr, $rows:expr) => {
             match &mut *conn {
                 DbConnection::Sqlite(c) => {
-                    for row in $rows {
-                        diesel::insert_into($table).values(row).execute(c)?;
+                    let mut chunks = $rows.chunks_exact(SQLITE_ROWS);
+                    for chunk in &mut chunks {
+                        // An array of owned rows, not a Vec: diesel keeps
+                        // its statement prepared (a Vec's, or one of
+                        // borrowed rows, is parsed anew on each call).
+                        let rows: [_; SQLITE_ROWS] = std::array::from_fn(|i| (*chunk[i]).clone());
+                        diesel::insert_into($table).values(rows).execute(c)?;
+                    }
+                    for row in chunks.remainder() {
+                        diesel::insert_into($table).values(*row).execute(c)?;
                     }
                 }
                 DbConnection::Pg(c) => {
                     for chunk in $rows.chunks(200) {
-                        diesel::insert_into($table).values(chunk).execute(c)?;
+                        diesel::insert_into($table)
+                            .values(chunk.to_vec())
+                            .execute(c)?;
                     }
                 }
             }
@@ -214,7 +229,7 @@ pub fn insert_all(
 }
 
 /// Inserts the predictions kept aside, in the items' transaction.
-pub fn insert_shadow(conn: &mut DbConnection, rows: &[ShadowRow]) -> QueryResult<()> {
+pub fn insert_shadow(conn: &mut DbConnection, rows: &[&ShadowRow]) -> QueryResult<()> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -222,14 +237,14 @@ pub fn insert_shadow(conn: &mut DbConnection, rows: &[ShadowRow]) -> QueryResult
         DbConnection::Sqlite(c) => {
             for row in rows {
                 diesel::insert_into(shadow_predictions::table)
-                    .values(row)
+                    .values(*row)
                     .execute(c)?;
             }
         }
         DbConnection::Pg(c) => {
             for chunk in rows.chunks(500) {
                 diesel::insert_into(shadow_predictions::table)
-                    .values(chunk)
+                    .values(chunk.to_vec())
                     .execute(c)?;
             }
         }

@@ -166,7 +166,14 @@ async fn write_items(store: &verdict::db::Db, prefix: &str, count: usize, input:
         })
         .collect();
     store
-        .write(move |conn| Ok::<_, verdict::db::DbError>(insert_all(conn, &rows, &[], &[])?))
+        .write(move |conn| {
+            Ok::<_, verdict::db::DbError>(insert_all(
+                conn,
+                &rows.iter().collect::<Vec<_>>(),
+                &[],
+                &[],
+            )?)
+        })
         .await
         .unwrap();
 }

@@ -99,7 +99,12 @@ fn fill(db: &verdict::db::Db, inputs: &[String], n: usize) -> anyhow::Result<()>
                 }
             }
             db.write(move |conn| {
-                verdict::store::items::insert_all(conn, &items, &predictions, &verdicts)?;
+                verdict::store::items::insert_all(
+                    conn,
+                    &items.iter().collect::<Vec<_>>(),
+                    &predictions.iter().collect::<Vec<_>>(),
+                    &verdicts.iter().collect::<Vec<_>>(),
+                )?;
                 for (id, label) in &reviews {
                     diesel::insert_into(reviews::table)
                         .values((

@@ -56,7 +56,7 @@ pub(super) fn run_queue(
                     out_of_range: None,
                 })
                 .collect();
-            db.write(move |conn| Ok::<_, verdict::db::DbError>(verdict::store::items::insert_all(conn, &rows, &[], &[])?)).await?;
+            db.write(move |conn| Ok::<_, verdict::db::DbError>(verdict::store::items::insert_all(conn, &rows.iter().collect::<Vec<_>>(), &[], &[])?)).await?;
         }
         println!(
             "verdict bench --queue: {queued} items queued in {:.1} s on {url}; {} reviewers, {} claim + label rounds\n",
