@@ -98,12 +98,12 @@ impl From<&JobRow> for JobDoc {
             format: row.format.clone(),
             input_bytes: row.input_bytes,
             counts: JobCounts {
-                rows_read: row.rows_read,
-                scored: row.scored,
-                created: row.created,
-                automated: row.automated,
-                queued_for_review: row.queued,
-                refused: row.refused,
+                rows_read: row.counts.rows_read,
+                scored: row.counts.scored,
+                created: row.counts.created,
+                automated: row.counts.automated,
+                queued_for_review: row.counts.queued,
+                refused: row.counts.refused,
             },
             error: row.error_code.as_ref().map(|code| JobErrorDoc {
                 line: row.error_line,
@@ -269,7 +269,7 @@ impl JobRunner {
         let Some(job) = claimed else {
             return Ok(Pass::default());
         };
-        tracing::info!(job = %job.id, task = %job.task, attempt = job.attempts, resume_at_chunk = job.chunks_done, "batch job claimed");
+        tracing::info!(job = %job.id, task = %job.task, attempt = job.attempts, resume_at_chunk = job.counts.chunks_done, "batch job claimed");
         let mut pass = Pass {
             job: Some(job.id.clone()),
             ..Pass::default()
@@ -281,11 +281,11 @@ impl JobRunner {
 
     async fn score(&self, job: &JobRow, pass: &mut Pass) -> Result<JobState, DbError> {
         let tally = Tally {
-            rows_read: job.rows_read as u64,
-            scored: job.scored as u64,
-            created: job.created as u64,
-            automated: job.automated as u64,
-            queued: job.queued as u64,
+            rows_read: job.counts.rows_read as u64,
+            scored: job.counts.scored as u64,
+            created: job.counts.created as u64,
+            automated: job.counts.automated as u64,
+            queued: job.counts.queued as u64,
             refused: 0,
         };
         let Some(task) = self.tasks.get(&job.task).cloned() else {
@@ -297,7 +297,7 @@ impl JobRunner {
                 .fail(
                     job,
                     tally,
-                    job.chunks_done,
+                    job.counts.chunks_done,
                     None,
                     "unknown_task",
                     "",
@@ -328,13 +328,13 @@ impl JobRunner {
             }
         };
         // Resume after the chunks already stored.
-        let skip = job.chunks_done as u64 * job.chunk_rows as u64;
+        let skip = job.counts.chunks_done as u64 * job.chunk_rows as u64;
         if let Err(e) = reader.skip(skip) {
             return self
                 .fail(
                     job,
                     tally,
-                    job.chunks_done,
+                    job.counts.chunks_done,
                     Some(e.line as i64),
                     e.code,
                     &e.field,
@@ -349,8 +349,8 @@ impl JobRunner {
             reader,
             job.chunk_rows as usize,
         )
-        .resume_at(job.chunks_done as u64, tally);
-        let mut chunks_done = job.chunks_done;
+        .resume_at(job.counts.chunks_done as u64, tally);
+        let mut chunks_done = job.counts.chunks_done;
         loop {
             match run.next().await {
                 Ok(Some(scored)) => {

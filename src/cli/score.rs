@@ -62,7 +62,7 @@ pub fn run(settings: &Settings, args: ScoreArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read {}", args.input.display()))?;
     let reader = FileReader::open(file, format, &args.id_column)
         .map_err(|e| anyhow::anyhow!("{}:{}: {}", args.input.display(), e.line, e.message))?;
-    let mut out: Box<dyn Write> = if args.out.as_os_str() == "-" {
+    let mut out: Box<dyn Write + Send> = if args.out.as_os_str() == "-" {
         Box::new(std::io::BufWriter::with_capacity(
             1 << 20,
             std::io::stdout(),
@@ -105,22 +105,40 @@ pub fn run(settings: &Settings, args: ScoreArgs) -> anyhow::Result<()> {
         .build()?;
     let started = Instant::now();
     let mut run = Run::new(db.clone(), recorder.clone(), task, reader, args.chunk);
+    // The results are written by a thread of their own, so the next chunk
+    // is stored while the one before is serialised.
+    let (chunks, received) = std::sync::mpsc::sync_channel::<batch::Scored>(2);
+    let output = std::thread::Builder::new()
+        .name("verdict-results".into())
+        .spawn(move || -> std::io::Result<()> {
+            let mut buf = Vec::with_capacity(1 << 22);
+            for scored in received {
+                buf.clear();
+                scored.jsonl(&mut buf);
+                out.write_all(&buf)?;
+            }
+            out.flush()
+        })?;
     let outcome = runtime.block_on(async {
-        let mut buf = Vec::with_capacity(1 << 22);
         loop {
             match run.next().await {
                 Ok(Some(scored)) => {
-                    buf.clear();
-                    scored.jsonl(&mut buf);
-                    out.write_all(&buf)?;
+                    if chunks.send(scored).is_err() {
+                        // The thread stopped on a write error, joined below.
+                        return None;
+                    }
                     bar.set_position(run.tally.scored);
                 }
-                Ok(None) => return Ok::<_, anyhow::Error>(None),
-                Err(e) => return Ok(Some(e)),
+                Ok(None) => return None,
+                Err(e) => return Some(e),
             }
         }
-    })?;
-    out.flush()?;
+    });
+    drop(chunks);
+    output
+        .join()
+        .map_err(|_| anyhow::anyhow!("the results thread panicked"))?
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
     bar.finish_and_clear();
     let flusher = MetricsFlusher::new(
         db,

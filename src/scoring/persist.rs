@@ -137,7 +137,7 @@ pub(super) enum Answer {
         created: bool,
     },
     /// Stored before, loaded in the transaction.
-    Loaded(ItemDoc),
+    Loaded(Box<ItemDoc>),
 }
 
 /// The documents of a job's answers, from the group's rows: built after
@@ -154,7 +154,7 @@ fn outcomes(jobs: &[Job], answers: Vec<Answer>) -> Vec<Outcome> {
                 }
             }
             Answer::Loaded(doc) => Outcome {
-                doc,
+                doc: *doc,
                 created: false,
             },
         })
@@ -298,12 +298,12 @@ fn write_together(
                     },
                     Slot::Stored(k) => {
                         let row = &to_load[k];
-                        Answer::Loaded(
+                        Answer::Loaded(Box::new(
                             docs.get(row.task.as_str())
                                 .and_then(|d| d.get(&row.id))
                                 .cloned()
                                 .expect("stored item has a document"),
-                        )
+                        ))
                     }
                 })
                 .collect())

@@ -24,8 +24,11 @@ pub struct ItemRow {
     pub audit: bool,
     pub model_version: Option<String>,
     pub margin: Option<f64>,
+    #[diesel(serialize_as = crate::db::fast_time::FastOptionalTimestamp)]
     pub sla_deadline: Option<Timestamp>,
+    #[diesel(serialize_as = crate::db::fast_time::FastTimestamp)]
     pub created_at: Timestamp,
+    #[diesel(serialize_as = crate::db::fast_time::FastOptionalTimestamp)]
     pub decided_at: Option<Timestamp>,
     /// Features outside the model's training range: a JSON array of names.
     pub out_of_range: Option<String>,
@@ -45,6 +48,7 @@ pub struct PredictionRow {
     pub featurise_us: i64,
     pub forward_us: i64,
     pub policy_us: i64,
+    #[diesel(serialize_as = crate::db::fast_time::FastTimestamp)]
     pub created_at: Timestamp,
 }
 
@@ -61,6 +65,7 @@ pub struct ShadowRow {
     pub confidence: Option<f64>,
     pub error: Option<String>,
     pub forward_us: i64,
+    #[diesel(serialize_as = crate::db::fast_time::FastTimestamp)]
     pub created_at: Timestamp,
 }
 
@@ -75,6 +80,7 @@ pub struct VerdictRow {
     pub confidence: Option<f64>,
     pub model_version: Option<String>,
     pub decided_by: Option<String>,
+    #[diesel(serialize_as = crate::db::fast_time::FastTimestamp)]
     pub created_at: Timestamp,
     pub basis: Option<VerdictBasis>,
 }
@@ -183,7 +189,10 @@ pub fn queue_depths(conn: &mut DbConnection) -> QueryResult<HashMap<String, i64>
     Ok(rows.into_iter().collect())
 }
 
-/// Writes new items with their predictions and model verdicts.
+/// Writes new items with their predictions and model verdicts. (Rows
+/// are inserted owned: their timestamps go through
+/// [`crate::db::fast_time::FastTimestamp`], and diesel keeps a statement of
+/// owned values prepared.)
 pub fn insert_all(
     conn: &mut DbConnection,
     item_rows: &[&ItemRow],
@@ -209,14 +218,15 @@ pub fn insert_all(
                         diesel::insert_into($table).values(rows).execute(c)?;
                     }
                     for row in chunks.remainder() {
-                        diesel::insert_into($table).values(*row).execute(c)?;
+                        diesel::insert_into($table)
+                            .values((*row).clone())
+                            .execute(c)?;
                     }
                 }
                 DbConnection::Pg(c) => {
                     for chunk in $rows.chunks(200) {
-                        diesel::insert_into($table)
-                            .values(chunk.to_vec())
-                            .execute(c)?;
+                        let rows: Vec<_> = chunk.iter().map(|r| (*r).clone()).collect();
+                        diesel::insert_into($table).values(rows).execute(c)?;
                     }
                 }
             }
@@ -237,14 +247,15 @@ pub fn insert_shadow(conn: &mut DbConnection, rows: &[&ShadowRow]) -> QueryResul
         DbConnection::Sqlite(c) => {
             for row in rows {
                 diesel::insert_into(shadow_predictions::table)
-                    .values(*row)
+                    .values((*row).clone())
                     .execute(c)?;
             }
         }
         DbConnection::Pg(c) => {
             for chunk in rows.chunks(500) {
+                let rows: Vec<ShadowRow> = chunk.iter().map(|r| (*r).clone()).collect();
                 diesel::insert_into(shadow_predictions::table)
-                    .values(chunk.to_vec())
+                    .values(rows)
                     .execute(c)?;
             }
         }

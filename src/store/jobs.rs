@@ -20,13 +20,8 @@ pub struct JobRow {
     pub state: JobState,
     pub input_bytes: i64,
     pub chunk_rows: i64,
-    pub chunks_done: i64,
-    pub rows_read: i64,
-    pub scored: i64,
-    pub created: i64,
-    pub automated: i64,
-    pub queued: i64,
-    pub refused: i64,
+    #[diesel(embed)]
+    pub counts: Counts,
     pub error_line: Option<i64>,
     pub error_code: Option<String>,
     pub error_field: Option<String>,
@@ -52,7 +47,8 @@ pub struct NewJob<'a> {
 }
 
 /// A job's counts after a chunk (or at its end).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, Queryable, Selectable)]
+#[diesel(table_name = score_jobs)]
 pub struct Counts {
     pub chunks_done: i64,
     pub rows_read: i64,
