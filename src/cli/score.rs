@@ -73,7 +73,12 @@ pub fn run(settings: &Settings, args: ScoreArgs) -> anyhow::Result<()> {
         Box::new(std::io::BufWriter::with_capacity(1 << 20, file))
     };
 
-    let db = Db::open(&settings.database).map_err(anyhow::Error::msg)?;
+    // A few large commits: a page cache that holds a chunk's pages.
+    let mut database = settings.database.clone();
+    database.writer_cache_mb = database
+        .writer_cache_mb
+        .max(verdict::config::BATCH_WRITER_CACHE_MB);
+    let db = Db::open(&database).map_err(anyhow::Error::msg)?;
     let mut conn = db.get()?;
     let registry = Registry::load(settings, &mut conn)?;
     drop(conn);

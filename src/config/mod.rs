@@ -21,7 +21,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-pub use database::{DatabaseSettings, DatasetSettings, ModelSettings, Synchronous};
+pub use database::{
+    DatabaseSettings, DatasetSettings, ModelSettings, Synchronous, BATCH_WRITER_CACHE_MB,
+};
 pub use escalation::{
     AlertSettings, MailSettings, OutboxSettings, Rule, SlaAlerts, SmtpSecurity, SmtpSettings,
 };

@@ -64,15 +64,24 @@ async fn the_wal_is_rewound_under_continuous_writes() {
     let wal = db.dir().join("verdict.db-wal");
     let input = format!("{{\"text\":\"{}\"}}", "x".repeat(2000));
     let (mut largest, writers, batch) = (0u64, 4, 10);
-    let until = Instant::now() + Duration::from_secs(1);
+    // Writes until 24 MB of items are stored, however busy the machine
+    // (a fixed second wrote too little beside a build).
+    let target = 24u64 << 20;
+    let items_written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let give_up = Instant::now() + Duration::from_secs(120);
     let mut loops = Vec::new();
     for w in 0..writers {
         let (store, input) = (store.clone(), input.clone());
+        let items_written = items_written.clone();
         loops.push(actix_web::rt::spawn(async move {
             let mut n = 0;
-            while Instant::now() < until {
+            while items_written.load(std::sync::atomic::Ordering::Relaxed) * (input.len() as u64)
+                < target
+                && Instant::now() < give_up
+            {
                 n += 1;
                 write_items(&store, &format!("item-{w}-{n}"), batch, &input).await;
+                items_written.fetch_add(batch as u64, std::sync::atomic::Ordering::Relaxed);
             }
             n * batch
         }));
