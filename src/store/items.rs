@@ -238,6 +238,22 @@ pub fn insert_all(
     Ok(())
 }
 
+/// [`insert_all`] for rows held in vectors of their own (benchmarks and
+/// tests that write items directly).
+pub fn insert_rows(
+    conn: &mut DbConnection,
+    item_rows: &[ItemRow],
+    prediction_rows: &[PredictionRow],
+    verdict_rows: &[VerdictRow],
+) -> QueryResult<()> {
+    insert_all(
+        conn,
+        &item_rows.iter().collect::<Vec<_>>(),
+        &prediction_rows.iter().collect::<Vec<_>>(),
+        &verdict_rows.iter().collect::<Vec<_>>(),
+    )
+}
+
 /// Inserts the predictions kept aside, in the items' transaction.
 pub fn insert_shadow(conn: &mut DbConnection, rows: &[&ShadowRow]) -> QueryResult<()> {
     if rows.is_empty() {

@@ -153,7 +153,7 @@ async fn a_quiet_wal_is_rewound_before_its_limit() {
 /// writer, in one commit.
 async fn write_items(store: &verdict::db::Db, prefix: &str, count: usize, input: &str) {
     use verdict::domain::{ItemStatus, ReviewState};
-    use verdict::store::items::{insert_all, ItemRow};
+    use verdict::store::items::{insert_rows, ItemRow};
     let at = verdict::domain::now();
     let rows: Vec<ItemRow> = (0..count)
         .map(|k| ItemRow {
@@ -175,14 +175,7 @@ async fn write_items(store: &verdict::db::Db, prefix: &str, count: usize, input:
         })
         .collect();
     store
-        .write(move |conn| {
-            Ok::<_, verdict::db::DbError>(insert_all(
-                conn,
-                &rows.iter().collect::<Vec<_>>(),
-                &[],
-                &[],
-            )?)
-        })
+        .write(move |conn| Ok::<_, verdict::db::DbError>(insert_rows(conn, &rows, &[], &[])?))
         .await
         .unwrap();
 }

@@ -315,12 +315,7 @@ async fn each_queue_order_hands_out_items_in_its_order(backend: Backend) {
         })
         .collect();
     db.write(move |conn| {
-        Ok::<_, verdict::db::DbError>(verdict::store::items::insert_all(
-            conn,
-            &rows.iter().collect::<Vec<_>>(),
-            &[],
-            &[],
-        )?)
+        Ok::<_, verdict::db::DbError>(verdict::store::items::insert_rows(conn, &rows, &[], &[])?)
     })
     .await
     .unwrap();

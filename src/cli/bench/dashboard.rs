@@ -194,12 +194,7 @@ fn fill_items(
             }
         }
         runtime.block_on(db.write(move |conn| {
-            verdict::store::items::insert_all(
-                conn,
-                &items.iter().collect::<Vec<_>>(),
-                &predictions.iter().collect::<Vec<_>>(),
-                &verdicts.iter().collect::<Vec<_>>(),
-            )?;
+            verdict::store::items::insert_rows(conn, &items, &predictions, &verdicts)?;
             for (id, label, blind, at) in &reviewed {
                 verdict::store::queue::record_review(
                     conn,

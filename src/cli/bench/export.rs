@@ -99,12 +99,7 @@ fn fill(db: &verdict::db::Db, inputs: &[String], n: usize) -> anyhow::Result<()>
                 }
             }
             db.write(move |conn| {
-                verdict::store::items::insert_all(
-                    conn,
-                    &items.iter().collect::<Vec<_>>(),
-                    &predictions.iter().collect::<Vec<_>>(),
-                    &verdicts.iter().collect::<Vec<_>>(),
-                )?;
+                verdict::store::items::insert_rows(conn, &items, &predictions, &verdicts)?;
                 for (id, label) in &reviews {
                     diesel::insert_into(reviews::table)
                         .values((

@@ -56,7 +56,7 @@ pub(super) fn run_queue(
                     out_of_range: None,
                 })
                 .collect();
-            db.write(move |conn| Ok::<_, verdict::db::DbError>(verdict::store::items::insert_all(conn, &rows.iter().collect::<Vec<_>>(), &[], &[])?)).await?;
+            db.write(move |conn| Ok::<_, verdict::db::DbError>(verdict::store::items::insert_rows(conn, &rows, &[], &[])?)).await?;
         }
         println!(
             "verdict bench --queue: {queued} items queued in {:.1} s on {url}; {} reviewers, {} claim + label rounds\n",
