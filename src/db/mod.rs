@@ -21,6 +21,7 @@ mod error;
 pub mod fast_time;
 mod group;
 pub mod schema;
+pub mod unnest;
 mod writer;
 
 use std::time::Duration;

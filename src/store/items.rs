@@ -3,9 +3,11 @@
 
 use std::collections::HashMap;
 
+use diesel::pg::PgConnection;
 use diesel::prelude::*;
 
 use crate::db::schema::{items, predictions, shadow_predictions, verdicts};
+use crate::db::unnest::{Column, UnnestInsert};
 use crate::db::DbConnection;
 use crate::domain::{ItemStatus, QueueReason, ReviewState, Timestamp, VerdictBasis, VerdictSource};
 
@@ -199,42 +201,162 @@ pub fn insert_all(
     prediction_rows: &[&PredictionRow],
     verdict_rows: &[&VerdictRow],
 ) -> QueryResult<()> {
+    let c = match conn {
+        DbConnection::Pg(c) => return pg_insert_all(c, item_rows, prediction_rows, verdict_rows),
+        DbConnection::Sqlite(c) => c,
+    };
     // SQLite: rows in statements of SQLITE_ROWS rows (one prepared
     // statement whatever the batch's size; a batch file's chunk is
     // thousands of rows), the rest one prepared single-row statement each
     // (a multi-row insert of any other size would be prepared anew).
-    // PostgreSQL: multi-row inserts, one round trip per table, chunked to
-    // stay under the parameter limit.
     macro_rules! insert {
-        ($table:expr, $rows:expr) => {
-            match &mut *conn {
-                DbConnection::Sqlite(c) => {
-                    let mut chunks = $rows.chunks_exact(SQLITE_ROWS);
-                    for chunk in &mut chunks {
-                        // An array of owned rows, not a Vec: diesel keeps
-                        // its statement prepared (a Vec's, or one of
-                        // borrowed rows, is parsed anew on each call).
-                        let rows: [_; SQLITE_ROWS] = std::array::from_fn(|i| (*chunk[i]).clone());
-                        diesel::insert_into($table).values(rows).execute(c)?;
-                    }
-                    for row in chunks.remainder() {
-                        diesel::insert_into($table)
-                            .values((*row).clone())
-                            .execute(c)?;
-                    }
-                }
-                DbConnection::Pg(c) => {
-                    for chunk in $rows.chunks(200) {
-                        let rows: Vec<_> = chunk.iter().map(|r| (*r).clone()).collect();
-                        diesel::insert_into($table).values(rows).execute(c)?;
-                    }
-                }
+        ($table:expr, $rows:expr) => {{
+            let mut chunks = $rows.chunks_exact(SQLITE_ROWS);
+            for chunk in &mut chunks {
+                // An array of owned rows, not a Vec: diesel keeps its
+                // statement prepared (a Vec's, or one of borrowed rows, is
+                // parsed anew on each call).
+                let rows: [_; SQLITE_ROWS] = std::array::from_fn(|i| (*chunk[i]).clone());
+                diesel::insert_into($table).values(rows).execute(c)?;
             }
-        };
+            for row in chunks.remainder() {
+                diesel::insert_into($table)
+                    .values((*row).clone())
+                    .execute(c)?;
+            }
+        }};
     }
     insert!(items::table, item_rows);
     insert!(predictions::table, prediction_rows);
     insert!(verdicts::table, verdict_rows);
+    Ok(())
+}
+
+/// One column of `rows` for an [`UnnestInsert`]: `col!(rows, Kind, |r| value)`.
+macro_rules! col {
+    ($rows:expr, $kind:ident, |$r:ident| $value:expr) => {
+        Column::$kind($rows.iter().map(|$r| $value).collect())
+    };
+}
+
+/// A prediction as both prediction tables store it (the acting version's
+/// and the shadow one's).
+trait PredictionLike {
+    fn columns(&self) -> (&str, &str, &str, Option<&str>, Option<f64>);
+}
+
+macro_rules! prediction_like {
+    ($($row:ty),*) => {$(
+        impl PredictionLike for $row {
+            fn columns(&self) -> (&str, &str, &str, Option<&str>, Option<f64>) {
+                let r = self;
+                (&r.task, &r.item_id, &r.model_version, r.label.as_deref(), r.confidence)
+            }
+        }
+    )*};
+}
+
+prediction_like!(PredictionRow, ShadowRow);
+
+/// The columns the two prediction tables share.
+fn prediction_columns<'a, R: PredictionLike>(
+    insert: UnnestInsert<'a>,
+    rows: &[&'a R],
+) -> UnnestInsert<'a> {
+    insert
+        .column("task", col!(rows, Text, |r| r.columns().0))
+        .column("item_id", col!(rows, Text, |r| r.columns().1))
+        .column("model_version", col!(rows, Text, |r| r.columns().2))
+        .column("label", col!(rows, NullableText, |r| r.columns().3))
+        .column("confidence", col!(rows, NullableDouble, |r| r.columns().4))
+}
+
+/// [`insert_all`] on PostgreSQL: one `unnest` insert per table, prepared
+/// once per connection whatever the number of rows.
+fn pg_insert_all(
+    c: &mut PgConnection,
+    item_rows: &[&ItemRow],
+    prediction_rows: &[&PredictionRow],
+    verdict_rows: &[&VerdictRow],
+) -> QueryResult<()> {
+    if !item_rows.is_empty() {
+        let rows = item_rows;
+        UnnestInsert::into("items")
+            .column("task", col!(rows, Text, |r| r.task.as_str()))
+            .column("id", col!(rows, Text, |r| r.id.as_str()))
+            .column("input", col!(rows, Text, |r| r.input.as_str()))
+            .column(
+                "input_sha256",
+                col!(rows, Text, |r| r.input_sha256.as_str()),
+            )
+            .column("status", col!(rows, Text, |r| r.status.as_str()))
+            .column(
+                "reason",
+                col!(rows, NullableText, |r| r.reason.map(|x| x.as_str())),
+            )
+            .column(
+                "review_state",
+                col!(rows, Text, |r| r.review_state.as_str()),
+            )
+            .column("blind", col!(rows, Bool, |r| r.blind))
+            .column("audit", col!(rows, Bool, |r| r.audit))
+            .column(
+                "model_version",
+                col!(rows, NullableText, |r| r.model_version.as_deref()),
+            )
+            .column("margin", col!(rows, NullableDouble, |r| r.margin))
+            .column(
+                "sla_deadline",
+                col!(rows, NullableTimestamp, |r| r.sla_deadline),
+            )
+            .column("created_at", col!(rows, Timestamp, |r| r.created_at))
+            .column(
+                "decided_at",
+                col!(rows, NullableTimestamp, |r| r.decided_at),
+            )
+            .column(
+                "out_of_range",
+                col!(rows, NullableText, |r| r.out_of_range.as_deref()),
+            )
+            .execute(c)?;
+    }
+    if !prediction_rows.is_empty() {
+        let rows = prediction_rows;
+        prediction_columns(UnnestInsert::into("predictions"), rows)
+            .column(
+                "probabilities",
+                col!(rows, NullableText, |r| r.probabilities.as_deref()),
+            )
+            .column("error", col!(rows, NullableText, |r| r.error.as_deref()))
+            .column("featurise_us", col!(rows, BigInt, |r| r.featurise_us))
+            .column("forward_us", col!(rows, BigInt, |r| r.forward_us))
+            .column("policy_us", col!(rows, BigInt, |r| r.policy_us))
+            .column("created_at", col!(rows, Timestamp, |r| r.created_at))
+            .execute(c)?;
+    }
+    if !verdict_rows.is_empty() {
+        let rows = verdict_rows;
+        UnnestInsert::into("verdicts")
+            .column("task", col!(rows, Text, |r| r.task.as_str()))
+            .column("item_id", col!(rows, Text, |r| r.item_id.as_str()))
+            .column("label", col!(rows, Text, |r| r.label.as_str()))
+            .column("source", col!(rows, Text, |r| r.source.as_str()))
+            .column("confidence", col!(rows, NullableDouble, |r| r.confidence))
+            .column(
+                "model_version",
+                col!(rows, NullableText, |r| r.model_version.as_deref()),
+            )
+            .column(
+                "decided_by",
+                col!(rows, NullableText, |r| r.decided_by.as_deref()),
+            )
+            .column("created_at", col!(rows, Timestamp, |r| r.created_at))
+            .column(
+                "basis",
+                col!(rows, NullableText, |r| r.basis.map(|x| x.as_str())),
+            )
+            .execute(c)?;
+    }
     Ok(())
 }
 
@@ -268,12 +390,11 @@ pub fn insert_shadow(conn: &mut DbConnection, rows: &[&ShadowRow]) -> QueryResul
             }
         }
         DbConnection::Pg(c) => {
-            for chunk in rows.chunks(500) {
-                let rows: Vec<ShadowRow> = chunk.iter().map(|r| (*r).clone()).collect();
-                diesel::insert_into(shadow_predictions::table)
-                    .values(rows)
-                    .execute(c)?;
-            }
+            prediction_columns(UnnestInsert::into("shadow_predictions"), rows)
+                .column("error", col!(rows, NullableText, |r| r.error.as_deref()))
+                .column("forward_us", col!(rows, BigInt, |r| r.forward_us))
+                .column("created_at", col!(rows, Timestamp, |r| r.created_at))
+                .execute(c)?;
         }
     }
     Ok(())
