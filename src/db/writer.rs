@@ -25,6 +25,9 @@ use super::DbError;
 use super::{establish, DbConnection};
 use crate::config::DatabaseSettings;
 
+/// A group's work and commit taking longer than this is logged (debug).
+const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// Called once the transaction holding a unit of work has committed (`Ok`)
 /// or failed (`Err` with the reason).
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
@@ -161,6 +164,7 @@ fn run(
             }
         }
         let alone = batch.len() == 1;
+        let started = std::time::Instant::now();
         let ran = catch_unwind(AssertUnwindSafe(|| {
             batch
                 .into_iter()
@@ -182,6 +186,14 @@ fn run(
         } else {
             DbConnection::commit_transaction_status(&mut conn)
         };
+        let took = started.elapsed();
+        if took > SLOW_COMMIT {
+            tracing::debug!(
+                us = took.as_micros() as u64,
+                jobs = completions.len(),
+                "slow group commit"
+            );
+        }
         tracing::trace!(
             jobs = completions.len(),
             ok = commit.is_ok(),
@@ -214,8 +226,10 @@ fn finish_rewind(conn: &mut DbConnection, wanted: &AtomicBool) {
     if !wanted.load(Ordering::Acquire) {
         return;
     }
+    let started = std::time::Instant::now();
     match checkpoint(conn) {
         Ok(done) => tracing::debug!(
+            us = started.elapsed().as_micros() as u64,
             busy = done.busy,
             log = done.log,
             checkpointed = done.checkpointed,

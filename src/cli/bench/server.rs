@@ -39,7 +39,12 @@ pub(super) async fn start_server(
         .env("VERDICT_DATABASE_URL", url)
         .env("VERDICT_DB_SYNCHRONOUS", synchronous)
         .env("VERDICT_MONITORING", if monitoring { "on" } else { "off" })
-        .env("RUST_LOG", "warn")
+        // VERDICT_BENCH_LOG: the server's log filter (say
+        // `warn,verdict::db=debug` to see slow commits and WAL rewinds).
+        .env(
+            "RUST_LOG",
+            std::env::var("VERDICT_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .env("RAYON_NUM_THREADS", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
