@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -91,6 +91,37 @@ pub struct Delta {
     pub count: i64,
 }
 
+/// Which limit refused a request (`verdict_requests_limited_total{limit}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    /// An address over `per_address`.
+    Address,
+    /// A token over its own rate or `per_token`.
+    Token,
+    /// An address locked out after failed API authentications.
+    LockedOut,
+    /// The sign-in form: too many password attempts.
+    SignIn,
+}
+
+impl LimitKind {
+    pub const ALL: [LimitKind; 4] = [
+        LimitKind::Address,
+        LimitKind::Token,
+        LimitKind::LockedOut,
+        LimitKind::SignIn,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitKind::Address => "address",
+            LimitKind::Token => "token",
+            LimitKind::LockedOut => "failed_auth",
+            LimitKind::SignIn => "sign_in",
+        }
+    }
+}
+
 /// The in-memory side of the limits: counters per key, and the addresses
 /// locked out for failed authentication.
 pub struct Limiter {
@@ -103,6 +134,8 @@ pub struct Limiter {
     any_locked: AtomicBool,
     /// Wakes [`RateSync`] before its interval.
     wake: tokio::sync::Notify,
+    /// Requests this instance refused with 429, per [`LimitKind`].
+    refused: [AtomicU64; LimitKind::ALL.len()],
 }
 
 impl Limiter {
@@ -113,7 +146,21 @@ impl Limiter {
             locks: Mutex::new(HashMap::new()),
             any_locked: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
+            refused: Default::default(),
         }
+    }
+
+    /// Counts a request refused by `kind`'s limit.
+    pub fn count_refusal(&self, kind: LimitKind) {
+        self.refused[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The requests refused so far by each limit (every kind, zeros too).
+    pub fn refusals(&self) -> Vec<(&'static str, u64)> {
+        LimitKind::ALL
+            .iter()
+            .map(|&k| (k.as_str(), self.refused[k as usize].load(Ordering::Relaxed)))
+            .collect()
     }
 
     pub fn settings(&self) -> &RateLimitSettings {

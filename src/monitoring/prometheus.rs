@@ -117,7 +117,14 @@ fn histogram(
 }
 
 /// The whole exposition.
-pub fn render(totals: &[Entry], gauges: &Gauges, process: &ProcessStats) -> String {
+/// `limited`: requests this instance refused with 429, per limit (see
+/// `rate_limits::LimitKind`).
+pub fn render(
+    totals: &[Entry],
+    gauges: &Gauges,
+    limited: &[(&str, u64)],
+    process: &ProcessStats,
+) -> String {
     let mut out = String::with_capacity(16 * 1024);
 
     family(
@@ -179,6 +186,17 @@ pub fn render(totals: &[Entry], gauges: &Gauges, process: &ProcessStats) -> Stri
             let l = labels(&[("task", &e.task), ("code", code)]);
             let _ = writeln!(out, "verdict_requests_rejected_total{l} {n}");
         }
+    }
+
+    family(
+        &mut out,
+        "verdict_requests_limited_total",
+        "counter",
+        "Requests this instance refused with 429, by the limit that refused them.",
+    );
+    for (limit, n) in limited {
+        let l = labels(&[("limit", limit)]);
+        let _ = writeln!(out, "verdict_requests_limited_total{l} {n}");
     }
 
     // Stage latency per task (model versions merged).
@@ -344,7 +362,18 @@ mod tests {
             &[item, item],
             &[1e-5, 2e-4, 1e-6, 3e-3, 4e-3],
         );
-        let text = render(&r.totals(), &Gauges::default(), &ProcessStats::default());
+        let limited = [("token", 3), ("address", 0)];
+        let text = render(
+            &r.totals(),
+            &Gauges::default(),
+            &limited,
+            &ProcessStats::default(),
+        );
+        assert!(
+            text.contains("verdict_requests_limited_total{limit=\"token\"} 3\n")
+                && text.contains("verdict_requests_limited_total{limit=\"address\"} 0\n"),
+            "{text}"
+        );
         assert!(
             text.contains(
                 r#"verdict_items_total{task="t",model_version="v1",outcome="automated"} 2"#

@@ -89,6 +89,12 @@ async fn failed_authentication_locks_out_the_address_and_no_other(backend: Backe
     }
     // The lock-out is in the database for every instance to see.
     assert_eq!(app.count("rate_counts"), 1);
+    let (status, metrics) = app.metrics().await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("verdict_requests_limited_total{limit=\"failed_auth\"} 2\n"),
+        "{metrics}"
+    );
 }
 
 /// Waits until the window of `secs` seconds has at least `room` ms left.
@@ -120,6 +126,14 @@ async fn a_token_rate_refuses_after_the_burst_and_recovers_in_the_next_window(ba
     assert_eq!(body["error"]["code"], "rate_limited", "{body}");
     let retry = retry.expect("Retry-After");
     assert!((1..=2).contains(&retry), "{retry}");
+    // /metrics counts the refusal under the limit that made it.
+    let (status, metrics) = app.metrics().await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("verdict_requests_limited_total{limit=\"token\"} 1\n")
+            && metrics.contains("verdict_requests_limited_total{limit=\"address\"} 0\n"),
+        "{metrics}"
+    );
     // Another token (without a rate, and none configured) is not limited.
     for _ in 0..10 {
         assert_eq!(

@@ -11,7 +11,7 @@ use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 
 use crate::http::error::AppError;
 use crate::http::state::AppState;
-use crate::rate_limits::{self, Failure};
+use crate::rate_limits::{self, Failure, LimitKind};
 use crate::tokens::Cached;
 
 /// The client a valid API token belongs to.
@@ -38,11 +38,14 @@ impl FromRequest for ApiClient {
                 || crate::http::client_address(&req, &state.settings.server.trusted_proxies);
             if limits.any_locked() {
                 if let Some(limited) = limits.locked(address()) {
+                    limits.count_refusal(LimitKind::LockedOut);
                     return Err(limited.into());
                 }
             }
             if let Some(rate) = limits.settings().per_address {
-                limits.admit(&rate_limits::address_key(address()), rate)?;
+                limits
+                    .admit(&rate_limits::address_key(address()), rate)
+                    .inspect_err(|_| limits.count_refusal(LimitKind::Address))?;
             }
             let token = token.ok_or(AppError::Unauthorized)?;
             let client = match state.tokens.check(&token) {
@@ -67,6 +70,7 @@ impl FromRequest for ApiClient {
                         Ok(client) => client,
                         Err(limited) => {
                             limits.lock(from, limited);
+                            limits.count_refusal(LimitKind::LockedOut);
                             return Err(limited.into());
                         }
                     }
@@ -76,7 +80,9 @@ impl FromRequest for ApiClient {
                 return Err(failed(&state, address()).await);
             };
             if let Some(rate) = limits.token_rate(client.rate) {
-                limits.admit(&rate_limits::token_key(&client.name), rate)?;
+                limits
+                    .admit(&rate_limits::token_key(&client.name), rate)
+                    .inspect_err(|_| limits.count_refusal(LimitKind::Token))?;
             }
             Ok(ApiClient(client.name))
         })
@@ -99,6 +105,7 @@ async fn failed(state: &AppState, address: std::net::IpAddr) -> AppError {
         }
         Ok(Failure::Refused(limited)) => {
             state.limits.lock(address, limited);
+            state.limits.count_refusal(LimitKind::LockedOut);
             limited.into()
         }
         Err(e) => e.into(),

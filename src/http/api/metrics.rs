@@ -32,7 +32,12 @@ pub async fn metrics(
         .db
         .read(move |conn| prometheus::gauges(conn, &tasks).map_err(AppError::from))
         .await?;
-    let text = prometheus::render(&state.recorder.totals(), &gauges, &process::read());
+    let text = prometheus::render(
+        &state.recorder.totals(),
+        &gauges,
+        &state.limits.refusals(),
+        &process::read(),
+    );
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, prometheus::CONTENT_TYPE))
         .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -156,6 +156,9 @@ pub async fn submit(
     match admit(&state, &name, &address).await {
         Err(e @ WebError::TooManyAttempts { .. }) => {
             tracing::info!(user = %name, %address, "sign-in refused: too many attempts");
+            state
+                .limits
+                .count_refusal(crate::rate_limits::LimitKind::SignIn);
             return Err(e);
         }
         other => other?,
