@@ -448,6 +448,7 @@ pub struct CandidateGuard {
 }
 
 impl CandidateGuard {
+    #[tracing::instrument(name = "candidate_guard", skip_all)]
     pub async fn run_once(&self) -> Result<Vec<Withdrawn>, LifecycleError> {
         let tasks = self.tasks.clone();
         let found = self

@@ -392,6 +392,7 @@ impl RateSync {
 
     /// One pass: sync, and once a minute delete windows that ended more
     /// than an hour ago (the longest a window may be).
+    #[tracing::instrument(name = "rate_sync", skip_all)]
     pub async fn run_once(&mut self) -> Result<Synced, DbError> {
         let keys = self.sync().await?;
         let pruned = if Instant::now() >= self.next_prune {

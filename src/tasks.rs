@@ -359,6 +359,7 @@ impl DeploymentFollower {
 
     /// One look at the deployments; returns the tasks that switched to a
     /// new live version.
+    #[tracing::instrument(name = "deployment_follower", skip_all)]
     pub async fn run_once(&self) -> Result<Vec<(String, String)>, DbError> {
         let tasks = self.tasks.clone();
         self.db

@@ -31,6 +31,10 @@ pub struct ServerSettings {
     /// counted against the right-most address in that header that is not
     /// a trusted proxy. Empty (the default): the peer's address, always.
     pub trusted_proxies: Vec<Network>,
+    /// The nice value (0–19) of the background jobs' threads (drift and
+    /// alert monitors, outbox, reaper, metrics flusher...): above 0 the
+    /// HTTP workers and the writer run first when the cores are busy.
+    pub background_nice: i32,
 }
 
 /// The range `server.deployment_poll_ms` must fall in: 100 ms to 10 minutes.
@@ -48,6 +52,7 @@ impl Default for ServerSettings {
             deployment_poll_ms: 1000,
             trust_forwarded_proto: false,
             trusted_proxies: Vec::new(),
+            background_nice: 10,
         }
     }
 }
@@ -64,6 +69,12 @@ impl ServerSettings {
             return Err(ConfigError::at(
                 "server.max_batch_items",
                 "must be at least 1",
+            ));
+        }
+        if !(0..=19).contains(&self.background_nice) {
+            return Err(ConfigError::at(
+                "server.background_nice",
+                format!("must be between 0 and 19, got {}", self.background_nice),
             ));
         }
         if !DEPLOYMENT_POLL_MS.contains(&self.deployment_poll_ms) {

@@ -14,7 +14,7 @@
 //! starts the WAL from the beginning again.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
@@ -27,6 +27,9 @@ use crate::config::DatabaseSettings;
 
 /// A group's work and commit taking longer than this is logged (debug).
 const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_millis(5);
+/// One unit of work taking longer than this is logged (debug), in the span
+/// of the code that asked for it: every write committed with it waits.
+const SLOW_UNIT: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Called once the transaction holding a unit of work has committed (`Ok`)
 /// or failed (`Err` with the reason).
@@ -56,7 +59,7 @@ impl Writer {
         std::thread::Builder::new()
             .name("verdict-writer".into())
             .spawn(move || {
-                run(conn, settings, receiver, max_batch.max(1), &rewind.wanted);
+                run(conn, settings, receiver, max_batch.max(1), &rewind);
                 rewind.writer_gone.store(true, Ordering::Release);
             })
             .map_err(|e| format!("cannot start the writer thread: {e}"))?;
@@ -78,11 +81,18 @@ impl Writer {
                 // journal copies every page before its first change: a
                 // batch file's chunk is thousands of pages); if it fails,
                 // the transaction is rolled back instead of committed.
-                if alone {
+                let started = std::time::Instant::now();
+                let outcome = if alone {
                     f(conn)
                 } else {
                     conn.transaction::<T, E, _>(f)
+                };
+                let took = started.elapsed();
+                if took > SLOW_UNIT {
+                    // In the caller's span: says whose write it was.
+                    tracing::debug!(us = took.as_micros() as u64, "slow unit of work");
                 }
+                outcome
             };
             let ok = outcome.is_ok();
             let completion: Completion = Box::new(move |commit: Result<(), String>| {
@@ -135,7 +145,7 @@ fn run(
     settings: DatabaseSettings,
     queue: mpsc::Receiver<Work>,
     max_batch: usize,
-    rewind: &AtomicBool,
+    rewind: &Rewind,
 ) {
     loop {
         let first = match queue.recv_timeout(CHECKPOINT_IDLE) {
@@ -181,6 +191,7 @@ fn run(
                 continue;
             }
         };
+        let worked = started.elapsed();
         let commit = if alone && !completions[0].1 {
             DbConnection::rollback_transaction_status(&mut conn)
         } else {
@@ -190,6 +201,7 @@ fn run(
         if took > SLOW_COMMIT {
             tracing::debug!(
                 us = took.as_micros() as u64,
+                work_us = worked.as_micros() as u64,
                 jobs = completions.len(),
                 "slow group commit"
             );
@@ -221,23 +233,33 @@ fn reopen(conn: &mut DbConnection, settings: &DatabaseSettings) {
 
 /// The writer's half of a rewind, between two commits: copies the frames
 /// written since the checkpointer's last pass, so the next commit starts the
-/// WAL from the beginning.
-fn finish_rewind(conn: &mut DbConnection, wanted: &AtomicBool) {
-    if !wanted.load(Ordering::Acquire) {
+/// WAL from the beginning. When a reader's snapshot keeps it from copying
+/// them all the WAL cannot start over; the checkpointer is told
+/// ([`Rewind::pinned`]) so that it waits for that reader rather than ask
+/// again at once.
+pub(super) fn finish_rewind(conn: &mut DbConnection, rewind: &Rewind) {
+    if !rewind.wanted.load(Ordering::Acquire) {
         return;
     }
     let started = std::time::Instant::now();
-    match checkpoint(conn) {
-        Ok(done) => tracing::debug!(
-            us = started.elapsed().as_micros() as u64,
-            busy = done.busy,
-            log = done.log,
-            checkpointed = done.checkpointed,
-            "checkpoint before rewinding the WAL"
-        ),
-        Err(e) => tracing::warn!(error = %e, "checkpoint before rewinding the WAL failed"),
-    }
-    wanted.store(false, Ordering::Release);
+    let complete = match checkpoint(conn) {
+        Ok(done) => {
+            tracing::debug!(
+                us = started.elapsed().as_micros() as u64,
+                busy = done.busy,
+                log = done.log,
+                checkpointed = done.checkpointed,
+                "checkpoint before rewinding the WAL"
+            );
+            done.busy == 0 && done.checkpointed >= done.log
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "checkpoint before rewinding the WAL failed");
+            false
+        }
+    };
+    rewind.pinned.store(!complete, Ordering::Release);
+    rewind.wanted.store(false, Ordering::Release);
 }
 
 impl DbConnection {

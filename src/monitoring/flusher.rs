@@ -49,6 +49,7 @@ impl MetricsFlusher {
 
     /// One pass: flush, and prune once an hour (the first a minute after
     /// start).
+    #[tracing::instrument(name = "metrics_flusher", skip_all)]
     pub async fn run_once(&mut self) -> Result<Flushed, DbError> {
         let rows = self.flush().await?;
         let pruned = if Instant::now() >= self.next_prune {

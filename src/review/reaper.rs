@@ -33,6 +33,7 @@ impl LeaseReaper {
     /// single writer), then cleared by key through [`Db::write`], each only
     /// if it still ended before the cut-off (a claim or renewal in between
     /// wins).
+    #[tracing::instrument(name = "lease_reaper", skip_all)]
     pub async fn run_once(&self) -> Result<usize, DbError> {
         let before = now() - REAP_GRACE;
         let ended = self

@@ -28,7 +28,7 @@ pub struct BenchOptions {
     /// Seconds each scenario runs.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
-    /// Concurrency levels for single-item requests.
+    /// Concurrency levels for single-item requests (0: none).
     #[arg(long, value_delimiter = ',', default_value = "1,32")]
     pub concurrency: Vec<usize>,
     /// Items per request in the batch scenario.
@@ -39,10 +39,15 @@ pub struct BenchOptions {
     /// a stall is not hidden by the requests it delayed).
     #[arg(long, value_delimiter = ',', default_value = "5000")]
     pub rate: Vec<u32>,
+    /// List on stderr every request at least this slow (ms), with the time
+    /// it was answered, after each scenario: to find what made the tail in
+    /// the server's log (`VERDICT_BENCH_LOG=warn,verdict::db=debug`).
+    #[arg(long)]
+    pub slow_ms: Option<f64>,
     /// Concurrency of the paced scenarios.
     #[arg(long, default_value_t = 32)]
     pub rate_concurrency: usize,
-    /// Concurrent requests in the batch scenario.
+    /// Concurrent requests in the batch scenario (0: no batch scenario).
     #[arg(long, default_value_t = 4)]
     pub batch_concurrency: usize,
     /// SQLite `synchronous`: normal (survives kill -9) or full (survives
@@ -191,14 +196,16 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<()> {
             }
             None => println!("the live version alone (no candidate)\n"),
         }
+        let slow_us = opts.slow_ms.map(|ms| (ms * 1000.0) as u64);
         let mut acked = Vec::new();
-        for &c in &opts.concurrency {
+        for &c in opts.concurrency.iter().filter(|&&c| c > 0) {
             let (mut report, ids) =
                 scenario(&format!("single c={c}"), &server.base, &token, rows.clone(), Load {
                     concurrency: c,
                     per_request: 1,
                     seconds: opts.seconds,
                     rate: None,
+                    slow_us,
                 })
                 .await;
             report.print();
@@ -216,12 +223,14 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<()> {
                     per_request: 1,
                     seconds: opts.seconds,
                     rate: Some(rate),
+                    slow_us,
                 },
             )
             .await;
             report.print();
             acked.extend(ids);
         }
+        if opts.batch_concurrency > 0 {
         let (mut report, ids) = scenario(
             &format!("batch {} c={}", opts.batch_size, opts.batch_concurrency),
             &server.base,
@@ -232,11 +241,13 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<()> {
                 per_request: opts.batch_size,
                 seconds: opts.seconds,
                 rate: None,
+                slow_us,
             },
         )
         .await;
         report.print();
         acked.extend(ids);
+        }
 
         // kill -9, then count what survived.
         server.child.kill()?;

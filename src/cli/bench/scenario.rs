@@ -53,6 +53,9 @@ pub(super) struct Load {
     pub(super) seconds: u64,
     /// Requests per second in all, paced; `None`: as fast as answers come.
     pub(super) rate: Option<u32>,
+    /// Requests at least this slow (µs) are listed on stderr afterwards
+    /// with the time they were answered, to set beside the server's log.
+    pub(super) slow_us: Option<u64>,
 }
 
 pub(super) async fn scenario(
@@ -67,6 +70,7 @@ pub(super) async fn scenario(
         per_request,
         seconds,
         rate,
+        slow_us,
     } = load;
     let url = format!("{base}/api/v1/tasks/tumor-triage/items");
     let started = Instant::now();
@@ -84,11 +88,12 @@ pub(super) async fn scenario(
             let mut acked = Vec::new();
             let mut errors = 0;
             let mut seq = 0usize;
+            let mut slow = Vec::new();
             let mut conn = match Connection::open(&url).await {
                 Ok(conn) => conn,
                 Err(e) => {
                     eprintln!("cannot connect: {e}");
-                    return (latencies, acked, 1);
+                    return (latencies, acked, 1, Vec::new());
                 }
             };
             // With a rate, each loop sends on a fixed schedule.
@@ -135,7 +140,11 @@ pub(super) async fn scenario(
                 }
                 match conn.post(&url, &token, &body).await {
                     Ok((status, _)) if (200..300).contains(&status) => {
-                        latencies.push(sent.elapsed().as_micros() as u64);
+                        let latency = sent.elapsed().as_micros() as u64;
+                        if slow_us.is_some_and(|limit| latency >= limit) {
+                            slow.push((chrono::Utc::now(), latency));
+                        }
+                        latencies.push(latency);
                         acked.extend(ids);
                     }
                     Ok((status, reply)) => {
@@ -156,7 +165,7 @@ pub(super) async fn scenario(
                     }
                 }
             }
-            (latencies, acked, errors)
+            (latencies, acked, errors, slow)
         }));
     }
     let mut report = Report {
@@ -168,12 +177,22 @@ pub(super) async fn scenario(
         errors: 0,
     };
     let mut acked = Vec::new();
+    let mut slow = Vec::new();
     for h in handles {
-        let (latencies, ids, errors) = h.await.expect("load loop");
+        let (latencies, ids, errors, slowest) = h.await.expect("load loop");
         report.requests += latencies.len();
         report.latencies_us.extend(latencies);
         report.errors += errors;
         acked.extend(ids);
+        slow.extend(slowest);
+    }
+    slow.sort_unstable();
+    for (answered, latency) in slow {
+        eprintln!(
+            "{name}: slow request answered at {} after {:.2} ms",
+            answered.format("%H:%M:%S%.3f"),
+            latency as f64 / 1000.0
+        );
     }
     report.items = acked.len();
     report.elapsed = started.elapsed();

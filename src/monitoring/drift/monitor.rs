@@ -134,6 +134,7 @@ impl DriftMonitor {
     }
 
     /// One pass over every task.
+    #[tracing::instrument(name = "drift_monitor", skip_all)]
     pub async fn run_once(&mut self) -> Result<MonitorPass, AlertError> {
         let mut pass = MonitorPass::default();
         let tasks: Vec<Arc<TaskRuntime>> = self.tasks.all().cloned().collect();
