@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::{callback_secret_var, ConfigError, LogFormat, Settings, Synchronous};
 
 impl Settings {
-    /// `VERDICT_DATABASE_URL`, `VERDICT_DB_SYNCHRONOUS`, `VERDICT_MODELS_DIR`,
+    /// `VERDICT_DATABASE_URL`, `VERDICT_DB_SYNCHRONOUS`, `VERDICT_DB_PAGE_SIZE`, `VERDICT_MODELS_DIR`,
     /// `VERDICT_DATASETS_DIR`, `VERDICT_BIND`, `VERDICT_PORT`, `VERDICT_LOG_FORMAT`,
     /// `VERDICT_DEPLOYMENT_POLL_MS`, `VERDICT_MONITORING`, `VERDICT_SMTP_USERNAME`,
     /// `VERDICT_SMTP_PASSWORD`, `VERDICT_CALLBACK_SECRET_<TASK>`,
@@ -76,6 +76,13 @@ impl Settings {
     fn apply_storage(&mut self, var: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(url) = var("VERDICT_DATABASE_URL") {
             self.database.url = url;
+        }
+        if let Some(value) = var("VERDICT_DB_PAGE_SIZE") {
+            self.database.page_size = value.trim().parse().map_err(|_| {
+                ConfigError(format!(
+                    "VERDICT_DB_PAGE_SIZE (database.page_size): expected a number of bytes, got {value:?}"
+                ))
+            })?;
         }
         if let Some(value) = var("VERDICT_DB_SYNCHRONOUS") {
             self.database.synchronous = match value.to_ascii_lowercase().as_str() {

@@ -77,8 +77,9 @@ pub fn establish(settings: &DatabaseSettings) -> Result<DbConnection, String> {
                 Synchronous::Normal => "NORMAL",
                 Synchronous::Full => "FULL",
             };
-            // 2 KiB pages (for a new database; an existing one keeps its
-            // own): a commit writes every page it dirtied, and items arrive
+            // `database.page_size`, 2 KiB by default (for a new database; an
+            // existing one keeps its own): a commit writes every page it
+            // dirtied, and items arrive
             // under random ids, so each dirties a leaf of the id index, of
             // predictions and of verdicts; smaller pages halve the bytes a
             // commit writes (and the checkpoint copies) while an item row
@@ -91,7 +92,8 @@ pub fn establish(settings: &DatabaseSettings) -> Result<DbConnection, String> {
             // the mark the steady state never truncates, and a WAL a long
             // reader let grow is still cut back.
             conn.batch_execute(&format!(
-                "PRAGMA page_size = 2048; PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; PRAGMA journal_size_limit = {};",
+                "PRAGMA page_size = {}; PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; PRAGMA journal_size_limit = {};",
+                settings.page_size,
                 settings.busy_timeout_ms,
                 u64::from(settings.wal_limit_mb) << 21
             ))
@@ -378,5 +380,38 @@ mod tests {
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         other.join().expect("other writer");
+    }
+
+    /// `database.page_size` sets the page size of a database file it
+    /// creates; a file that exists keeps its own, whatever the setting.
+    #[test]
+    fn the_page_size_applies_to_new_files_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("pages.db").display());
+        let with = |page_size| DatabaseSettings {
+            url: url.clone(),
+            page_size,
+            ..DatabaseSettings::default()
+        };
+        let page_size = |conn: &mut DbConnection| {
+            diesel::sql_query("SELECT page_size AS n FROM pragma_page_size()")
+                .get_result::<Count>(conn)
+                .expect("page size")
+                .n
+        };
+        let mut created = establish(&with(8192)).expect("create");
+        run_migrations(&mut created).expect("migrations");
+        assert_eq!(page_size(&mut created), 8192);
+        drop(created);
+        let mut reopened = establish(&with(2048)).expect("reopen");
+        assert_eq!(
+            page_size(&mut reopened),
+            8192,
+            "an existing file keeps its pages"
+        );
+        for bad in [0, 1000, 256, 131_072] {
+            assert!(with(bad).validate().is_err(), "page_size {bad} is refused");
+        }
+        assert!(with(4096).validate().is_ok());
     }
 }
