@@ -197,11 +197,17 @@ mod tests {
             .apply_env(|k| match k {
                 "VERDICT_DATABASE_URL" => Some("postgres://db/verdict".into()),
                 "VERDICT_PORT" => Some("9000".into()),
+                "VERDICT_DB_PAGE_SIZE" => Some("8192".into()),
                 _ => None,
             })
             .unwrap();
         assert_eq!(settings.database.url, "postgres://db/verdict");
         assert_eq!(settings.server.port, 9000);
+        assert_eq!(settings.database.page_size, 8192);
+        let e = settings
+            .apply_env(|k| (k == "VERDICT_DB_PAGE_SIZE").then(|| "8k".into()))
+            .unwrap_err();
+        assert!(e.0.contains("database.page_size"), "{e}");
         let e = settings
             .apply_env(|k| (k == "VERDICT_PORT").then(|| "x".into()))
             .unwrap_err();
