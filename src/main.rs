@@ -30,7 +30,20 @@ struct Cli {
     command: Option<cli::Command>,
 }
 
-fn main() -> anyhow::Result<()> {
+/// Runs the command; an error is printed as one line with its causes
+/// (`error: cannot open …: permission denied`), never as a debug dump with a
+/// backtrace, whatever `RUST_BACKTRACE` says, and the exit status is 1.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     // candle's matrix products use rayon; at batch 1 a thread pool costs far
     // more than it saves (≈84 µs against ≈2.4 µs per forward pass).
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {

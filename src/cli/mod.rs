@@ -26,6 +26,14 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Run the database migrations and exit.
     Migrate,
+    /// Rewrite the SQLite database file compactly (VACUUM), at another page
+    /// size if given: stop the service first.
+    Vacuum {
+        /// The new page size in bytes (a power of two from 512 to 65536);
+        /// 8192 suits a database that mostly takes batch files.
+        #[arg(long)]
+        page_size: Option<u32>,
+    },
     /// Train a model version from a CSV file, a dataset snapshot or the
     /// reviewers' labels in the database (--from-labels).
     Train(train::TrainArgs),
@@ -92,6 +100,7 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => serve::run(settings, args),
         Command::Migrate => migrate(&settings),
+        Command::Vacuum { page_size } => vacuum(&settings, page_size),
         Command::Train(args) => train::run(&settings, args),
         Command::Deploy(args) => deploy::run(&settings, &args),
         Command::Model { command } => model::run(&settings, command),
@@ -119,6 +128,18 @@ pub fn check_task(settings: &Settings, task: &str) -> anyhow::Result<()> {
     if settings.task(task).is_none() {
         anyhow::bail!("no task named {task:?} in the configuration");
     }
+    Ok(())
+}
+
+fn vacuum(settings: &Settings, page_size: Option<u32>) -> anyhow::Result<()> {
+    let done = verdict::db::rewrite(&settings.database, page_size).map_err(anyhow::Error::msg)?;
+    println!(
+        "rewrote the database: page size {} -> {} bytes, file {:.1} MB -> {:.1} MB",
+        done.page_size_before,
+        done.page_size,
+        done.bytes_before as f64 / 1e6,
+        done.bytes as f64 / 1e6
+    );
     Ok(())
 }
 

@@ -20,6 +20,7 @@ mod checkpointer;
 mod error;
 pub mod fast_time;
 mod group;
+mod rewrite;
 pub mod schema;
 pub mod unnest;
 mod writer;
@@ -37,6 +38,7 @@ pub use crate::domain::Backend;
 pub use checkpointer::{Checkpointer, Pass as CheckpointPass};
 pub use error::DbError;
 pub use group::{GroupSettings, Grouper};
+pub use rewrite::{rewrite, Rewritten};
 pub use writer::Writer;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

@@ -410,26 +410,31 @@ pub struct ScoringErrors {
     pub failed: i64,
 }
 
-/// Items of `task` since `since` that the model was to score, and those it
-/// failed: no model, an error, or a non-finite output (reason
-/// `model_error`), or a failed prediction beside a human-only path (shadow).
-/// Read through the items' (task, created_at) index, so the predictions
-/// table needs no index of its own for this.
+/// Of the newest `sample` items of `task` since `since` that the model was
+/// to score, how many there were and how many it failed: no model, an
+/// error, or a non-finite output (reason `model_error`), or a failed
+/// prediction beside a human-only path (shadow). Read backwards through the
+/// items' (task, created_at) index and stopped after `sample` items, so a
+/// pass reads the same few thousand rows whether the window holds a hundred
+/// items or a million; the predictions table needs no index of its own.
 pub fn scoring_errors(
     conn: &mut DbConnection,
     task: &str,
     since: Timestamp,
+    sample: i64,
 ) -> QueryResult<ScoringErrors> {
     diesel::sql_query(
         "SELECT COUNT(*) AS total, \
            COALESCE(SUM(CASE WHEN i.reason = 'model_error' OR EXISTS ( \
              SELECT 1 FROM predictions p WHERE p.task = i.task AND p.item_id = i.id \
                AND p.error IS NOT NULL) THEN 1 ELSE 0 END), 0) AS failed \
-         FROM items i \
-         WHERE i.task = $1 AND i.created_at >= $2 \
-           AND (i.reason IS NULL OR i.reason <> 'human_only')",
+         FROM (SELECT task, id, reason FROM items \
+               WHERE task = $1 AND created_at >= $2 \
+                 AND (reason IS NULL OR reason <> 'human_only') \
+               ORDER BY created_at DESC LIMIT $3) i",
     )
     .bind::<Text, _>(task)
     .bind::<SqlTimestamp, _>(since)
+    .bind::<BigInt, _>(sample)
     .get_result(conn)
 }

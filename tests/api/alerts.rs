@@ -22,6 +22,7 @@ crate::on_both_backends!(
     a_silenced_kind_is_listed_but_not_mailed_until_the_silence_ends,
     a_tasks_late_items_are_one_row_and_one_email_per_pass,
     acting_on_alerts_needs_an_admin_and_the_session_csrf_token,
+    the_error_rate_reads_the_newest_items_of_its_window,
 );
 
 /// Mail through `smtp`; only the SLA rule on, one alert per item.
@@ -505,6 +506,35 @@ async fn an_acknowledged_alert_shows_who_and_when_and_is_not_mailed_again(backen
         )
         .await;
     assert_eq!(status, 303);
+    // The API says who acknowledged each, and which was announced.
+    let (status, body) = app
+        .get(&format!("/api/v1/alerts?task={TASK}&state=open"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let by_id = |id: i64| {
+        body["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("alert {id} in {body}"))
+    };
+    let (first, second) = (by_id(id), by_id(id2));
+    for alert in [&first, &second] {
+        assert_eq!(alert["acknowledged_by"], "ana", "{alert}");
+        let at = alert["acknowledged_at"].as_str().unwrap_or_default();
+        assert!(chrono::DateTime::parse_from_rfc3339(at).is_ok(), "{alert}");
+    }
+    assert!(
+        first["notified_at"].is_string(),
+        "emailed when it fired: {first}"
+    );
+    assert!(
+        second["notified_at"].is_null(),
+        "held by the silence: {second}"
+    );
+
     expire_silences(&app);
     assert_eq!(app.monitor_pass().await, (0, 0));
     assert_eq!(outbox_pass(&app).await, Sent::default());
@@ -799,4 +829,48 @@ async fn acting_on_alerts_needs_an_admin_and_the_session_csrf_token(backend: Bac
             .0,
         404
     );
+}
+
+/// The error-rate rule reads at most a sample of the newest items of its
+/// window (a busy task's window holds millions), human-only items left out.
+async fn the_error_rate_reads_the_newest_items_of_its_window(backend: Backend) {
+    use verdict::store::alerts::{scoring_errors, ScoringErrors};
+    let Some(app) = spawn_without_jobs(backend, task(AutomationLevel::Full), None, |_| {}).await
+    else {
+        return;
+    };
+    for (i, id) in ["e1", "e2", "e3", "e4", "e5"].iter().enumerate() {
+        assert_eq!(app.submit(id, row(i)).await.0, 201);
+    }
+    let now = verdict::domain::now();
+    // e1 and e2 failed ten minutes ago; e5 went to a human without the model.
+    for (id, minutes) in [("e1", 11), ("e2", 10)] {
+        diesel::update(items::table.filter(items::id.eq(id)))
+            .set((
+                items::reason.eq(Some("model_error")),
+                items::created_at.eq(now - chrono::Duration::minutes(minutes)),
+            ))
+            .execute(&mut app.db.connect())
+            .unwrap();
+    }
+    let read = |since_minutes: i64, sample: i64| {
+        let ScoringErrors { total, failed } = scoring_errors(
+            &mut app.db.connect(),
+            TASK,
+            now - chrono::Duration::minutes(since_minutes),
+            sample,
+        )
+        .unwrap();
+        (total, failed)
+    };
+    assert_eq!(read(15, 10_000), (5, 2));
+    assert_eq!(read(15, 3), (3, 0), "the newest three scored");
+    assert_eq!(read(15, 4), (4, 1));
+    assert_eq!(read(5, 10_000), (3, 0), "the window leaves the older out");
+    diesel::update(items::table.filter(items::id.eq("e5")))
+        .set(items::reason.eq(Some("human_only")))
+        .execute(&mut app.db.connect())
+        .unwrap();
+    assert_eq!(read(15, 3), (3, 1), "e3, e4 and e2");
+    assert_eq!(read(15, 10_000), (4, 2));
 }

@@ -11,6 +11,17 @@ fn verdict() -> Command {
     command
 }
 
+/// Runs `verdict ARGS` on the database at `url`.
+fn on_database(url: &str) -> impl Fn(&[&str]) -> std::process::Output + '_ {
+    move |args| {
+        verdict()
+            .args(args)
+            .env("VERDICT_DATABASE_URL", url)
+            .output()
+            .unwrap()
+    }
+}
+
 fn train(models: &std::path::Path, version: &str) -> std::process::Output {
     verdict()
         .args([
@@ -168,7 +179,56 @@ fn invalid_configuration_stops_start_up_naming_the_key() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("pool"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("pool"), "{stderr}");
+
+    // What is wrong, without a backtrace even where RUST_BACKTRACE is set.
+    let out = verdict()
+        .args(["migrate"])
+        .env("VERDICT_CONFIG", &config)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains("unknown field `pool`"), "{stderr}");
+    assert!(!stderr.to_lowercase().contains("backtrace"), "{stderr}");
+}
+
+/// `verdict vacuum --page-size` gives an existing database the page size
+/// a new one gets from `database.page_size`, keeping its rows.
+#[test]
+fn vacuum_gives_an_existing_database_another_page_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("v.db").display());
+    let run = on_database(&url);
+    assert!(run(&["migrate"]).status.success());
+    assert!(run(&["token", "create", "--name", "kept"]).status.success());
+
+    let out = run(&["vacuum", "--page-size", "8192"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("page size 2048 -> 8192"), "{stdout}");
+
+    let bad = run(&["vacuum", "--page-size", "3000"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("power of two"));
+
+    // The rewritten file is the same database, now in 8 KiB pages.
+    assert!(String::from_utf8_lossy(&run(&["migrate"]).stdout).contains("up to date"));
+    let revoked = run(&["token", "revoke", "--name", "kept"]);
+    assert!(
+        revoked.status.success(),
+        "the token made before the rewrite is there: {}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    let again = run(&["vacuum"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("page size 8192 -> 8192"));
 }
 
 #[test]
@@ -215,13 +275,7 @@ fn a_token_gets_a_rate_at_creation_and_it_can_be_changed() {
     use verdict::db::schema::api_tokens;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("rate.db").display());
-    let run = |args: &[&str]| {
-        verdict()
-            .args(args)
-            .env("VERDICT_DATABASE_URL", &url)
-            .output()
-            .unwrap()
-    };
+    let run = on_database(&url);
     let out = run(&["token", "create", "--name", "slow", "--rate", "6000/min"]);
     assert!(
         out.status.success(),

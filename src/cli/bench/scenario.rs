@@ -110,11 +110,18 @@ pub(super) async fn scenario(
                 let ids: Vec<String> = (0..per_request)
                     .map(|k| format!("bench-{tag}-{worker}-{seq}-{k}"))
                     .collect();
+                // The workers' requests together walk the data set row by
+                // row (worker w sends rows w, w + c, w + 2c, …), so the
+                // stream the server sees has the data set's distribution:
+                // had each worker started at row 0, a window of 500 items
+                // would hold 16 rows 32 times over, and the drift monitor
+                // would rightly fire on every pass.
+                let first = (seq * concurrency + worker) * per_request;
                 let body = if per_request == 1 {
                     format!(
                         r#"{{"id":"{}","input":{}}}"#,
                         ids[0],
-                        rows[seq % rows.len()]
+                        rows[first % rows.len()]
                     )
                 } else {
                     let items: Vec<String> = ids
@@ -123,7 +130,7 @@ pub(super) async fn scenario(
                         .map(|(k, id)| {
                             format!(
                                 r#"{{"id":"{id}","input":{}}}"#,
-                                rows[(seq + k) % rows.len()]
+                                rows[(first + k) % rows.len()]
                             )
                         })
                         .collect();

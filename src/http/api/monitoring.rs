@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use super::{task, ApiClient};
-use crate::domain::{now, Timestamp};
+use crate::domain::{now, rfc3339, Timestamp};
 use crate::http::download::query_pairs;
 use crate::http::error::{AppError, ErrorBody};
 use crate::http::state::AppState;
@@ -148,6 +148,15 @@ struct AlertDoc {
     /// `open` or `resolved`.
     #[schema(value_type = String, pattern = "^(open|resolved)$")]
     state: &'static str,
+    /// The admin who acknowledged it while it was open, and when (RFC
+    /// 3339); an acknowledged alert is not emailed again.
+    acknowledged_by: Option<String>,
+    #[schema(format = DateTime)]
+    acknowledged_at: Option<String>,
+    /// When its firing was announced (email, webhooks); `null` while a
+    /// silence holds it back, or when it was acknowledged before that.
+    #[schema(format = DateTime)]
+    notified_at: Option<String>,
 }
 
 /// `GET /api/v1/alerts?task=&state=open|resolved|all` (default all): the
@@ -220,6 +229,9 @@ pub async fn alerts(
         task: a.task.clone(),
         numbers: serde_json::from_str(&a.numbers).unwrap_or(serde_json::Value::Null),
         state,
+        acknowledged_by: a.acknowledged_by.clone(),
+        acknowledged_at: a.acknowledged_at.as_ref().map(rfc3339),
+        notified_at: a.notified_at.as_ref().map(rfc3339),
         line: AlertLine::from(a),
     };
     let alerts = open
